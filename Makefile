@@ -1,0 +1,46 @@
+# Every target installs the project first (.venv), so a fresh clone needs no manual step.
+# Variables: CXR_DATA (data root), DATASET (cxr3 | makris2020), FORCE=1 (let clean delete runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CXR := $(BIN)/cxr
+INSTALLED := $(VENV)/.installed
+DATASET ?= cxr3
+PYTEST_ARGS ?=
+
+.PHONY: help install data manifests test tensorboard clean demo
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(INSTALLED): setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dicom]'
+	touch $@
+
+install: $(INSTALLED)  ## Create .venv and install the project (editable) with its test extras.
+
+data: $(INSTALLED)  ## Verify every manifest row's file against its sha256.
+	$(CXR) data verify
+
+manifests: $(INSTALLED)  ## Regenerate data_manifests/*.csv from the corpus metadata (deterministic).
+	$(CXR) data manifests
+
+test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real images).
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test suite is missing" >&2; fi; \
+	exit $$rc
+
+tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:6006).
+	mkdir -p runs
+	$(BIN)/tensorboard --logdir runs --port 6006
+
+demo: $(INSTALLED)  ## The main job end to end (not yet built).
+	@echo "make demo: not yet built (the pipelines issue adds it)"; exit 1
+
+clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
+	rm -rf .cache build *.egg-info .pytest_cache
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	@if [ "$(FORCE)" = 1 ]; then rm -rf runs data/synthetic; echo "removed runs/ and data/synthetic/"; \
+	else echo "kept runs/ and data/synthetic/ (make clean FORCE=1 deletes them)"; fi

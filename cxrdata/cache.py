@@ -1,0 +1,70 @@
+"""Decode and resize each image once per (manifest, size), then reuse the uint8 array.
+
+The cache is a ``.npy`` file under ``$CXR_CACHE`` (default ``.cache/cxr`` in the repository),
+keyed by the manifest's files and checksums, the size and the cache format version. Checksums
+are verified while decoding, so a cache is only ever built from the bytes the manifest names.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .images import fit_square, read_grayscale
+from .manifest import REPO_ROOT, ChecksumError, Manifest, Record, sha256_of
+
+FORMAT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CXR_CACHE", REPO_ROOT / ".cache" / "cxr"))
+
+
+def decode(record: Record, size: int, verify: bool = True) -> np.ndarray:
+    """Read, check and resize one image to ``size``×``size`` ``uint8``."""
+    if verify and record.sha256 and record.file.is_file() and sha256_of(record.file) != record.sha256:
+        raise ChecksumError(f"{record.file}: checksum mismatch (manifest sha256 {record.sha256[:12]}…); "
+                            "the file is corrupt or a different version: re-download it")
+    return fit_square(read_grayscale(record.file), size)
+
+
+def decode_all(manifest: Manifest, size: int, verify: bool = True, progress: bool = True,
+               workers: int | None = None) -> np.ndarray:
+    """Decode every image of ``manifest`` (threads: Pillow releases the GIL while decoding)."""
+    out = np.empty((len(manifest), size, size), dtype=np.uint8)
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        jobs = pool.map(lambda r: decode(r, size, verify), manifest.records)
+        for i, image in enumerate(tqdm(jobs, total=len(manifest), disable=not progress,
+                                       desc=f"decoding {manifest.name} @ {size}px", unit="img")):
+            out[i] = image
+    return out
+
+
+def cache_key(manifest: Manifest, size: int) -> str:
+    raw = f"v{FORMAT_VERSION}:{size}:{manifest.fingerprint()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def cached_images(manifest: Manifest, size: int, progress: bool = True, use_cache: bool = True) -> np.ndarray:
+    """``(N, size, size)`` uint8 images of ``manifest``, decoded at most once per key."""
+    if not use_cache:
+        return decode_all(manifest, size, progress=progress)
+    path = cache_dir() / f"{cache_key(manifest, size)}.npy"
+    if path.is_file():
+        try:
+            images = np.load(path)
+            if images.shape == (len(manifest), size, size) and images.dtype == np.uint8:
+                return images
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt below
+    images = decode_all(manifest, size, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, images)
+    os.replace(tmp, path)
+    return images

@@ -1,0 +1,49 @@
+"""A torch dataset over a manifest: 1-channel float images in [0, 1] and class indices."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import cached_images
+from .manifest import CLASSES, Manifest
+
+
+class CXRDataset(Dataset):
+    """Images of ``manifest`` at ``size`` px, decoded once (see :mod:`cxrdata.cache`).
+
+    ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, size, size)`` float tensor in
+    [0, 1] after the optional ``transform``, and ``label`` the index in :data:`CLASSES`.
+    """
+
+    def __init__(self, manifest: Manifest, size: int, transform: Callable | None = None,
+                 progress: bool = True, use_cache: bool = True):
+        self.manifest = manifest
+        self.size = size
+        self.transform = transform
+        self.images: np.ndarray = cached_images(manifest, size, progress=progress, use_cache=use_cache)
+        self.labels = torch.tensor(manifest.labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def uint8(self, index: int) -> torch.Tensor:
+        """The decoded image as a ``(1, size, size)`` uint8 tensor (no copy, no transform)."""
+        return torch.from_numpy(self.images[index]).unsqueeze(0)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.uint8(index).float().div_(255.0)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+    def class_counts(self) -> dict[str, int]:
+        tally = Counter(self.labels.tolist())
+        return {c: tally[i] for i, c in enumerate(CLASSES)}
+
+    def __repr__(self) -> str:
+        counts = " ".join(f"{c}={n}" for c, n in self.class_counts().items())
+        return f"CXRDataset({self.manifest.name!r}, {len(self)} images @ {self.size}px; {counts})"

@@ -1,0 +1,135 @@
+"""Read any chest X-ray file into one 8-bit grayscale channel, the same way for every class.
+
+Colour mode must never reach a model: in public COVID sets the covid images are often RGB(A)
+figures while normal and pneumonia images are grayscale, so a classifier fed raw channels could
+separate the classes by colour mode alone. Every reader here returns a 2-D ``uint8`` array.
+
+Conversion rules (one per input kind, documented so results can be reproduced):
+
+* 8-bit grayscale (``L``, ``1``): as is.
+* RGB, CMYK, YCbCr: ITU-R 601 luma (Pillow's ``convert("L")``).
+* RGBA, LA, palette with transparency: alpha-composited on black, then luma
+  (the same rule the shared corpus was built with).
+* 16-bit / 32-bit integer PNG (``I;16``, ``I``): min-max stretched to 0..255.
+* DICOM (optional ``pydicom`` extra): modality LUT, VOI LUT, MONOCHROME1 inverted, then
+  min-max stretched to 0..255.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+_EIGHT_BIT = {"L", "1"}
+_COLOUR = {"RGB", "CMYK", "YCbCr"}
+_ALPHA = {"RGBA", "LA", "PA", "P", "RGBa", "La"}
+_WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+class ImageReadError(ValueError):
+    """An input image cannot be read; the message names the file and what to do."""
+
+    def __init__(self, path: Path | str, reason: str, hint: str = ""):
+        self.path = Path(path)
+        message = f"{path}: {reason}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+def is_dicom(path: Path) -> bool:
+    """True for a file with a ``.dcm`` suffix or the DICOM ``DICM`` preamble marker."""
+    if path.suffix.lower() in {".dcm", ".dicom"}:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def read_grayscale(path: Path | str) -> np.ndarray:
+    """Decode ``path`` to a 2-D ``uint8`` array (one grayscale channel).
+
+    Raises :class:`ImageReadError` naming the file for a missing, empty, corrupt, truncated or
+    non-image file and for an unsupported mode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found", "check the data root (CXR_DATA) and the manifest path")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty", "re-download or re-export it")
+    if is_dicom(path):
+        return _read_dicom(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _to_gray(image, path)
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not a readable image", "expected PNG, JPEG or DICOM") from None
+    except (OSError, SyntaxError) as exc:  # how Pillow reports truncated or corrupt streams
+        raise ImageReadError(path, f"corrupt or truncated image: {exc}", "re-download or re-export it") from None
+
+
+def _to_gray(image: Image.Image, path: Path) -> np.ndarray:
+    mode = image.mode
+    if mode in _EIGHT_BIT:
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode in _COLOUR:
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode in _ALPHA:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return np.asarray(Image.alpha_composite(black, rgba).convert("L"), dtype=np.uint8)
+    if mode in _WIDE:
+        return stretch_to_uint8(np.asarray(image, dtype=np.float64))
+    raise ImageReadError(path, f"unsupported image mode {mode!r}",
+                         "convert it to 8-bit or 16-bit grayscale, RGB or RGBA")
+
+
+def stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Min-max stretch any numeric array to 0..255 ``uint8`` (a constant image maps to 0)."""
+    values = values.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.rint((values - low) * 255.0 / (high - low)).astype(np.uint8)
+
+
+def _read_dicom(path: Path) -> np.ndarray:
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:
+        raise ImageReadError(path, "DICOM input needs pydicom",
+                             "install the extra: pip install -e '.[dicom]'") from None
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = dataset.pixel_array
+    except Exception as exc:  # pydicom raises many types for broken files
+        raise ImageReadError(path, f"unreadable DICOM: {exc}", "re-export it") from None
+    if pixels.ndim != 2:
+        raise ImageReadError(path, f"DICOM pixel data has shape {pixels.shape}",
+                             "only single-frame grayscale DICOM is supported")
+    values = apply_voi_lut(apply_modality_lut(pixels, dataset), dataset).astype(np.float64)
+    if str(getattr(dataset, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        values = values.max() - values
+    return stretch_to_uint8(values)
+
+
+def fit_square(gray: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop ``gray`` to a square and resize it to ``size``×``size`` (Lanczos).
+
+    Cropping rather than padding avoids black bars whose width would differ by source.
+    """
+    if gray.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale array, got shape {gray.shape}")
+    height, width = gray.shape
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = Image.fromarray(gray[top:top + side, left:left + side])
+    if side != size:
+        square = square.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(square, dtype=np.uint8)

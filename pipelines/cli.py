@@ -1,0 +1,17 @@
+"""The ``cxr`` command: one entry point with a subcommand group per package."""
+from __future__ import annotations
+
+import click
+
+from cxrdata.cli import data_cli
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def main():
+    """GAN-augmented chest X-ray classification: data, CycleGAN, classifier, experiments."""
+
+
+main.add_command(data_cli)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Atomic checkpoint files: written to a temporary name, then renamed over the target."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def atomic_save(obj, path: Path | str) -> None:
+    """``torch.save`` that never leaves a half-written file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path | str, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`atomic_save`, with a clear error when absent or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+

@@ -1,0 +1,104 @@
+"""Run directories: one config file beside the outputs, and no silent overwrite of a run.
+
+A run directory holds ``config.json`` (the resolved settings) and, once complete,
+``finished.json``. Opening a directory that holds a finished run fails unless asked to
+overwrite; one that holds an unfinished run fails unless asked to resume or overwrite.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+from datetime import datetime, timezone
+from pathlib import Path
+
+CONFIG = "config.json"
+FINISHED = "finished.json"
+
+
+class RunExistsError(RuntimeError):
+    """A run directory is taken; the message says which option to pass."""
+
+
+def config_hash(config: dict) -> str:
+    """A short hash of a config's canonical JSON (for reusing finished steps)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def write_json(path: Path, data) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (Path(run_dir) / FINISHED).is_file()
+
+
+def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bool = False,
+             resumable_keys: tuple[str, ...] = ()) -> Path:
+    """Prepare ``run_dir`` for a run of ``config`` and write its ``config.json``.
+
+    ``resume`` continues an unfinished (or finished, to extend it) run whose config matches
+    except for ``resumable_keys`` (e.g. the iteration count); ``overwrite`` deletes what is there.
+    """
+    run_dir = Path(run_dir)
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume contradict each other; pass one")
+    occupied = (run_dir / CONFIG).is_file()
+    if occupied and overwrite:
+        shutil.rmtree(run_dir)
+    elif occupied and resume:
+        _check_same_config(run_dir, config, resumable_keys)
+        (run_dir / FINISHED).unlink(missing_ok=True)
+    elif occupied:
+        state = "a finished run" if is_finished(run_dir) else "an unfinished run"
+        raise RunExistsError(f"{run_dir} holds {state}; pass --resume to continue it, --overwrite to "
+                             "replace it, or choose another --name")
+    elif resume:
+        raise RunExistsError(f"{run_dir}: nothing to resume (no {CONFIG} there)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG, config)
+    return run_dir
+
+
+def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, ...]) -> None:
+    old = read_json(run_dir / CONFIG)
+    differing = sorted(k for k in set(old) | set(config)
+                       if k not in resumable_keys and json.dumps(old.get(k), default=str)
+                       != json.dumps(config.get(k), default=str))
+    if differing:
+        details = "; ".join(f"{k}: {old.get(k)!r} → {config.get(k)!r}" for k in differing)
+        raise RunExistsError(f"{run_dir}: cannot resume with different settings ({details}); "
+                             "pass the run's own settings, or --overwrite")
+
+
+def mark_finished(run_dir: Path, summary: dict | None = None) -> None:
+    write_json(Path(run_dir) / FINISHED, {"finished_at": datetime.now(timezone.utc).isoformat(),
+                                          **(summary or {})})
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Turn SIGTERM into ``KeyboardInterrupt`` inside the block, so one handler saves state."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real corpus (skips cleanly where it is absent) and an isolated cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxrdata.manifest import Manifest, data_root, manifest_path
+
+RAW_SAMPLES = data_root().parent / "raw-samples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes its decoded-image cache to a fresh temporary folder."""
+    monkeypatch.setenv("CXR_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    root = data_root()
+    if not (root / "metadata.csv").is_file():
+        pytest.fail(f"the real corpus is missing at {root}; set CXR_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cxr3(corpus) -> Manifest:
+    return Manifest.read(manifest_path("cxr3"))
+
+
+@pytest.fixture(scope="session")
+def makris(corpus) -> Manifest:
+    return Manifest.read(manifest_path("makris2020"))
+
+
+def few(manifest: Manifest, split: str, per_class: int) -> Manifest:
+    """The first ``per_class`` images of each class in ``split`` (a tiny real subset)."""
+    chosen = []
+    for label in ("normal", "covid", "pneumonia"):
+        chosen += manifest.select(split=split, label=label).records[:per_class]
+    return Manifest(chosen, name=f"{manifest.name}-{split}-few")

@@ -1,0 +1,34 @@
+"""`cxr data verify` and the missing-corpus message."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from cxrdata.cli import data_cli
+
+HEADER = "path,label,split,patient_id,source,sha256\n"
+
+
+def test_verify_passes_on_the_committed_makris_manifest(corpus):
+    result = CliRunner().invoke(data_cli, ["verify", "-m", "makris2020"])
+    assert result.exit_code == 0, result.output
+    assert "all files present" in result.output
+
+
+def test_verify_names_missing_and_mismatched_files(corpus, tmp_path, monkeypatch):
+    real = next((corpus / "images").rglob("*.png"))
+    monkeypatch.setenv("CXR_DATA", str(corpus))
+    rel = real.relative_to(corpus)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + f"{rel},normal,train,p1,x,{'0' * 64}\nimages/nowhere.png,normal,train,p2,x,\n")
+    result = CliRunner().invoke(data_cli, ["verify", "-m", str(bad)])
+    assert result.exit_code == 1
+    assert f"{real.name}: checksum mismatch" in result.output
+    assert "nowhere.png: file listed in the manifest is missing" in result.output
+    assert "2 file(s) missing or mismatched" in result.output
+
+
+def test_an_absent_corpus_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_DATA", str(tmp_path / "empty"))
+    result = CliRunner().invoke(data_cli, ["verify"])
+    assert result.exit_code == 1
+    assert "no chest X-ray corpus at" in result.output and "CXR_DATA" in result.output
