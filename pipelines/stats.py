@@ -1,0 +1,79 @@
+"""Statistics for comparing two classifiers on the same test images.
+
+* :func:`mcnemar_exact`: McNemar's exact test on the discordant pairs (Dietterich 1998).
+* :func:`paired_bootstrap`: a percentile interval of the accuracy difference, resampling test
+  images, or whole patients when ``groups`` is given (images of one patient are not independent).
+* :func:`spread`: mean, standard deviation and range over seeds or folds.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from math import comb
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class McNemar:
+    only_a_right: int  # discordant pairs where A is right and B wrong
+    only_b_right: int
+    p_value: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mcnemar_exact(correct_a, correct_b) -> McNemar:
+    """Two-sided exact McNemar test: under H0 each discordant pair favours A or B with p = ½."""
+    a, b = _as_bool_pair(correct_a, correct_b)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n if n else 0.5
+    return McNemar(only_a, only_b, min(1.0, 2 * tail))
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+    level: float = 0.95
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_bootstrap(correct_a, correct_b, *, groups=None, n_resamples: int = 10_000,
+                     seed: int = 0, level: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of accuracy(B) − accuracy(A) on the same images.
+
+    With ``groups`` (e.g. patient ids) whole groups are resampled, so correlated images of one
+    patient do not narrow the interval.
+    """
+    a, b = _as_bool_pair(correct_a, correct_b)
+    diff = b.astype(float) - a.astype(float)
+    keys = np.arange(len(diff)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_groups = int(keys.max()) + 1 if len(keys) else 0
+    if n_groups == 0:
+        raise ValueError("paired_bootstrap needs at least one test image")
+    sums = np.bincount(keys, weights=diff, minlength=n_groups)
+    sizes = np.bincount(keys, minlength=n_groups).astype(float)
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_resamples, n_groups))
+    deltas = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    return Interval(float(diff.mean()), float(low), float(high), level)
+
+
+def spread(values) -> dict:
+    """Mean, sample standard deviation, min and max of per-seed (or per-fold) values."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max()), "n": int(len(values))}
+
+
+def _as_bool_pair(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired results must be two 1-D arrays of one length, got {a.shape} and {b.shape}")
+    return a, b
