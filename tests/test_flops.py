@@ -1,0 +1,28 @@
+"""FLOP counting by hand for each layer kind."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipelines.flops import forward_flops, matmul_gflops
+
+
+def test_conv_flops_by_hand():
+    conv = nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1)  # 16×16 → 8×8
+    assert forward_flops(conv, torch.zeros(2, 3, 16, 16)) == 2 * (2 * 8 * 8 * 8) * 3 * 3 * 3
+
+
+def test_grouped_conv_and_linear_flops_by_hand():
+    model = nn.Sequential(nn.Conv2d(4, 4, 1, groups=2), nn.Flatten(), nn.Linear(4 * 5 * 5, 10))
+    conv = 2 * (1 * 4 * 5 * 5) * 2
+    linear = 2 * 100 * 10
+    assert forward_flops(model, torch.zeros(1, 4, 5, 5)) == conv + linear
+
+
+def test_transposed_conv_flops_by_hand():
+    up = nn.ConvTranspose2d(6, 3, kernel_size=3, stride=2, padding=1, output_padding=1)  # 4×4 → 8×8
+    assert forward_flops(up, torch.zeros(1, 6, 4, 4)) == 2 * 6 * 4 * 4 * 3 * 3 * 3
+
+
+def test_matmul_rate_is_positive():
+    assert all(r > 0 for r in matmul_gflops(n=64, repeats=2))
