@@ -45,8 +45,10 @@ def patient_of(row: dict) -> str:
 def grouped_stratified_split(rows: list[dict], fractions: dict[str, float], seed: int) -> dict[str, str]:
     """Assign each patient to a split so label counts approach ``fractions`` in every split.
 
-    Greedy over patients in a seeded random order, largest first: each patient goes to the
-    split whose remaining quota for that patient's labels is largest. Returns ``{patient: split}``.
+    Greedy over patients in a seeded random order: each patient goes to the split whose
+    remaining quota for that patient's labels is largest relative to the split's target, so
+    splits fill in proportion and a patient's number of images does not decide its split.
+    Returns ``{patient: split}``.
     """
     groups: dict[str, Counter] = defaultdict(Counter)
     for row in rows:
@@ -56,13 +58,13 @@ def grouped_stratified_split(rows: list[dict], fractions: dict[str, float], seed
     have = {s: Counter() for s in fractions}
     order = sorted(groups)
     order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
-    order.sort(key=lambda p: -sum(groups[p].values()))  # stable: ties keep the seeded order
     assignment = {}
     for patient in order:
         counts = groups[patient]
 
         def room(split: str) -> float:
-            return sum((wanted[split][c] - have[split][c]) * n for c, n in counts.items())
+            return sum((wanted[split][c] - have[split][c]) / wanted[split][c] * n
+                       for c, n in counts.items() if wanted[split][c] > 0)
 
         split = max(fractions, key=room)  # first split wins ties, deterministically
         assignment[patient] = split
