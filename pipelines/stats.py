@@ -2,7 +2,8 @@
 
 * :func:`mcnemar_exact`: McNemar's exact test on the discordant pairs (Dietterich 1998).
 * :func:`paired_bootstrap`: a percentile interval of the accuracy difference, resampling test
-  images, or whole patients when ``groups`` is given (images of one patient are not independent).
+  images, or whole patients when ``groups`` is given (images of one patient are not independent);
+  :func:`bootstrap_ratio_difference` does the same for recall and precision differences.
 * :func:`spread`: mean, standard deviation and range over seeds or folds.
 """
 from __future__ import annotations
@@ -51,18 +52,40 @@ def paired_bootstrap(correct_a, correct_b, *, groups=None, n_resamples: int = 10
     patient do not narrow the interval.
     """
     a, b = _as_bool_pair(correct_a, correct_b)
-    diff = b.astype(float) - a.astype(float)
-    keys = np.arange(len(diff)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    n_groups = int(keys.max()) + 1 if len(keys) else 0
-    if n_groups == 0:
-        raise ValueError("paired_bootstrap needs at least one test image")
-    sums = np.bincount(keys, weights=diff, minlength=n_groups)
-    sizes = np.bincount(keys, minlength=n_groups).astype(float)
-    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_resamples, n_groups))
-    deltas = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    ones = np.ones(len(a))
+    return bootstrap_ratio_difference(a, ones, b, ones, groups=groups, n_resamples=n_resamples,
+                                      seed=seed, level=level)
+
+
+def bootstrap_ratio_difference(num_a, den_a, num_b, den_b, *, groups=None, n_resamples: int = 10_000,
+                               seed: int = 0, level: float = 0.95, chunk: int = 1000) -> Interval:
+    """Percentile bootstrap interval of Σnum_b/Σden_b − Σnum_a/Σden_a over resampled rows.
+
+    Accuracy, recall and precision differences are all of this form (e.g. covid recall:
+    ``num`` = correct and truly covid, ``den`` = truly covid). Rows of one group are resampled
+    together. A resample whose denominator is zero is skipped.
+    """
+    columns = np.stack([np.asarray(c, dtype=float) for c in (num_a, den_a, num_b, den_b)], axis=1)
+    if len(columns) == 0:
+        raise ValueError("a bootstrap needs at least one test image")
+    keys = np.arange(len(columns)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_groups = int(keys.max()) + 1
+    sums = np.zeros((n_groups, 4))
+    np.add.at(sums, keys, columns)
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for start in range(0, n_resamples, chunk):
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=min(chunk, n_resamples - start))
+        totals = counts @ sums
+        valid = (totals[:, 1] > 0) & (totals[:, 3] > 0)
+        deltas.append(totals[valid, 2] / totals[valid, 3] - totals[valid, 0] / totals[valid, 1])
+    deltas = np.concatenate(deltas)
+    total = sums.sum(axis=0)
+    if total[1] == 0 or total[3] == 0 or len(deltas) == 0:
+        raise ValueError("a ratio with an empty denominator cannot be bootstrapped (e.g. no image of that class)")
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(deltas, [tail, 100 - tail])
-    return Interval(float(diff.mean()), float(low), float(high), level)
+    return Interval(float(total[2] / total[3] - total[0] / total[1]), float(low), float(high), level)
 
 
 def spread(values) -> dict:

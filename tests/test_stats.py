@@ -62,3 +62,17 @@ def test_spread():
     s = spread([0.8, 0.9, 1.0])
     assert s["mean"] == pytest.approx(0.9) and s["std"] == pytest.approx(0.1) and s["n"] == 3
     assert spread([0.5])["std"] == 0.0
+
+
+def test_precision_difference_by_hand():
+    """Four images, one group each. A predicts covid for images 0, 1 (one right): precision ½.
+    B predicts covid for images 0, 2 (both right): precision 1. Estimate ½."""
+    from pipelines.stats import bootstrap_ratio_difference
+
+    right_a, predicted_a = [1, 0, 0, 0], [1, 1, 0, 0]
+    right_b, predicted_b = [1, 0, 1, 0], [1, 0, 1, 0]
+    interval = bootstrap_ratio_difference(right_a, predicted_a, right_b, predicted_b, n_resamples=2000)
+    assert interval.estimate == 0.5
+    assert 0.0 <= interval.low <= 0.5 <= interval.high <= 1.0
+    with pytest.raises(ValueError, match="empty denominator"):
+        bootstrap_ratio_difference([0, 0], [0, 0], [1, 1], [1, 1])
