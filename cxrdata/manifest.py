@@ -122,6 +122,11 @@ class Manifest:
         return self.records[index]
 
     @property
+    def extra_columns(self) -> list[str]:
+        """Every non-required column of the records, in order of first appearance."""
+        return list(dict.fromkeys(k for r in self.records for k in r.extra))
+
+    @property
     def labels(self) -> list[int]:
         return [r.label_index for r in self.records]
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import click
 
+from classifier.cli import classify_cli
 from cxrdata.cli import data_cli
+
+from .pipeline_cli import pipeline_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -12,6 +15,8 @@ def main():
 
 
 main.add_command(data_cli)
+main.add_command(classify_cli)
+main.add_command(pipeline_cli)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,223 @@
+"""The experiment: train v1 and v2 classifiers on the same split with the same seeds, and
+measure the v2 − v1 difference with its uncertainty.
+
+Replicates are seeds on the manifest's own split, or grouped k-fold parts (``folds``). Each
+replicate's synthetic images come from a GAN trained on that replicate's training split only:
+one GAN for a fixed split, one per fold for k-fold (a fold's test patients must never reach
+its GAN). Every step is reused when it already finished with the same settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from classifier.config import make_config
+from classifier.train import train_classifier
+from cxrdata.manifest import Manifest, manifest_path, sha256_of
+from cyclegan.config import from_profile
+from cyclegan.synth import synthesize
+from cyclegan.train import train as train_gan
+from runkit.rundir import read_json, write_json
+
+from .folds import kfold_manifests, write_folds
+from .steps import ensure, same_settings
+
+RUNS_ROOT = Path("runs") / "compare"
+
+
+class CompareError(ValueError):
+    """Conflicting or impossible experiment settings; the message names the option."""
+
+
+@dataclass
+class CompareConfig:
+    """Everything the experiment depends on (saved as the run's config.json)."""
+
+    dataset: str = "cxr3"
+    n_synthetic: int = 100
+    seeds: tuple[int, ...] = (0, 1, 2)
+    folds: int = 0  # 0: the manifest's own split, repeated over seeds; k: grouped k-fold
+    classifier_profile: str = "cpu"
+    classifier: dict = field(default_factory=dict)  # overrides of the classifier profile
+    gan_profile: str = "cpu"
+    gan: dict = field(default_factory=dict)  # overrides of the GAN profile
+    gan_run: str | None = None  # reuse this trained GAN (fixed split only)
+    synth_seed: int = 0
+    lungs_hidden_control: bool = True
+    sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
+
+    def __post_init__(self):
+        self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.n_synthetic <= 0:
+            raise CompareError(f"N={self.n_synthetic}: the number of synthetic images must be positive")
+        if not self.seeds:
+            raise CompareError("SEEDS: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise CompareError(f"SEEDS={','.join(map(str, self.seeds))}: seeds repeat")
+        if any(n < 0 for n in self.sweep):
+            raise CompareError(f"SWEEP_N={','.join(map(str, self.sweep))}: counts must be >= 0")
+        if self.folds:
+            if Path(self.dataset).stem == "makris2020":
+                raise CompareError("FOLDS with DATASET=makris2020: that dataset is a published, fixed "
+                                   "train/test split and k-fold would discard it; use FOLDS=0 or DATASET=cxr3")
+            if self.gan_run:
+                raise CompareError("FOLDS with GAN_RUN: each fold needs a GAN trained on its own training "
+                                   "split only, so one given GAN run cannot serve; leave GAN_RUN empty")
+            if len(self.seeds) > 1:
+                raise CompareError("FOLDS with several SEEDS: folds are the replicates; give one seed")
+
+    @property
+    def synthetic_counts(self) -> list[int]:
+        return sorted({self.n_synthetic, *(n for n in self.sweep if n > 0)})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Replicate:
+    """One v1/v2 pair: a manifest (the split) and a seed, with its GAN and synthesis."""
+
+    name: str
+    manifest: str
+    seed: int
+    gan_run: Path | None = None
+    synthetic: Path | None = None  # the synthesis folder (manifest.csv inside)
+    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v1-lungs-hidden"
+
+
+def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, overwrite: bool = False,
+                progress: bool = True, log=print) -> Path:
+    """Run (or reuse) every step of the experiment and write ``report.json`` and ``report.md``."""
+    from .report import write_report
+
+    out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_write_config(out_dir, config, overwrite)
+    replicates = plan(config, out_dir)
+    steps = tqdm(replicates, desc="replicates", unit="replicate", disable=not progress)
+    for replicate in steps:
+        steps.set_postfix_str(replicate.name)
+        _gan_and_synthesis(config, replicate, out_dir, overwrite, progress, log)
+        _classifiers(config, replicate, out_dir, overwrite, progress, log)
+    if config.lungs_hidden_control:
+        _lungs_hidden(config, replicates[0], out_dir, overwrite, progress, log)
+    write_json(out_dir / "replicates.json", [_describe(r) for r in replicates])
+    return write_report(config, replicates, out_dir)
+
+
+def default_name(config: CompareConfig) -> str:
+    split = f"{config.folds}fold" if config.folds else f"{len(config.seeds)}seeds"
+    backbone = config.classifier.get("backbone") or make_config(config.classifier_profile).backbone
+    return f"{Path(config.dataset).stem}-n{config.n_synthetic}-{backbone}-{split}"
+
+
+def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
+    """The replicates: seeds on the fixed split, or one per fold (fold manifests written)."""
+    if not config.folds:
+        gan_run = Path(config.gan_run) if config.gan_run else out_dir / "gan"
+        return [Replicate(f"seed{s}", config.dataset, s, gan_run, out_dir / "synthetic") for s in config.seeds]
+    base = Manifest.read(manifest_path(config.dataset))
+    try:
+        folds = kfold_manifests(base, config.folds, config.seeds[0])
+    except ValueError as exc:
+        raise CompareError(str(exc)) from None
+    paths = write_folds(folds, out_dir / "folds")
+    return [Replicate(f"fold{i}", str(path), config.seeds[0], out_dir / f"gan-fold{i}",
+                      out_dir / f"synthetic-fold{i}") for i, path in enumerate(paths)]
+
+
+def _check_or_write_config(out_dir: Path, config: CompareConfig, overwrite: bool) -> None:
+    path = out_dir / "config.json"
+    if path.is_file() and not overwrite and not same_settings(read_json(path), config.to_dict()):
+        raise CompareError(f"{out_dir} holds an experiment with other settings; pass --overwrite to redo "
+                           "it, or choose another --name")
+    write_json(path, config.to_dict())
+
+
+def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
+    if not (config.gan_run and not config.folds):
+        gan_config = from_profile(config.gan_profile, **{**config.gan, "manifest": replicate.manifest})
+        _, how = ensure(replicate.gan_run, gan_config.to_dict(),
+                        lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw), overwrite=overwrite)
+        log(f"GAN {replicate.gan_run}: {how}")
+    elif not (replicate.gan_run / "checkpoint.pt").is_file():
+        raise CompareError(f"GAN_RUN={replicate.gan_run}: no checkpoint.pt there; train one with "
+                           "`make gan-train` or leave GAN_RUN empty to train one here")
+    _check_gan_split(replicate)
+    _ensure_synthesis(config, replicate, overwrite, progress, log)
+
+
+def _check_gan_split(replicate: Replicate) -> None:
+    """The GAN must have learned from this replicate's training split only."""
+    gan_manifest = read_json(replicate.gan_run / "config.json")["manifest"]
+    if manifest_path(gan_manifest).resolve() != manifest_path(replicate.manifest).resolve():
+        raise CompareError(f"GAN_RUN={replicate.gan_run} was trained on {gan_manifest!r} but the "
+                           f"experiment uses {replicate.manifest!r}: its images may include this "
+                           "experiment's test patients; train a GAN on the same dataset")
+
+
+def _ensure_synthesis(config, replicate: Replicate, overwrite, progress, log) -> None:
+    """Synthesise the largest count once; smaller counts are its first rows (a seeded draw)."""
+    n = max(config.synthetic_counts)
+    report = replicate.synthetic / "report.json"
+    checkpoint_sha = sha256_of(replicate.gan_run / "checkpoint.pt")
+    if report.is_file() and not overwrite:
+        made = read_json(report)
+        if (made["n"], str(made["seed"]), made["checkpoint_sha256"]) == (n, str(config.synth_seed), checkpoint_sha):
+            log(f"synthesis {replicate.synthetic}: reused")
+            return
+    synthesize(replicate.gan_run, n, seed=config.synth_seed, out=replicate.synthetic, overwrite=True,
+               progress=progress)
+    log(f"synthesis {replicate.synthetic}: {n} images")
+
+
+def synthetic_subset(replicate: Replicate, n: int) -> Path:
+    """A manifest of the first ``n`` synthetic images (absolute paths), beside the synthesis."""
+    full = replicate.synthetic / "manifest.csv"
+    synthetic = Manifest.read(full, root=full.parent)
+    if n >= len(synthetic):
+        return full
+    subset = Manifest([dataclasses.replace(r, path=str(r.file)) for r in synthetic.records[:n]],
+                      name=f"synthetic-n{n}")
+    path = replicate.synthetic.parent / f"{replicate.synthetic.name}-n{n}.csv"
+    subset.write(path, extra_columns=synthetic.extra_columns)
+    return path
+
+
+def _classifier_run(config, replicate, out_dir, name, overwrite, progress, log, **settings) -> Path:
+    classifier_config = make_config(config.classifier_profile, **{**config.classifier, **settings,
+                                                                    "dataset": replicate.manifest,
+                                                                    "seed": replicate.seed})
+    run_dir = out_dir / "classify" / f"{replicate.name}-{name}"
+    _, how = ensure(run_dir, classifier_config.to_dict(),
+                    lambda d, **kw: train_classifier(classifier_config, d, progress=progress, **kw),
+                    overwrite=overwrite)
+    log(f"classifier {run_dir}: {how}")
+    replicate.runs[name] = run_dir
+    return run_dir
+
+
+def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
+    _classifier_run(config, replicate, out_dir, "v1", overwrite, progress, log, aug="v1")
+    for n in config.synthetic_counts:
+        name = "v2" if n == config.n_synthetic else f"v2-n{n}"
+        _classifier_run(config, replicate, out_dir, name, overwrite, progress, log, aug="v2",
+                        synth_manifest=str(synthetic_subset(replicate, n)))
+
+
+def _lungs_hidden(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
+    _classifier_run(config, replicate, out_dir, "v1-lungs-hidden", overwrite, progress, log,
+                    aug="v1", hide_lungs=True)
+
+
+def _describe(replicate: Replicate) -> dict:
+    return {"name": replicate.name, "manifest": replicate.manifest, "seed": replicate.seed,
+            "gan_run": str(replicate.gan_run), "synthetic": str(replicate.synthetic),
+            "runs": {k: str(v) for k, v in replicate.runs.items()}}

@@ -1,0 +1,147 @@
+"""``cxr pipeline``: the experiment (compare, demo) and the disease-progression figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cxrdata.manifest import Manifest, manifest_path
+from runkit.rundir import read_json
+
+from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
+from .progression import render
+from .report import headline_table
+
+DEMO = {  # the CPU demo: every step of the experiment, small enough for 2 cores
+    "seeds": (0, 1, 2),
+    "classifier": {"epochs": 8, "image_size": 96},
+    "gan": {"iterations": 600},
+}
+
+
+def int_list(text: str | None, option: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").split(",") if v != "")
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers, got {text!r}",
+                                 param_hint=option) from None
+
+
+def key_values(pairs: tuple[str, ...], option: str) -> dict:
+    """``("epochs=3", "image_size=64")`` → ``{"epochs": 3, "image_size": 64}`` (numbers parsed)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        for cast in (int, float):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
+@click.group("pipeline")
+def pipeline_cli():
+    """The experiment end to end: v1 vs v2 with intervals, one report."""
+
+
+def experiment_options(command):
+    options = [
+        click.option("--dataset", default="cxr3", show_default=True,
+                     help="Manifest: cxr3 (patient-split adult set) or makris2020 (published split) or a CSV."),
+        click.option("--n", "n_synthetic", type=int, default=100, show_default=True,
+                     help="Synthetic covid images added to the training set for v2."),
+        click.option("--seeds", default="0,1,2", show_default=True,
+                     help="Comma-separated seeds; v1 and v2 are trained once per seed on the same split."),
+        click.option("--folds", type=int, default=0, show_default=True,
+                     help="Grouped k-fold cross-validation over the whole dataset instead of its fixed split "
+                          "(one GAN per fold; one seed). 0: off."),
+        click.option("--backbone", default=None,
+                     help="Classifier backbone (resnet18, vgg16, resnet50, efficientnet_b0, densenet121) "
+                          "[default: the classifier profile's]."),
+        click.option("--profile", "classifier_profile", default="cpu", show_default=True,
+                     help="Classifier profile: cpu or paper (published settings, for a GPU)."),
+        click.option("--gan-profile", default="cpu", show_default=True, help="CycleGAN profile: cpu or paper."),
+        click.option("--gan-run", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Reuse this trained CycleGAN run (fixed split only) instead of training one."),
+        click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
+                     help="Override a classifier setting, e.g. --set epochs=5 --set image_size=64; repeatable."),
+        click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
+                     help="Override a CycleGAN setting, e.g. --gan-set iterations=300; repeatable."),
+        click.option("--sweep", default="", help="Also train v2 with these synthetic counts, e.g. 0,50,100,200."),
+        click.option("--no-lungs-hidden", is_flag=True,
+                     help="Skip the control that retrains v1 with the lung region blacked out."),
+        click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: from the settings]."),
+        click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
+                 classifier_set, gan_set, sweep, no_lungs_hidden) -> CompareConfig:
+    classifier = key_values(classifier_set, "--set")
+    if backbone:
+        classifier["backbone"] = backbone
+    try:
+        return CompareConfig(dataset=dataset, n_synthetic=n_synthetic, seeds=int_list(seeds, "--seeds"),
+                             folds=folds, classifier_profile=classifier_profile, classifier=classifier,
+                             gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
+                             gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
+                             lungs_hidden_control=not no_lungs_hidden)
+    except CompareError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> None:
+    try:
+        out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
+    except (CompareError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    result = read_json(out / "report.json")
+    click.echo(f"\nreport: {out / 'report.md'}\n")
+    click.echo(headline_table(result))
+
+
+@pipeline_cli.command("compare")
+@experiment_options
+def compare_cmd(name, overwrite, **options):
+    """Train v1 and v2 on the same split and seeds; report the v2 − v1 difference with its
+    uncertainty, a shortcut audit, Grad-CAM grids and a progression figure."""
+    run_and_print(build_config(**options), name, overwrite)
+
+
+@pipeline_cli.command("demo")
+@click.option("--name", default="demo", show_default=True, help="Experiment folder under runs/compare/.")
+@click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings.")
+def demo_cmd(name, overwrite):
+    """The whole experiment on the CPU demo settings (reuses finished steps when re-run)."""
+    config = CompareConfig(seeds=DEMO["seeds"], classifier=DEMO["classifier"], gan=DEMO["gan"])
+    run_and_print(config, name, overwrite)
+
+
+@pipeline_cli.command("progression")
+@click.option("--patient", required=True, help="Patient id (e.g. ieee8023-178); images with a known day only.")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A trained classifier run folder (runs/classify/<name> or one inside runs/compare/).")
+@click.option("--dataset", default="cxr3", show_default=True, help="Manifest to find the patient's images in.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output PNG [default: <run>/progression-<patient>.png].")
+def progression_cmd(patient, run_dir, dataset, out):
+    """One patient's images in time order with Grad-CAM overlays and predicted probabilities."""
+    out = out or run_dir / f"progression-{patient}.png"
+    try:
+        shown = render(Manifest.read(manifest_path(dataset)), patient, run_dir, out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for image in shown["images"]:
+        click.echo(f"day {image['offset_days']:>4}: true {image['true']:<9} predicted {image['predicted']}")
+    click.echo(f"figure: {out}")

@@ -1,0 +1,78 @@
+"""The experiment end to end on a tiny real configuration, and its option checks."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import few
+from cxrdata.manifest import Manifest
+from cxrdata.splits import EXTRA_COLUMNS
+from pipelines.compare import CompareConfig, CompareError, run_compare
+from runkit.rundir import read_json
+
+TINY_CLASSIFIER = {"epochs": 1, "image_size": 32, "batch_size": 4}
+TINY_GAN = {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 3, "sample_every": 2,
+            "checkpoint_every": 2, "log_every": 1, "n_samples": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory, request):
+    cxr3 = Manifest.read(request.config.rootpath / "data_manifests" / "cxr3.csv")
+    progression = [r for r in cxr3 if r.patient_id == "ieee8023-178"]
+    assert {r.split for r in progression} == {"test"} and len(progression) >= 3
+    records = few(cxr3, "train", 4).records + few(cxr3, "val", 1).records + few(cxr3, "test", 2).records
+    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
+    Manifest(records + progression, name="tiny").write(path, extra_columns=EXTRA_COLUMNS)
+    return path
+
+
+@pytest.mark.integration
+def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, tmp_path):
+    config = CompareConfig(dataset=str(tiny_manifest), n_synthetic=2, seeds=(0, 1), classifier=TINY_CLASSIFIER,
+                           gan=TINY_GAN, sweep=(1,))
+    messages = []
+    out = run_compare(config, tmp_path / "exp", progress=False, log=messages.append)
+    report = read_json(out / "report.json")
+    assert [r["replicate"] for r in report["replicates"]] == ["seed0", "seed1"]
+    n_test = len(Manifest.read(tiny_manifest).select(split="test"))
+    assert report["replicates"][0]["v1"]["n"] == n_test
+    pooled = report["pooled"]
+    assert 0.0 <= pooled["mcnemar"]["p_value"] <= 1.0
+    assert pooled["accuracy"]["low"] <= pooled["accuracy"]["estimate"] <= pooled["accuracy"]["high"]
+    assert [p["n"] for p in report["sweep"]] == [0, 1, 2]
+    assert report["lungs_hidden"]["verdict"]
+    assert report["progression"]["patient_id"] == "ieee8023-178"
+    assert (out / "figures" / "progression.png").is_file()
+    text = (out / "report.md").read_text()
+    for heading in ("## Data", "## Shortcut audit", "## Disease progression", "## Beside the published numbers"):
+        assert heading in text
+    for link in [line.split("](")[1].split(")")[0] for line in text.splitlines() if "](" in line]:
+        assert (out / link).is_file(), f"report links a missing file: {link}"
+    train_images = Manifest.read(out / "classify" / "seed0-v2" / "train_images.csv", root="/")
+    synthetic = [r for r in train_images if r.source == "synthetic"]
+    assert len(synthetic) == 2 and all(r.split == "train" for r in synthetic)
+
+    messages.clear()
+    run_compare(config, tmp_path / "exp", progress=False, log=messages.append)
+    assert messages and all(m.endswith("reused") for m in messages), messages
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"folds": 5, "dataset": "makris2020"}, "published, fixed"),
+    ({"folds": 5, "gan_run": "runs/gan/cpu"}, "GAN trained on its own training split"),
+    ({"folds": 5, "seeds": (0, 1)}, "give one seed"),
+    ({"n_synthetic": 0}, "N=0"),
+    ({"seeds": (1, 1)}, "seeds repeat"),
+])
+def test_conflicting_options_are_refused(settings, message):
+    with pytest.raises(CompareError, match=message):
+        CompareConfig(**settings)
+
+
+def test_a_gan_trained_on_another_split_is_refused(tiny_manifest, tmp_path):
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    (gan / "checkpoint.pt").write_bytes(b"x")
+    (gan / "config.json").write_text('{"manifest": "cxr3"}')
+    config = CompareConfig(dataset=str(tiny_manifest), gan_run=str(gan), seeds=(0,))
+    with pytest.raises(CompareError, match="trained on 'cxr3'"):
+        run_compare(config, tmp_path / "exp", progress=False, log=lambda m: None)
