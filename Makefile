@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo
+.PHONY: help install data manifests test tensorboard clean demo compare
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,17 @@ tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:600
 	mkdir -p runs
 	$(BIN)/tensorboard --logdir runs --port 6006
 
-demo: $(INSTALLED)  ## The main job end to end (not yet built).
-	@echo "make demo: not yet built (the pipelines issue adds it)"; exit 1
+demo: $(INSTALLED)  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
+	$(CXR) data verify
+	$(CXR) pipeline demo
+
+N ?= 100
+SEEDS ?= 0,1,2
+FOLDS ?= 0
+compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE.
+	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
+	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
+	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) $(COMPARE_ARGS)
 
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache
