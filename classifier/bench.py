@@ -1,0 +1,63 @@
+"""Speed of each backbone on the current device: training and inference images/s, Grad-CAM ms."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from runkit import device as devices
+
+from .gradcam import GradCAM
+from .models import build_model
+
+
+def _median_seconds(step: Callable[[], None], reps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: int = 3, warmup: int = 1,
+                   device: torch.device | None = None) -> dict[str, float]:
+    """Median over ``reps`` timed steps after ``warmup`` ones, random weights and images."""
+    device = device or devices.pick_device()
+    devices.tune_for(device)
+    model = build_model(backbone, "none").to(device)
+    images = torch.rand(batch_size, 1, size, size, device=device)
+    labels = torch.randint(0, 3, (batch_size,), device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = devices.grad_scaler(device)
+
+    def train_step():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with devices.autocast(device):
+            loss = F.cross_entropy(model(images), labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    @torch.no_grad()
+    def infer_step():
+        model.eval()
+        with devices.autocast(device):
+            model(images)
+
+    train = _median_seconds(train_step, reps, warmup, device)
+    infer = _median_seconds(infer_step, reps, warmup, device)
+    with GradCAM(model) as cam:
+        cam_seconds = _median_seconds(lambda: cam(images), reps, warmup, device)
+    return {"train_images_per_s": batch_size / train, "inference_images_per_s": batch_size / infer,
+            "gradcam_ms_per_image": 1000 * cam_seconds / batch_size}

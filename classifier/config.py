@@ -1,0 +1,116 @@
+"""Classifier settings: one dataclass, two profiles, every field settable and checked."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxrdata import CLASSES
+
+from .augment import AugmentSettings
+from .models import BACKBONES
+
+AUGS = ("v1", "v2")
+CAM_CLASSES = ("predicted", "true") + CLASSES
+DEFAULT_SYNTH = "data/synthetic/cpu/manifest.csv"
+
+
+class ConfigError(ValueError):
+    """An unknown or out-of-range setting; the message names it and the accepted values."""
+
+
+@dataclass
+class ClassifierConfig:
+    """Everything a training run depends on (saved as the run's config.json)."""
+
+    dataset: str = "cxr3"  # manifest name in data_manifests/ or a CSV path
+    aug: str = "v1"  # v1: train split + classical augmentation; v2: v1 + synthetic covid images
+    synth_manifest: str = DEFAULT_SYNTH  # v2 only: the synthesis run's manifest.csv
+    backbone: str = "resnet18"
+    weights: str = "none"  # imagenet | none | path to a torchvision state dict
+    image_size: int = 128
+    batch_size: int = 32
+    epochs: int = 12
+    lr: float = 1e-3  # Adam; the head's (and, from scratch, every layer's) learning rate
+    head_epochs: int = 10  # pretrained only: stage 1 epochs with the backbone frozen
+    finetune_lr: float = 1e-5  # pretrained only: stage 2 learning rate of the unfrozen top blocks
+    unfreeze_blocks: int = 2  # pretrained only: how many top backbone blocks stage 2 trains
+    early_stopping: int = 0  # stop after this many epochs without a better val score (0: off)
+    weighted_sampling: bool = False  # draw training images with equal expected counts per class
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    hide_lungs: bool = False  # black out the central box in every image (shortcut control)
+    cam_class: str = "predicted"  # class the test-set Grad-CAM overlays explain
+    seed: int = 2020
+    device: str = "auto"
+    profile: str = "cpu"
+
+    def __post_init__(self):
+        if isinstance(self.augment, dict):
+            self.augment = AugmentSettings(**self.augment)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.aug not in AUGS:
+            raise ConfigError(f"unknown aug {self.aug!r}; choose one of {', '.join(AUGS)}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
+            raise ConfigError(f"weights {self.weights!r}: expected imagenet, none or an existing "
+                              "state-dict file")
+        if self.cam_class not in CAM_CLASSES:
+            raise ConfigError(f"unknown cam_class {self.cam_class!r}; choose one of {', '.join(CAM_CLASSES)}")
+        for name in ("image_size", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 px, got {self.image_size}")
+        for name in ("head_epochs", "unfreeze_blocks", "early_stopping"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0 or self.finetune_lr <= 0:
+            raise ConfigError("learning rates must be > 0")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+    def run_name(self) -> str:
+        """The default run folder name, e.g. ``cxr3-v1-resnet18``."""
+        stem = Path(self.dataset).stem
+        return f"{stem}-{self.aug}-{self.backbone}" + ("-lungs-hidden" if self.hide_lungs else "")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ClassifierConfig":
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+        return cls(**values)
+
+
+PROFILES: dict[str, dict] = {
+    # Measured: about 15 minutes on 2 CPU cores (see README, "Classifier").
+    "cpu": {},
+    # The published settings (Zebin & Rezvy 2020): for a GPU.
+    "paper": {"backbone": "vgg16", "weights": "imagenet", "image_size": 224, "batch_size": 8,
+              "epochs": 50, "lr": 1e-4, "head_epochs": 10, "finetune_lr": 1e-5, "unfreeze_blocks": 3},
+}
+
+
+def make_config(profile: str = "cpu", **overrides) -> ClassifierConfig:
+    """The ``profile``'s settings with ``overrides`` (None values are ignored).
+
+    Augmentation settings are given as ``rotation``, ``width_shift``, ``height_shift``,
+    ``zoom`` and ``hflip``.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    aug_names = {f.name for f in dataclasses.fields(AugmentSettings)}
+    try:
+        augment = AugmentSettings(**{k: given.pop(k) for k in list(given) if k in aug_names})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ClassifierConfig.from_dict({**PROFILES[profile], **given, "augment": augment, "profile": profile})

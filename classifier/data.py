@@ -1,0 +1,71 @@
+"""Training, validation and test manifests for v1 and v2.
+
+v1 is the manifest's own splits. v2 adds the rows of a synthesis manifest (made by the cyclegan
+package; paths relative to that file's folder) to the training split only. A synthetic image in
+a validation or test split would measure the GAN instead of the classifier, so it is an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cxrdata import CLASSES, Manifest, manifest_path
+
+from .config import ClassifierConfig
+
+SYNTHETIC_SOURCE = "synthetic"
+SYNTH_COMMAND = "make synth N=100"
+
+
+class SyntheticDataError(ValueError):
+    """The synthetic manifest is missing, or synthetic images would reach val/test."""
+
+
+@dataclass
+class Splits:
+    train: Manifest
+    val: Manifest
+    test: Manifest
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Images per class in each split (the class balance a report shows)."""
+        return {name: {c: sum(r.label == c for r in getattr(self, name)) for c in CLASSES}
+                for name in ("train", "val", "test")}
+
+
+def read_synthetic(path: Path | str) -> Manifest:
+    """A synthesis manifest, with paths relative to its own folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SyntheticDataError(f"{path}: synthetic manifest not found; v2 needs synthetic covid "
+                                 f"images: run `{SYNTH_COMMAND}` first (or pass --synth PATH)")
+    synthetic = Manifest.read(path, root=path.parent)
+    outside_train = [r.path for r in synthetic if r.split != "train"]
+    if outside_train:
+        raise SyntheticDataError(f"{path}: {len(outside_train)} synthetic row(s) are not in the train "
+                                 f"split (e.g. {outside_train[0]}); synthetic images may only train")
+    return synthetic
+
+
+def check_no_synthetic_in_eval(manifest: Manifest, origin: str) -> None:
+    """Raise if a row with source ``synthetic`` sits in a val or test split."""
+    leaked = [r for r in manifest if r.source == SYNTHETIC_SOURCE and r.split != "train"]
+    if leaked:
+        raise SyntheticDataError(f"{origin}: {len(leaked)} synthetic image(s) in val/test (e.g. "
+                                 f"{leaked[0].path}, split {leaked[0].split}); evaluate on real images only")
+
+
+def build_splits(config: ClassifierConfig) -> Splits:
+    """The train/val/test manifests of ``config`` (v2: synthetic rows added to train)."""
+    path = manifest_path(config.dataset)
+    base = Manifest.read(path)
+    check_no_synthetic_in_eval(base, str(path))
+    train = base.select(split="train")
+    if config.aug == "v2":
+        train = train + read_synthetic(config.synth_manifest)
+    return Splits(train=train, val=base.select(split="val"), test=base.select(split="test"))
+
+
+def extra_columns(manifest: Manifest) -> list[str]:
+    """Every extra column of ``manifest``'s rows, in order of first appearance."""
+    return list(dict.fromkeys(k for r in manifest for k in r.extra))

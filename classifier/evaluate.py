@@ -1,0 +1,103 @@
+"""Evaluate a trained model on the test split and write every report file of a run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cxrdata import CLASSES, CXRDataset
+from runkit import rundir
+
+from . import report
+from .config import ClassifierConfig
+from .data import SYNTHETIC_SOURCE, Splits
+from .gradcam import BORDER_BAND, GradCAM, border_area, border_share
+from .metrics import classification_metrics
+from .models import CXRClassifier
+
+
+def cam_targets(cam_class: str, labels: torch.Tensor) -> torch.Tensor | None:
+    """The class each map explains: None (predicted), the true labels, or one fixed class."""
+    if cam_class == "predicted":
+        return None
+    if cam_class == "true":
+        return labels
+    return torch.full_like(labels, CLASSES.index(cam_class))
+
+
+def dataset_cams(model: CXRClassifier, dataset: CXRDataset, cam_class: str, batch_size: int,
+                 device: torch.device, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grad-CAM maps ``(N, S, S)``, explained classes ``(N,)`` and softmax probabilities ``(N, 3)``."""
+    maps, targets, probabilities = [], [], []
+    with GradCAM(model) as cam:
+        for images, labels in tqdm(DataLoader(dataset, batch_size=batch_size), desc="grad-cam",
+                                   unit="batch", leave=False, disable=not progress):
+            wanted = cam_targets(cam_class, labels)
+            batch_maps, logits = cam(images.to(device), None if wanted is None else wanted.to(device))
+            maps.append(batch_maps.cpu())
+            probabilities.append(logits.float().softmax(1).cpu())
+            targets.append(logits.argmax(1).cpu() if wanted is None else wanted)
+    return torch.cat(maps).numpy(), torch.cat(targets).numpy(), torch.cat(probabilities).numpy()
+
+
+def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits, config: ClassifierConfig,
+                     run_dir: Path, device: torch.device, training: dict, progress: bool = True) -> dict:
+    """Write predictions.csv, metrics.json, gradcam.json, report.md, confusion.png and gradcam/.
+
+    Returns the test metrics.
+    """
+    maps, targets, probabilities = dataset_cams(model, test_set, config.cam_class, config.batch_size,
+                                                device, progress)
+    report.write_predictions(run_dir / "predictions.csv", test_set.manifest, probabilities)
+    test = classification_metrics(test_set.labels.numpy(), probabilities)
+    cam_summary = _write_cams(run_dir / "gradcam", test_set, maps, targets, probabilities, config.cam_class)
+    rundir.write_json(run_dir / "gradcam.json", cam_summary)
+    summary = {
+        "run": run_dir.name, "config": config.to_dict(), "test": test,
+        "class_balance": splits.class_counts(),
+        "synthetic_train_images": sum(r.source == SYNTHETIC_SOURCE for r in splits.train),
+        "training": training,
+        "gradcam": {k: v for k, v in cam_summary.items() if k != "images"},
+    }
+    rundir.write_json(run_dir / "metrics.json", summary)
+    low, high = test["accuracy_ci95"]
+    report.save_confusion(run_dir / "confusion.png", test["confusion_matrix"],
+                          f"{run_dir.name}: accuracy {test['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f})")
+    (run_dir / "report.md").write_text(report.report_markdown(summary), encoding="utf-8")
+    return test
+
+
+def _write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
+                probabilities: np.ndarray, cam_class: str) -> dict:
+    """Overlays for every image, one grid per true class, and the border-share summary."""
+    shares = border_share(torch.from_numpy(maps)).numpy()
+    predicted = probabilities.argmax(1)
+    images, grids = [], {c: ([], []) for c in CLASSES}
+    for i, record in enumerate(test_set.manifest):
+        gray = test_set.uint8(i)[0].numpy()
+        name = report.image_id(record)
+        report.save_overlay(folder / "overlays" / f"{name}.png", gray, maps[i])
+        images.append({"image_id": name, "path": record.path, "true": record.label,
+                       "predicted": CLASSES[predicted[i]], "cam_class": CLASSES[targets[i]],
+                       "border_share": None if np.isnan(shares[i]) else float(shares[i])})
+        tiles, captions = grids[record.label]
+        if len(tiles) < report.GRID_SIZE:
+            tiles.append(report.overlay(gray, maps[i]))
+            captions.append(f"{name[:22]}\npred {CLASSES[predicted[i]]} {probabilities[i].max():.2f}")
+    for label, (tiles, captions) in grids.items():
+        if tiles:
+            report.save_grid(folder / f"grid_{label}.png", tiles, captions,
+                             f"true {label}: Grad-CAM for the {cam_class} class (first {len(tiles)} test images)")
+
+    def mean_share(rows: list[dict]) -> float | None:
+        values = [r["border_share"] for r in rows if r["border_share"] is not None]
+        return float(np.mean(values)) if values else None
+
+    return {"cam_class": cam_class, "band": BORDER_BAND, "border_area": border_area(),
+            "mean_border_share": mean_share(images),
+            "mean_border_share_by_true_class": {c: mean_share([r for r in images if r["true"] == c])
+                                                for c in CLASSES},
+            "images": images}

@@ -1,0 +1,141 @@
+"""Files a run leaves behind: predictions CSV, confusion-matrix PNG, CAM overlays and grids,
+report.md. Pure writers: they take numbers and images, never a model."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cxrdata import CLASSES, Manifest  # noqa: E402
+
+PREDICTION_COLUMNS = ("image_id", "path", "patient_id", "source", "true", "predicted",
+                      *(f"p_{c}" for c in CLASSES))
+CAM_ALPHA = 0.4
+GRID_SIZE = 16
+
+
+def image_id(record) -> str:
+    """The manifest's image_id, else the file stem (safe as a file name)."""
+    return (record.extra.get("image_id") or Path(record.path).stem).replace(os.sep, "_")
+
+
+def write_predictions(path: Path, manifest: Manifest, probabilities: np.ndarray) -> None:
+    """One row per image: ids, true and predicted class names, class probabilities."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(PREDICTION_COLUMNS)
+        for record, probs in zip(manifest, probabilities):
+            writer.writerow([image_id(record), record.path, record.patient_id, record.source, record.label,
+                             CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs)])
+    os.replace(tmp, path)
+
+
+def overlay(gray: np.ndarray, cam: np.ndarray, alpha: float = CAM_ALPHA) -> np.ndarray:
+    """An RGB uint8 image: ``gray`` (H, W uint8) under a jet-coloured ``cam`` (H, W in [0, 1])."""
+    heat = matplotlib.colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
+    base = np.repeat(gray[..., None] / 255.0, 3, axis=2)
+    return np.rint(255 * ((1 - alpha) * base + alpha * heat)).astype(np.uint8)
+
+
+def save_overlay(path: Path, gray: np.ndarray, cam: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(gray, cam)).save(path)
+
+
+def save_confusion(path: Path, matrix: list[list[int]], title: str) -> None:
+    """The confusion matrix (rows true, columns predicted) with counts in each cell."""
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(CLASSES)), CLASSES)
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: str) -> None:
+    """Up to :data:`GRID_SIZE` RGB tiles in a square grid with a caption each."""
+    columns = max(1, int(np.ceil(np.sqrt(len(tiles)))))
+    rows = max(1, int(np.ceil(len(tiles) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, tile, caption in zip(axes.flat, tiles, captions):
+        ax.imshow(tile)
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def report_markdown(summary: dict) -> str:
+    """A readable report of a run's test metrics, class balance and shortcut indicator."""
+    config, test, cam = summary["config"], summary["test"], summary["gradcam"]
+    low, high = test["accuracy_ci95"]
+    lines = [
+        f"# Classifier run `{summary['run']}`", "",
+        f"{config['backbone']} (weights {config['weights']}), {config['aug']}, {config['image_size']} px, "
+        f"profile {config['profile']}, dataset {config['dataset']}"
+        + (", **lungs hidden**" if config["hide_lungs"] else "") + ".", "",
+        f"**Test accuracy {test['accuracy']:.3f}** ({test['correct']}/{test['n']}; Wilson 95% interval "
+        f"{low:.3f}–{high:.3f}). Best epoch {summary['training']['best_epoch'] + 1} of "
+        f"{summary['training']['epochs_run']} run, chosen on the validation split.", "",
+        "One test set: differences between runs smaller than the interval width are not findings; "
+        "compare runs with paired tests on predictions.csv.", "",
+        "## Class balance", "", "| split | " + " | ".join(CLASSES) + " |",
+        "| --- |" + " --- |" * len(CLASSES)]
+    for split, counts in summary["class_balance"].items():
+        lines.append(f"| {split} | " + " | ".join(str(counts[c]) for c in CLASSES) + " |")
+    if summary["synthetic_train_images"]:
+        lines += ["", f"Train includes {summary['synthetic_train_images']} synthetic images "
+                  "(listed in train_images.csv)."]
+    lines += ["", "## Per class (test)", "",
+              "| class | precision | recall (sensitivity) | specificity | F1 | ROC AUC (one-vs-rest) | n |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, s in test["per_class"].items():
+        lines.append(f"| {name} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['specificity'])} "
+                     f"| {_fmt(s['f1'])} | {_fmt(s['roc_auc'])} | {s['support']} |")
+    m = test["macro"]
+    lines.append(f"| **macro** | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['specificity'])} "
+                 f"| {_fmt(m['f1'])} | {_fmt(m['roc_auc'])} | {test['n']} |")
+    lines += ["", "## Confusion matrix (rows true, columns predicted)", "",
+              "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
+    for name, row in zip(CLASSES, test["confusion_matrix"]):
+        lines.append(f"| {name} | " + " | ".join(str(n) for n in row) + " |")
+    lines += ["", "![confusion matrix](confusion.png)", "",
+              "## Grad-CAM shortcut indicator", "",
+              f"Share of CAM mass in the border band (outer {cam['band']:.0%} of each side) for the "
+              f"{cam['cam_class']} class: mean **{_fmt(cam['mean_border_share'])}** over the test set; "
+              f"a map spread evenly would give {cam['border_area']:.2f} (the band's share of the area). "
+              "Well above that, the model attends to image edges (markers, text, borders) more than "
+              "to the lungs: suspect a shortcut.", "",
+              "| true class | mean border share |", "| --- | --- |"]
+    for name, value in cam["mean_border_share_by_true_class"].items():
+        lines.append(f"| {name} | {_fmt(value)} |")
+    lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
+              "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", "",
+              "## Caveat", "",
+              "In cxr3, normal and pneumonia are mostly NIH hospital images and covid mostly paper and "
+              "website figures: source can stand in for disease. Read the shortcut indicator and the "
+              "lungs-hidden control before the accuracy.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""v1/v2 training sets: synthetic images only ever train, and missing data says what to run."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from classifier.config import make_config
+from classifier.data import SYNTHETIC_SOURCE, SyntheticDataError, build_splits, read_synthetic
+from cxrdata import Manifest
+from cxrdata.manifest import sha256_of
+
+
+@pytest.fixture
+def one_thread():
+    """Small tensors run faster on one thread, above all on a machine shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train") -> Path:
+    """A synthesis-style manifest: ``n`` real normal train images copied as 'synthetic' covid PNGs,
+    with paths relative to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, source in enumerate(manifest.select(split="train", label="normal").records[:n]):
+        target = folder / "images" / f"synthetic-{i:03d}.png"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(source.file, target)
+        records.append(dataclasses.replace(
+            source, path=f"images/{target.name}", label="covid", split=split, source=SYNTHETIC_SOURCE,
+            patient_id=f"synthetic-from-{source.patient_id}", sha256=sha256_of(target), file=target,
+            extra={"image_id": f"synthetic-{i:03d}", "source_image": source.path}))
+    path = folder / "manifest.csv"
+    Manifest(records, name="synthetic").write(path, ["image_id", "source_image"])
+    return path
+
+
+def test_v2_adds_synthetic_images_to_train_only(cxr3, tmp_path):
+    synth = make_synthetic(tmp_path / "synthetic" / "cpu", cxr3, 3)
+    v1 = build_splits(make_config())
+    v2 = build_splits(make_config(aug="v2", synth_manifest=str(synth)))
+    assert len(v2.train) == len(v1.train) + 3
+    added = [r for r in v2.train if r.source == SYNTHETIC_SOURCE]
+    assert [r.file for r in added] == [tmp_path / "synthetic" / "cpu" / "images" / f"synthetic-{i:03d}.png"
+                                       for i in range(3)]
+    assert all(r.file.is_file() for r in added)
+    for split in (v1.val, v1.test, v2.val, v2.test, v1.train):
+        assert not any(r.source == SYNTHETIC_SOURCE for r in split)
+    assert [r.path for r in v2.test] == [r.path for r in v1.test]
+    assert v2.class_counts()["train"]["covid"] == v1.class_counts()["train"]["covid"] + 3
+
+
+def test_missing_synthetic_manifest_names_the_command(tmp_path):
+    config = make_config(aug="v2", synth_manifest=str(tmp_path / "nothing" / "manifest.csv"))
+    with pytest.raises(SyntheticDataError, match="make synth N=100"):
+        build_splits(config)
+
+
+def test_synthetic_rows_outside_train_are_refused(cxr3, tmp_path):
+    with pytest.raises(SyntheticDataError, match="not in the train split"):
+        read_synthetic(make_synthetic(tmp_path / "s", cxr3, 2, split="test"))
+    leaky = Manifest.read(make_synthetic(tmp_path / "t", cxr3, 1, split="test"), root=tmp_path / "t")
+    base = tmp_path / "leaky.csv"
+    (cxr3 + leaky).write(base, ["image_id"])
+    with pytest.raises(SyntheticDataError, match="synthetic image\\(s\\) in val/test"):
+        build_splits(make_config(dataset=str(base)))

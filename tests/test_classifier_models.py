@@ -1,0 +1,146 @@
+"""Model factory, grayscale input, weights, freezing, augmentation and config checks."""
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+from classifier import augment as aug
+from classifier import models
+from classifier.config import ConfigError, make_config
+from classifier.models import BACKBONES, WeightsError, build_model
+from test_classifier_data import one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_every_backbone_builds_from_scratch_with_three_outputs(backbone):
+    torch.manual_seed(0)
+    model = build_model(backbone, "none").eval()
+    with torch.no_grad():
+        logits = model(torch.rand(2, 1, 64, 64))
+    assert logits.shape == (2, 3)
+    assert isinstance(model.cam_layer, torch.nn.Module)
+    assert model.trunk_blocks() and all(model.head is not b for b in model.trunk_blocks())
+
+
+def test_unknown_backbone_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet19'.*resnet18"):
+        build_model("resnet19")
+
+
+def test_grayscale_is_repeated_and_imagenet_normalised():
+    layer = models.GrayscaleInput()
+    image = torch.full((1, 1, 4, 4), 0.5)
+    out = layer(image)
+    assert out.shape == (1, 3, 4, 4)
+    for channel, (mean, std) in enumerate(zip(models.IMAGENET_MEAN, models.IMAGENET_STD)):
+        torch.testing.assert_close(out[0, channel], torch.full((4, 4), (0.5 - mean) / std))
+    with pytest.raises(ValueError, match="1-channel"):
+        layer(torch.rand(1, 3, 4, 4))
+
+
+def test_weights_load_from_a_local_state_dict(tmp_path):
+    reference = torchvision.models.resnet18()  # 1000-class head, like a downloaded ImageNet file
+    with torch.no_grad():
+        reference.conv1.weight.fill_(0.25)
+    path = tmp_path / "resnet18-local.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model("resnet18", str(path))
+    assert torch.all(model.backbone.conv1.weight == 0.25)
+    assert model.head.out_features == 3
+    with pytest.raises(WeightsError, match="not a resnet50 state dict"):
+        build_model("resnet50", str(path))
+    with pytest.raises(WeightsError, match="no such file"):
+        build_model("resnet18", str(tmp_path / "absent.pth"))
+
+
+def test_imagenet_weights_offline_say_which_file_to_place_where(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(name, weights=None):
+        if weights is not None:
+            raise urllib.error.URLError("Name or service not known")
+        return torchvision.models.get_model(name)
+
+    monkeypatch.setattr(models, "get_model", offline)
+    with pytest.raises(WeightsError) as error:
+        build_model("resnet18", "imagenet")
+    message = str(error.value)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert "--weights none" in message
+
+
+def test_freezing_trains_the_head_then_the_top_blocks():
+    model = build_model("resnet18", "none")
+    models.freeze_backbone(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"backbone.fc.weight", "backbone.fc.bias"}
+    models.set_training_mode(model)
+    assert not model.backbone.bn1.training and model.training  # frozen BN keeps its statistics
+    top = models.unfreeze_top(model, 1)
+    assert {id(p) for p in top} == {id(p) for p in model.backbone.layer4.parameters()}
+    assert all(p.requires_grad for p in model.backbone.layer4.parameters())
+    assert not any(p.requires_grad for p in model.backbone.layer3.parameters())
+
+
+def test_checkpoint_of_another_backbone_is_refused():
+    saved = models.checkpoint_payload(build_model("resnet18"))
+    with pytest.raises(models.CheckpointMismatchError, match="backbone='resnet18'.*backbone='resnet50'"):
+        models.load_weights(build_model("resnet50"), saved, "best.pt")
+
+
+def test_augmentation_keeps_shape_and_repeats_with_the_seed():
+    images = torch.rand(4, 1, 32, 32)
+    settings = aug.AugmentSettings()
+    torch.manual_seed(1)
+    first = aug.augment(images, settings)
+    torch.manual_seed(1)
+    again = aug.augment(images, settings)
+    torch.manual_seed(2)
+    other = aug.augment(images, settings)
+    assert first.shape == images.shape
+    torch.testing.assert_close(first, again)
+    assert not torch.allclose(first, other)
+
+
+def test_augmentation_settings_each_do_their_job():
+    images = torch.rand(2, 1, 16, 16)
+    still = aug.AugmentSettings(rotation=0, width_shift=0, height_shift=0, zoom=0, hflip=0)
+    torch.testing.assert_close(aug.augment(images, still), images)
+    flip = aug.AugmentSettings(rotation=0, width_shift=0, height_shift=0, zoom=0, hflip=1)
+    torch.testing.assert_close(aug.augment(images, flip), images.flip(-1))
+    with pytest.raises(ValueError, match="rotation"):
+        aug.AugmentSettings(rotation=-1)
+
+
+def test_hidden_lungs_make_the_centre_irrelevant():
+    images = torch.rand(2, 1, 40, 40)
+    hidden = aug.hide_centre(images)
+    assert torch.all(hidden[..., 6:34, 6:34] == 0)
+    torch.testing.assert_close(hidden[..., :6, :], images[..., :6, :])
+    model = build_model("resnet18", "none", hide_lungs=True).eval()
+    changed = images.clone()
+    changed[..., 6:34, 6:34] = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), model(changed))
+
+
+def test_config_rejects_unknown_values_and_profiles_differ():
+    assert make_config().backbone == "resnet18" and make_config().weights == "none"
+    paper = make_config("paper")
+    assert (paper.backbone, paper.weights, paper.image_size, paper.batch_size, paper.epochs, paper.lr) == \
+        ("vgg16", "imagenet", 224, 8, 50, 1e-4)
+    assert make_config(epochs=3, hflip=0.0).epochs == 3
+    assert make_config(hflip=0.0).augment.hflip == 0.0
+    for bad, match in [({"aug": "v3"}, "unknown aug 'v3'"), ({"backbone": "alexnet"}, "unknown backbone"),
+                       ({"weights": "nowhere.pth"}, "weights 'nowhere.pth'"), ({"zoom": 2.0}, "zoom"),
+                       ({"cam_class": "tumour"}, "cam_class"), ({"colour": 1}, "unknown setting")]:
+        with pytest.raises(ConfigError, match=match):
+            make_config(**bad)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        make_config("gpu")
+    assert make_config(hide_lungs=True).run_name() == "cxr3-v1-resnet18-lungs-hidden"

@@ -1,0 +1,121 @@
+"""Integration: a tiny v2 run on real images writes every output, resumes exactly, refuses to
+overwrite, and its model classifies files (skipping unreadable ones)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from classifier.cli import classify_cli
+from classifier.config import make_config
+from classifier.models import CheckpointMismatchError, build_model, load_weights
+from classifier.predict import predict_files
+from classifier.train import train_classifier
+from conftest import few
+from cxrdata import ImageReadError
+from runkit import checkpoint
+from runkit.rundir import RunExistsError, is_finished
+from test_classifier_data import make_synthetic, one_thread  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
+
+COLUMNS = "image_id,path,patient_id,source,true,predicted,p_normal,p_covid,p_pneumonia"
+
+
+@pytest.fixture(scope="module")
+def tiny(cxr3, tmp_path_factory):
+    """A 4/2/3-per-class real manifest and a 2-image synthetic manifest."""
+    folder = tmp_path_factory.mktemp("tiny")
+    manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)
+    manifest.write(folder / "tiny.csv", ["image_id"])
+    synth = make_synthetic(folder / "synthetic", cxr3, 2)
+    settings = dict(dataset=str(folder / "tiny.csv"), aug="v2", synth_manifest=str(synth),
+                    image_size=48, batch_size=4, seed=7)
+    return settings, manifest
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
+    settings, manifest = tiny
+    straight = train_classifier(make_config(epochs=3, **settings), tmp_path / "straight", progress=False)
+    run = train_classifier(make_config(epochs=2, **settings), tmp_path / "run", progress=False)
+
+    for name in ("config.json", "best.pt", "last.pt", "train_images.csv", "metrics.json", "report.md",
+                 "confusion.png", "predictions.csv", "gradcam.json", "finished.json"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard scalars"
+    trained = read_rows(run / "train_images.csv")
+    assert len(trained) == 12 + 2 and sum(r["source"] == "synthetic" for r in trained) == 2
+
+    rows = read_rows(run / "predictions.csv")
+    assert (run / "predictions.csv").read_text().splitlines()[0] == COLUMNS
+    test = manifest.select(split="test")
+    assert [r["path"] for r in rows] == [r.path for r in test]
+    assert [r["image_id"] for r in rows] == [r.extra["image_id"] for r in test]
+    assert [r["true"] for r in rows] == [r.label for r in test]
+    probabilities = torch.tensor([[float(r[f"p_{c}"]) for c in ("normal", "covid", "pneumonia")] for r in rows])
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(len(rows)), atol=1e-5, rtol=0)
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 9
+    assert metrics["test"]["correct"] == sum(r["true"] == r["predicted"] for r in rows)
+    assert metrics["synthetic_train_images"] == 2
+    assert metrics["class_balance"]["train"] == {"normal": 4, "covid": 6, "pneumonia": 4}
+    low, high = metrics["test"]["accuracy_ci95"]
+    assert low <= metrics["test"]["accuracy"] <= high
+    cams = json.loads((run / "gradcam.json").read_text())
+    assert len(cams["images"]) == 9 and 0 <= cams["mean_border_share"] <= 1
+    assert [c["cam_class"] for c in cams["images"]] == [r["predicted"] for r in rows]
+    assert len(list((run / "gradcam" / "overlays").glob("*.png"))) == 9
+    assert {p.name for p in (run / "gradcam").glob("grid_*.png")} == {
+        "grid_normal.png", "grid_covid.png", "grid_pneumonia.png"}
+    assert "Test accuracy" in (run / "report.md").read_text()
+    last = checkpoint.load(run / "last.pt")
+    assert last["epoch"] == 1 and {"optimizer", "rng", "history"} <= last.keys()
+
+    with pytest.raises(RunExistsError, match="--resume"):
+        train_classifier(make_config(epochs=2, **settings), run, progress=False)
+    with pytest.raises(RunExistsError, match="different settings"):
+        train_classifier(make_config(epochs=3, **{**settings, "seed": 8}), run, resume=True, progress=False)
+    train_classifier(make_config(epochs=3, **settings), run, resume=True, progress=False)
+    assert is_finished(run) and checkpoint.load(run / "last.pt")["epoch"] == 2
+    # 2 epochs + 1 resumed epoch = 3 straight epochs, bit for bit (seeded CPU run, RNG restored)
+    resumed, whole = checkpoint.load(run / "last.pt")["model"], checkpoint.load(straight / "last.pt")["model"]
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert read_rows(run / "predictions.csv") == read_rows(straight / "predictions.csv")
+
+    with pytest.raises(CheckpointMismatchError, match="resnet18"):
+        load_weights(build_model("resnet50"), checkpoint.load(run / "best.pt"), run / "best.pt")
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    files = [test[0].file, broken, test[5].file]
+    results = list(predict_files(files, run, tmp_path / "out"))
+    assert isinstance(results[1], ImageReadError) and "broken.png" in str(results[1])
+    for result, file in [(results[0], files[0]), (results[2], files[2])]:
+        assert result.file == file and result.overlay.is_file()
+        assert abs(sum(result.probabilities.values()) - 1) < 1e-5
+    assert results[0].predicted == rows[0]["predicted"]
+
+    cli = CliRunner().invoke(classify_cli, ["predict", str(files[0]), str(broken), "--run", str(run),
+                                            "--out", str(tmp_path / "cli"), "--cam-class", "covid"])
+    assert cli.exit_code == 1
+    assert "broken.png" in cli.output and "CAM for covid" in cli.output
+
+
+def test_v2_without_synthetic_data_fails_before_creating_the_run(tiny, tmp_path):
+    settings, _ = tiny
+    config = make_config(**{**settings, "synth_manifest": str(tmp_path / "none.csv")})
+    cli = CliRunner().invoke(classify_cli, ["train", "--dataset", settings["dataset"], "--aug", "v2",
+                                            "--synth", str(tmp_path / "none.csv"),
+                                            "--run-dir", str(tmp_path / "run")])
+    assert cli.exit_code == 1 and "make synth N=100" in cli.output
+    assert not (tmp_path / "run").exists()
+    assert config.aug == "v2"
