@@ -75,8 +75,8 @@ def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bo
 def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, ...]) -> None:
     old = read_json(run_dir / CONFIG)
     differing = sorted(k for k in set(old) | set(config)
-                       if k not in resumable_keys and json.dumps(old.get(k), default=str)
-                       != json.dumps(config.get(k), default=str))
+                       if k not in resumable_keys and json.dumps(old.get(k), default=str, sort_keys=True)
+                       != json.dumps(config.get(k), default=str, sort_keys=True))
     if differing:
         details = "; ".join(f"{k}: {old.get(k)!r} → {config.get(k)!r}" for k in differing)
         raise RunExistsError(f"{run_dir}: cannot resume with different settings ({details}); "
