@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare
+.PHONY: help install data manifests test tensorboard clean demo compare classify
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,14 @@ compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DA
 	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) $(COMPARE_ARGS)
+
+AUG ?= v1
+SYNTH ?= data/synthetic/cpu/manifest.csv
+CAM_CLASS ?= predicted
+classify: $(INSTALLED)  ## Train + test a classifier: AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
+	$(CXR) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
+	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
+	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(CLASSIFY_ARGS)
 
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache
