@@ -1,0 +1,114 @@
+"""``cxr gan``: train the CycleGAN, synthesise covid images, time a training iteration."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from runkit.rundir import RunExistsError
+
+from .bench import BENCH_SIZES, seconds_per_iteration
+from .config import FIELDS, PROFILES, from_profile
+from .model import NonFiniteLossError
+from .synth import synthesize
+from .train import RUNS_ROOT, TrainingInterrupted, train
+
+CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+CONFIG_FIELDS = [name for name in FIELDS if name != "profile"]
+
+
+@contextlib.contextmanager
+def clear_errors():
+    """Bad input and stopped runs become one-line messages instead of tracebacks."""
+    try:
+        yield
+    except (ValueError, OSError, RunExistsError, NonFiniteLossError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(130) from None
+
+
+def profile_option(f):
+    return click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True,
+                        help="Settings preset: cpu (fits ~15 min on 2 cores) or paper (256 px, 9 blocks, "
+                             "ngf 64, 5000 iterations; for a GPU). Options below override single settings.")(f)
+
+
+def config_options(f):
+    """One ``--option`` per config field (default: the profile's value)."""
+    for name in reversed(CONFIG_FIELDS):
+        spec = FIELDS[name]
+        values = {p: getattr(c, name) for p, c in PROFILES.items()}
+        defaults = (f"default: {values['cpu']}" if len(set(map(str, values.values()))) == 1
+                    else ", ".join(f"{p}: {v}" for p, v in values.items()))
+        flag = name.replace("_", "-")
+        decls = [f"--{flag}/--no-{flag}"] if spec.type == "bool" else [f"--{flag}"]
+        f = click.option(*decls, name, type=CLICK_TYPES[spec.type] if spec.type != "bool" else None,
+                         default=None, show_default=False,
+                         help=f"{spec.metadata['help']} [{defaults}]")(f)
+    return f
+
+
+@click.group("gan")
+def gan_cli():
+    """The CycleGAN that turns normal chest X-rays (A) into synthetic covid ones (B)."""
+
+
+@gan_cli.command("train")
+@profile_option
+@config_options
+@click.option("--name", default=None, help="Run name: the run goes to runs/gan/<name> [default: the profile].")
+@click.option("--resume", is_flag=True, help="Continue the run in runs/gan/<name> from its checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Delete runs/gan/<name> first if it holds a run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_cmd(profile: str, name: str | None, resume: bool, overwrite: bool, quiet: bool, **settings):
+    """Train (or --resume) a CycleGAN; TensorBoard events, grids and checkpoints go to the run
+    directory. Ctrl-C saves a checkpoint at the end of the current iteration."""
+    with clear_errors():
+        config = from_profile(profile, **settings)
+        run_dir = train(config, RUNS_ROOT / (name or profile), resume=resume, overwrite=overwrite,
+                        progress=not quiet)
+    click.echo(f"finished: {run_dir} (TensorBoard: make tensorboard; samples in {run_dir / 'samples'})")
+
+
+@gan_cli.command("synth")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=RUNS_ROOT / "cpu", show_default=True, help="Run directory holding checkpoint.pt.")
+@click.option("--n", "n", type=int, default=100, show_default=True,
+              help="Number of synthetic images (distinct normal training parents).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the parents.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: data/synthetic/<run name>].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing synthesis in --out.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def synth_cmd(run_dir: Path, n: int, seed: int, out: Path | None, overwrite: bool, device: str, quiet: bool):
+    """Translate N real normal training images into synthetic covid PNGs with the run's G_A
+    (A → B), plus manifest.csv (with each image's parent) and a report (JSON + PNG)."""
+    with clear_errors():
+        out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
+                         progress=not quiet)
+    click.echo(f"{n} synthetic images in {out}; manifest {out / 'manifest.csv'}; report {out / 'report.json'}")
+
+
+@gan_cli.command("bench")
+@profile_option
+@click.option("--size", "sizes", type=int, multiple=True, default=BENCH_SIZES, show_default=True,
+              help="Image size(s) in px; repeatable.")
+@click.option("--reps", type=click.IntRange(1), default=3, show_default=True, help="Timed iterations per size (median reported).")
+@click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed iterations first.")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: the profile's].")
+@click.option("--channels-last/--no-channels-last", default=None, help="Memory format [default: the profile's].")
+def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, device: str | None,
+              channels_last: bool | None):
+    """Seconds per training iteration (G and D steps, random images, no data loading) of the
+    profile's architecture at each size on the current device."""
+    with clear_errors():
+        config = from_profile(profile, device=device, channels_last=channels_last)
+        click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
+                   f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
+        for size in sizes:
+            seconds = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
+            click.echo(f"  {size:4d} px: {seconds:.3f} s/iter")

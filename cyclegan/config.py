@@ -1,0 +1,91 @@
+"""CycleGAN settings: one dataclass, two profiles (``cpu`` default, ``paper``), each field
+overridable one by one."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Everything that defines a CycleGAN run (saved as the run's ``config.json``)."""
+
+    profile: str = "cpu"
+    manifest: str = field(default="cxr3", metadata={"help": "Manifest name (cxr3, makris2020) or CSV path; A = normal, B = covid, train split only."})
+    size: int = field(default=96, metadata={"help": "Training crop size in px (a multiple of 4, >= 32)."})
+    load_size: int = field(default=0, metadata={"help": "Size images are loaded at before the random crop; 0 = size × 286/256 as in the reference."})
+    flip: bool = field(default=True, metadata={"help": "Random horizontal flips (note: they mirror anatomy)."})
+    ngf: int = field(default=32, metadata={"help": "Generator filters in the first layer."})
+    n_blocks: int = field(default=6, metadata={"help": "Generator residual blocks."})
+    ndf: int = field(default=64, metadata={"help": "Discriminator filters in the first layer."})
+    iterations: int = field(default=800, metadata={"help": "Training iterations (one batch from each domain each)."})
+    decay_fraction: float = field(default=0.5, metadata={"help": "Share of the iterations, at the end, over which the learning rate decays linearly to 0."})
+    batch_size: int = field(default=1, metadata={"help": "Images per domain per iteration."})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate."})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1."})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2."})
+    lambda_cycle: float = field(default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss."})
+    lambda_identity: float = field(default=0.5, metadata={"help": "Identity L1 weight, as a multiple of lambda_cycle."})
+    pool_size: int = field(default=50, metadata={"help": "Image history buffer size for the discriminators (0 = off)."})
+    seed: int = field(default=0, metadata={"help": "Seed of initialisation, sampling and augmentation."})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda or cuda:N."})
+    channels_last: bool = field(default=False, metadata={"help": "Use the channels_last memory format."})
+    log_every: int = field(default=10, metadata={"help": "Write scalars every this many iterations."})
+    sample_every: int = field(default=100, metadata={"help": "Write image grids every this many iterations."})
+    checkpoint_every: int = field(default=100, metadata={"help": "Write checkpoint.pt every this many iterations."})
+    n_samples: int = field(default=4, metadata={"help": "Fixed training images per domain in the image grids."})
+
+    def __post_init__(self):
+        positive = ("size", "ngf", "ndf", "iterations", "batch_size", "log_every", "sample_every",
+                    "checkpoint_every", "n_samples")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.size % 4 or self.size < 32:
+            raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
+        if self.load_size and self.load_size < self.size:
+            raise ValueError(f"load_size ({self.load_size}) must be 0 or at least size ({self.size})")
+        if not 0 <= self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
+        if self.n_blocks < 0 or self.pool_size < 0:
+            raise ValueError("n_blocks and pool_size must be >= 0")
+
+    @property
+    def effective_load_size(self) -> int:
+        return self.load_size or round(self.size * REFERENCE_LOAD_RATIO)
+
+    @property
+    def decay_iterations(self) -> int:
+        return round(self.iterations * self.decay_fraction)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "GANConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# The CPU profile, chosen from measurements on this 2-core machine (fp32, batch 1, one full
+# iteration = G step + D step, `cxr gan bench`): ngf 32, 6 blocks: 64 px 0.27 s, 96 px 0.58 s,
+# 128 px 1.05 s per iteration. 96 px × 1200 iterations ≈ 12 min of training plus decoding and
+# grids fits the 15-minute budget and gives ~3× more updates than 128 px would in that time;
+# the lungs, heart and ribs are visible at 96 px. See README "CycleGAN".
+PROFILES: dict[str, GANConfig] = {
+    "cpu": GANConfig(),
+    "paper": GANConfig(profile="paper", size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
+                       sample_every=250, checkpoint_every=250),
+}
+
+FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}
+
+
+def from_profile(name: str = "cpu", **overrides) -> GANConfig:
+    """The profile ``name`` with the given fields replaced (``None`` values are ignored)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    unknown = sorted(set(overrides) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")
+    return PROFILES[name].replace(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,75 @@
+"""The CycleGAN networks: a ResNet generator and a 70×70 PatchGAN discriminator (Zhu et al. 2017)."""
+from __future__ import annotations
+
+from torch import nn
+
+INIT_STD = 0.02
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    """Two reflect-padded 3×3 convs with instance norm, added to the input."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """7×7 conv → two stride-2 convs → ``n_blocks`` residual blocks at 4·``ngf`` channels →
+    two transposed convs → 7×7 conv → tanh. Input and output in [-1, 1]."""
+
+    def __init__(self, channels: int = 1, ngf: int = 64, n_blocks: int = 9):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        for mult in (1, 2):
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
+                       _norm(ngf * mult * 2), nn.ReLU(True)]
+        layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                          output_padding=1),
+                       _norm(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """4×4 convs ``ndf``→2·→4·→8·``ndf``→1 with LeakyReLU 0.2: one real/fake score per 70×70 patch."""
+
+    def __init__(self, channels: int = 1, ndf: int = 64):
+        super().__init__()
+        leaky = dict(negative_slope=0.2, inplace=True)
+        layers = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(**leaky)]
+        for mult, stride in ((1, 2), (2, 2), (4, 1)):
+            layers += [nn.Conv2d(ndf * mult, ndf * mult * 2, 4, stride=stride, padding=1),
+                       _norm(ndf * mult * 2), nn.LeakyReLU(**leaky)]
+        layers += [nn.Conv2d(ndf * 8, 1, 4, stride=1, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, std: float = INIT_STD) -> nn.Module:
+    """Conv weights ~ N(0, ``std``), biases 0 (the reference "normal" init)."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(module.weight, 0.0, std)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

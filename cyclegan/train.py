@@ -1,0 +1,130 @@
+"""The training loop: run directory, TensorBoard scalars and grids, checkpoints, exact resume."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from runkit.checkpoint import atomic_save, load
+from runkit.device import pick_device, tune_for
+from runkit.interrupts import deferred_interrupts
+from runkit.rundir import mark_finished, open_run
+from runkit.seed import rng_state, seed_everything, set_rng_state
+
+from .config import GANConfig
+from .data import Domain, load_domains
+from .model import CycleGAN, NonFiniteLossError
+
+CHECKPOINT = "checkpoint.pt"
+SAMPLES = "samples"
+RUNS_ROOT = Path("runs") / "gan"
+GRID_COLUMNS = ("real A", "fake B", "rec A", "real B", "fake A", "rec B")
+# Settings a resumed run may change: extending `iterations` also re-plans the LR decay from there.
+RESUMABLE = ("iterations", "device", "log_every", "sample_every", "checkpoint_every")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training after a checkpoint was written."""
+
+
+def default_run_dir(config: GANConfig) -> Path:
+    return RUNS_ROOT / config.profile
+
+
+def sample_grid(model: CycleGAN, fixed_A: torch.Tensor, fixed_B: torch.Tensor) -> torch.Tensor:
+    """One row per fixed sample: real A | fake B | rec A | real B | fake A | rec B, in [0, 1]."""
+    count = min(len(fixed_A), len(fixed_B))
+    columns = model.translate(fixed_A[:count], fixed_B[:count])
+    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: sample, then column
+    return make_grid(tiles.add(1).div(2).clamp(0, 1), nrow=len(GRID_COLUMNS), padding=2, pad_value=1)
+
+
+def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True) -> Path:
+    """Train (or with ``resume`` continue) a CycleGAN in ``run_dir`` (default ``runs/gan/<profile>``).
+
+    Returns the run directory, which then holds ``config.json``, TensorBoard events,
+    ``checkpoint.pt``, ``samples/*.png`` and ``finished.json``. Raises
+    :class:`TrainingInterrupted` after saving on Ctrl-C/SIGTERM, :class:`NonFiniteLossError`
+    (keeping the last good checkpoint) when a loss stops being finite.
+    """
+    device = pick_device(config.device)
+    domain_A, domain_B = load_domains(config.manifest, config.effective_load_size, config.size,
+                                      config.flip, progress)
+    run_dir = open_run(Path(run_dir or default_run_dir(config)), config.to_dict(), overwrite=overwrite,
+                       resume=resume, resumable_keys=RESUMABLE)
+    tune_for(device)
+    seed_everything(config.seed)
+    model = CycleGAN(config, device)
+    start = _restore(model, run_dir / CHECKPOINT, config) if resume else 0
+    writer = SummaryWriter(str(run_dir), purge_step=start or None)
+    try:
+        _loop(model, domain_A, domain_B, writer, run_dir, start, progress)
+    finally:
+        writer.close()
+    mark_finished(run_dir, {"iterations": config.iterations, "checkpoint": CHECKPOINT})
+    return run_dir
+
+
+def _restore(model: CycleGAN, path: Path, config: GANConfig) -> int:
+    """Load ``path`` into ``model`` and the RNGs; the iteration to continue from (0 if none)."""
+    if not path.is_file():
+        return 0  # interrupted before its first checkpoint: start over
+    state = load(path, map_location=model.device)
+    model.load_state_dict(state, path)
+    set_rng_state(state["rng"])
+    if state["iteration"] > config.iterations:
+        raise ValueError(f"{path}: already at iteration {state['iteration']}, beyond --iterations "
+                         f"{config.iterations}; pass a larger --iterations to extend the run")
+    return state["iteration"]
+
+
+def _save(model: CycleGAN, path: Path, iteration: int) -> None:
+    atomic_save({**model.state_dict(), "rng": rng_state(), "iteration": iteration,
+                 "config": model.config.to_dict()}, path)
+
+
+def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, writer: SummaryWriter,
+          run_dir: Path, start: int, progress: bool) -> None:
+    cfg = model.config
+    checkpoint = run_dir / CHECKPOINT
+    fixed_A, fixed_B = domain_A.fixed(cfg.n_samples), domain_B.fixed(cfg.n_samples)
+    (run_dir / SAMPLES).mkdir(exist_ok=True)
+    saved_at, logged_at, logged_time = start, start, time.perf_counter()
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
+               desc=f"CycleGAN {cfg.size}px", unit="it")
+    with deferred_interrupts() as stop:
+        for iteration in bar:
+            try:
+                losses = model.step(domain_A.batch(cfg.batch_size), domain_B.batch(cfg.batch_size))
+            except NonFiniteLossError as exc:
+                kept = f"{checkpoint} (iteration {saved_at})" if saved_at else "no checkpoint yet"
+                raise NonFiniteLossError(f"{exc} at iteration {iteration + 1}; training stopped, "
+                                         f"last good checkpoint kept: {kept}") from None
+            done = iteration + 1
+            last = done == cfg.iterations
+            if done % cfg.log_every == 0 or last:
+                now = time.perf_counter()
+                speed = (done - logged_at) / (now - logged_time)
+                values = {name: loss.item() for name, loss in losses.items()}
+                for name, value in values.items():
+                    writer.add_scalar(f"loss/{name}", value, done)
+                writer.add_scalar("lr", model.lr, done)
+                writer.add_scalar("iterations_per_s", speed, done)
+                bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G_A", "D_A", "cycle_A")})
+                logged_at, logged_time = done, now
+            if done % cfg.sample_every == 0 or last:
+                grid = sample_grid(model, fixed_A, fixed_B)
+                writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
+                save_image(grid, run_dir / SAMPLES / f"iter_{done:06d}.png")
+            if done % cfg.checkpoint_every == 0 or last or stop.requested:
+                _save(model, checkpoint, done)
+                saved_at = done
+            if stop.requested:
+                writer.flush()
+                raise TrainingInterrupted(f"interrupted at iteration {done}; checkpoint saved to "
+                                          f"{checkpoint}; continue with --resume")
