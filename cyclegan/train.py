@@ -61,7 +61,8 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
     seed_everything(config.seed)
     model = CycleGAN(config, device)
     start = _restore(model, run_dir / CHECKPOINT, config) if resume else 0
-    writer = SummaryWriter(str(run_dir), purge_step=start or None)
+    # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
+    writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None)
     try:
         _loop(model, domain_A, domain_B, writer, run_dir, start, progress)
     finally:

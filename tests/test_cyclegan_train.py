@@ -1,0 +1,209 @@
+"""CycleGAN training, resume, synthesis and the ``cxr gan`` command on a handful of real images."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import few
+from cxrdata import Manifest, cache
+from cxrdata.manifest import sha256_of
+from cyclegan.cli import gan_cli
+from cyclegan.config import from_profile
+from cyclegan.data import Domain
+from cyclegan.model import CycleGAN, NonFiniteLossError
+from cyclegan.synth import synthesize
+from cyclegan.train import TrainingInterrupted, train
+from runkit.checkpoint import load
+from runkit.rundir import RunExistsError, is_finished
+
+pytestmark = pytest.mark.integration
+TINY = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=3, iterations=6, log_every=2,
+            sample_every=3, checkpoint_every=3, n_samples=2)
+TINY_ARGS = [arg for k, v in TINY.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_csv(cxr3, tmp_path):
+    """4 train images per class plus val and test images that must never reach the GAN."""
+    subset = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 2)
+    path = tmp_path / "tiny.csv"
+    subset.write(path, extra_columns=("image_id",))
+    return path
+
+
+def tiny(tiny_csv, **changes):
+    return from_profile("cpu", manifest=str(tiny_csv), **{**TINY, **changes})
+
+
+def test_only_training_images_reach_the_gan(tiny_csv, tmp_path, monkeypatch):
+    decoded = []
+    real_decode = cache.decode
+    monkeypatch.setattr(cache, "decode", lambda record, *a, **k: decoded.append(record) or real_decode(record, *a, **k))
+    train(tiny(tiny_csv, iterations=2), tmp_path / "run", progress=False)
+    assert decoded, "nothing decoded: the cache was not isolated"
+    assert {r.split for r in decoded} == {"train"}
+    assert {r.label for r in decoded} == {"normal", "covid"}
+    manifest = Manifest.read(tiny_csv)
+    expected = {r.file for r in manifest if r.split == "train" and r.label in ("normal", "covid")}
+    assert {r.file for r in decoded} == expected
+
+
+def test_an_empty_domain_is_a_clear_error(cxr3):
+    normals_only = few(cxr3, "train", 2).select(label="normal")
+    with pytest.raises(ValueError, match="no training images labelled 'covid'"):
+        Domain(normals_only, "covid", 36, 32, progress=False)
+
+
+def _weights(state: dict) -> dict[str, torch.Tensor]:
+    return {f"{net}.{k}": v for net in ("G_A", "G_B", "D_A", "D_B") for k, v in state[net].items()}
+
+
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_csv, tmp_path, monkeypatch):
+    config = tiny(tiny_csv, checkpoint_every=4)
+    straight = load(train(config, tmp_path / "straight", progress=False) / "checkpoint.pt")
+
+    real_step, calls = CycleGAN.step, []
+
+    def step_then_ctrl_c_at_3(self, *args):
+        calls.append(1)
+        losses = real_step(self, *args)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-run; saved at the iteration's end
+        return losses
+
+    monkeypatch.setattr(CycleGAN, "step", step_then_ctrl_c_at_3)
+    with pytest.raises(TrainingInterrupted, match="interrupted at iteration 3"):
+        train(config, tmp_path / "split", progress=False)
+    monkeypatch.setattr(CycleGAN, "step", real_step)
+    assert load(tmp_path / "split" / "checkpoint.pt")["iteration"] == 3
+    assert not is_finished(tmp_path / "split")
+    with pytest.raises(RunExistsError, match="--resume"):
+        train(config, tmp_path / "split", progress=False)
+    resumed = load(train(config, tmp_path / "split", resume=True, progress=False) / "checkpoint.pt")
+
+    assert resumed["iteration"] == straight["iteration"] == 6
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6, msg=name)
+    for pool in ("pool_fake_A", "pool_fake_B"):
+        torch.testing.assert_close(torch.cat(resumed[pool]["images"]), torch.cat(straight[pool]["images"]))
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(resumed["opt_G"]["state"][0][key], straight["opt_G"]["state"][0][key])
+    assert resumed["schedulers"] == straight["schedulers"]
+    assert torch.equal(resumed["rng"]["torch"], straight["rng"]["torch"])
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch):
+    real_batch, calls = Domain.batch, []
+
+    def nan_on_third_iteration(self, size):
+        calls.append(1)
+        images = real_batch(self, size)
+        return images * float("nan") if len(calls) >= 5 else images  # 2 calls per iteration
+
+    monkeypatch.setattr(Domain, "batch", nan_on_third_iteration)
+    with pytest.raises(NonFiniteLossError, match=r"at iteration 3; .*checkpoint.pt \(iteration 2\)"):
+        train(tiny(tiny_csv, checkpoint_every=2), tmp_path / "run", progress=False)
+    state = load(tmp_path / "run" / "checkpoint.pt")
+    assert state["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in _weights(state).values())
+    assert not is_finished(tmp_path / "run")
+
+
+def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(gan_cli, ["train", "--name", "tiny", "--manifest", str(tiny_csv), "--quiet", *TINY_ARGS])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "gan" / "tiny"
+    result = runner.invoke(gan_cli, ["train", "--name", "tiny", "--manifest", str(tiny_csv), "--quiet",
+                                     *TINY_ARGS, "--iterations", "8", "--resume"])
+    assert result.exit_code == 0, result.output
+
+    config = (run / "config.json").read_text()
+    assert '"iterations": 8' in config and '"ngf": 8' in config
+    checkpoint = load(run / "checkpoint.pt")
+    assert checkpoint["iteration"] == 8 and checkpoint["config"]["size"] == 32
+    assert {"G_A", "G_B", "D_A", "D_B", "opt_G", "opt_D", "schedulers", "pool_fake_A", "pool_fake_B",
+            "rng"} <= checkpoint.keys()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "iter_000003.png", "iter_000006.png", "iter_000008.png"]
+    events = EventAccumulator(str(run)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {f"loss/{n}" for n in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")} <= scalars
+    assert {"lr", "iterations_per_s"} <= scalars
+    assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
+    assert len(events.Tags()["images"]) == 1
+    assert is_finished(run)
+
+    result = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3", "--seed", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "data" / "synthetic" / "tiny"
+    synthetic = Manifest.read(out / "manifest.csv", root=out)
+    normals = {r.path: r for r in Manifest.read(tiny_csv).select(split="train", label="normal")}
+    assert len(synthetic) == 3
+    assert len({r.extra["parent_path"] for r in synthetic}) == 3
+    for record in synthetic:
+        parent = normals[record.extra["parent_path"]]
+        assert (record.label, record.split, record.source) == ("covid", "train", "synthetic")
+        assert record.patient_id == parent.patient_id
+        assert record.extra["parent_image_id"] == parent.extra["image_id"]
+        assert record.extra["checkpoint_sha256"] == sha256_of(run / "checkpoint.pt")
+        assert record.extra["gan_run"] == "tiny" and record.extra["seed"] == "1"
+        assert record.file.is_file() and sha256_of(record.file) == record.sha256
+    report = (out / "report.json").read_text()
+    assert '"nearest_real_covid_distance"' in report and '"mean_abs_change_from_parent"' in report
+    assert (out / "report.png").stat().st_size > 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"], "staging folder left behind"
+
+    again = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3"])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    for n, message in (("0", "--n must be positive"), ("5", "--n 5 exceeds the 4 normal training images")):
+        bad = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", n, "--out", "elsewhere"])
+        assert bad.exit_code == 1 and message in bad.output
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_synthesis_input_errors(tiny_csv, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope/checkpoint.pt: no checkpoint"):
+        synthesize(tmp_path / "nope", 1)
+    run = train(tiny(tiny_csv, iterations=1), tmp_path / "run", progress=False)
+    state = load(run / "checkpoint.pt")
+    state["config"]["ngf"] = 16  # the weights are ngf 8: the shapes no longer fit
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"run/checkpoint.pt: G_A does not fit .*checkpoint \(8, 1, 7, 7\) vs model \(16, 1, 7, 7\)"):
+        synthesize(run, 1, out=tmp_path / "out")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state["config"]["ngf"] = 8
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(PermissionError, match="--out .*a-file/synth: cannot write there"):
+        synthesize(run, 1, out=blocker / "synth", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_bad_settings_and_benches(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert "'cpu', 'paper'" in runner.invoke(gan_cli, ["train", "--profile", "gpu"]).output
+    bad = runner.invoke(gan_cli, ["train", "--size", "30"])
+    assert bad.exit_code == 1 and "size must be a multiple of 4" in bad.output
+    help_text = runner.invoke(gan_cli, ["train", "--help"]).output
+    assert "--lambda-identity" in help_text and "paper: 256" in help_text
+    bench = runner.invoke(gan_cli, ["bench", "--size", "32", "--reps", "1", "--warmup", "0"])
+    assert bench.exit_code == 0, bench.output
+    assert "32 px:" in bench.output and "s/iter" in bench.output
