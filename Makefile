@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare classify
+.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DA
 	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) $(COMPARE_ARGS)
+
+gan-train: PROFILE ?= cpu
+gan-train: $(INSTALLED)  ## Train the CycleGAN: PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
+	$(CXR) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) $(GAN_ARGS)
+
+synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
+	$(CXR) gan synth --n $(N) --run $(or $(GAN_RUN),runs/gan/$(or $(PROFILE),cpu)) $(SYNTH_ARGS)
 
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv

@@ -100,9 +100,9 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
         write_json(staging / "report.json", {
-            "n": n, "seed": seed, "size": config.size, "checkpoint": str(checkpoint),
+            **provenance, "n": n, "seed": seed, "size": config.size, "checkpoint": str(checkpoint),
             "manifest": config.manifest, "real_covid_training_images": len(covid),
-            **provenance, "metrics": synthesis_metrics(parent_images, synthetic, covid)})
+            "metrics": synthesis_metrics(parent_images, synthetic, covid)})
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

@@ -5,6 +5,7 @@ import click
 
 from classifier.cli import classify_cli
 from cxrdata.cli import data_cli
+from cyclegan.cli import gan_cli
 
 from .pipeline_cli import pipeline_cli
 
@@ -15,6 +16,7 @@ def main():
 
 
 main.add_command(data_cli)
+main.add_command(gan_cli)
 main.add_command(classify_cli)
 main.add_command(pipeline_cli)
 
