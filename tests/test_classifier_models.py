@@ -144,3 +144,25 @@ def test_config_rejects_unknown_values_and_profiles_differ():
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("gpu")
     assert make_config(hide_lungs=True).run_name() == "cxr3-v1-resnet18-lungs-hidden"
+
+
+def test_bench_reports_positive_rates_and_refuses_unknown_backbones():
+    from click.testing import CliRunner
+
+    from classifier.bench import bench_backbone
+    from classifier.cli import classify_cli
+
+    rates = bench_backbone("resnet18", size=32, batch_size=2, reps=1, warmup=0, device=torch.device("cpu"))
+    assert set(rates) == {"train_images_per_s", "inference_images_per_s", "gradcam_ms_per_image"}
+    assert all(v > 0 for v in rates.values())
+    result = CliRunner().invoke(classify_cli, ["bench", "--backbones", "resnet18,lenet"])
+    assert result.exit_code == 1 and "unknown backbone(s) lenet" in result.output
+
+
+def test_train_help_explains_flips_and_profiles():
+    from click.testing import CliRunner
+
+    from classifier.cli import classify_cli
+
+    text = CliRunner().invoke(classify_cli, ["train", "--help"], terminal_width=200).output
+    assert "MIRROR ANATOMY" in text and "[cpu: resnet18; paper: vgg16]" in text
