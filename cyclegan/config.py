@@ -67,11 +67,13 @@ class GANConfig:
         return dataclasses.replace(self, **changes)
 
 
-# The CPU profile, chosen from measurements on this 2-core machine (fp32, batch 1, one full
-# iteration = G step + D step, `cxr gan bench`): ngf 32, 6 blocks: 64 px 0.27 s, 96 px 0.58 s,
-# 128 px 1.05 s per iteration. 96 px × 1200 iterations ≈ 12 min of training plus decoding and
-# grids fits the 15-minute budget and gives ~3× more updates than 128 px would in that time;
-# the lungs, heart and ribs are visible at 96 px. See README "CycleGAN".
+# The CPU profile, from measurements on this 2-core machine (fp32, batch 1, one iteration = G step +
+# D step, `cxr gan bench`, median of 3-5 after warm-up, another engineer's tests running beside):
+# ngf 32, 6 blocks: 64 px 0.55-0.63 s, 96 px 0.92 s, 128 px 1.27-1.35 s per iteration;
+# channels_last 0.93 s at 96 px and 1.47 s at 128 px, so it stays off. 96 px × 800 iterations
+# ≈ 12 min of training, inside the 15-minute budget, with 1.5× the updates 128 px would allow;
+# lungs, heart and ribs are visible at 96 px. Under heavy contention (a classifier training
+# beside it) 2 threads took 4.3 s/iteration and OMP_NUM_THREADS=1 1.35 s: see the README.
 PROFILES: dict[str, GANConfig] = {
     "cpu": GANConfig(),
     "paper": GANConfig(profile="paper", size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
