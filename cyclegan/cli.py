@@ -9,7 +9,7 @@ import click
 from runkit.rundir import RunExistsError
 
 from .bench import BENCH_SIZES, seconds_per_iteration
-from .config import FIELDS, PROFILES, from_profile
+from .config import FIELDS, HELP, PROFILES, from_profile
 from .model import NonFiniteLossError
 from .synth import synthesize
 from .train import RUNS_ROOT, TrainingInterrupted, train
@@ -47,7 +47,7 @@ def config_options(f):
         decls = [f"--{flag}/--no-{flag}"] if spec.type == "bool" else [f"--{flag}"]
         f = click.option(*decls, name, type=CLICK_TYPES[spec.type] if spec.type != "bool" else None,
                          default=None, show_default=False,
-                         help=f"{spec.metadata['help']} [{defaults}]")(f)
+                         help=f"{HELP[name]} [{defaults}]")(f)
     return f
 
 

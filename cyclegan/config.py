@@ -3,7 +3,7 @@ overridable one by one."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
 
@@ -13,29 +13,29 @@ class GANConfig:
     """Everything that defines a CycleGAN run (saved as the run's ``config.json``)."""
 
     profile: str = "cpu"
-    manifest: str = field(default="cxr3", metadata={"help": "Manifest name (cxr3, makris2020) or CSV path; A = normal, B = covid, train split only."})
-    size: int = field(default=96, metadata={"help": "Training crop size in px (a multiple of 4, >= 32)."})
-    load_size: int = field(default=0, metadata={"help": "Size images are loaded at before the random crop; 0 = size × 286/256 as in the reference."})
-    flip: bool = field(default=True, metadata={"help": "Random horizontal flips (note: they mirror anatomy)."})
-    ngf: int = field(default=32, metadata={"help": "Generator filters in the first layer."})
-    n_blocks: int = field(default=6, metadata={"help": "Generator residual blocks."})
-    ndf: int = field(default=64, metadata={"help": "Discriminator filters in the first layer."})
-    iterations: int = field(default=800, metadata={"help": "Training iterations (one batch from each domain each)."})
-    decay_fraction: float = field(default=0.5, metadata={"help": "Share of the iterations, at the end, over which the learning rate decays linearly to 0."})
-    batch_size: int = field(default=1, metadata={"help": "Images per domain per iteration."})
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate."})
-    beta1: float = field(default=0.5, metadata={"help": "Adam beta1."})
-    beta2: float = field(default=0.999, metadata={"help": "Adam beta2."})
-    lambda_cycle: float = field(default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss."})
-    lambda_identity: float = field(default=0.5, metadata={"help": "Identity L1 weight, as a multiple of lambda_cycle."})
-    pool_size: int = field(default=50, metadata={"help": "Image history buffer size for the discriminators (0 = off)."})
-    seed: int = field(default=0, metadata={"help": "Seed of initialisation, sampling and augmentation."})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda or cuda:N."})
-    channels_last: bool = field(default=False, metadata={"help": "Use the channels_last memory format."})
-    log_every: int = field(default=10, metadata={"help": "Write scalars every this many iterations."})
-    sample_every: int = field(default=100, metadata={"help": "Write image grids every this many iterations."})
-    checkpoint_every: int = field(default=100, metadata={"help": "Write checkpoint.pt every this many iterations."})
-    n_samples: int = field(default=4, metadata={"help": "Fixed training images per domain in the image grids."})
+    manifest: str = "cxr3"
+    size: int = 96
+    load_size: int = 0
+    flip: bool = True
+    ngf: int = 32
+    n_blocks: int = 6
+    ndf: int = 64
+    iterations: int = 800
+    decay_fraction: float = 0.5
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = False
+    log_every: int = 10
+    sample_every: int = 100
+    checkpoint_every: int = 100
+    n_samples: int = 4
 
     def __post_init__(self):
         positive = ("size", "ngf", "ndf", "iterations", "batch_size", "log_every", "sample_every",
@@ -78,6 +78,35 @@ PROFILES: dict[str, GANConfig] = {
     "cpu": GANConfig(),
     "paper": GANConfig(profile="paper", size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
                        sample_every=250, checkpoint_every=250),
+}
+
+HELP = {  # the `cxr gan train` option help, one per field but profile
+    "manifest": "Manifest name (cxr3, makris2020) or CSV path; A = normal, B = covid, "
+                "train split only.",
+    "size": "Training crop size in px (a multiple of 4, >= 32).",
+    "load_size": "Size images are loaded at before the random crop; 0 = size × 286/256 as in "
+                 "the reference.",
+    "flip": "Random horizontal flips (note: they mirror anatomy).",
+    "ngf": "Generator filters in the first layer.",
+    "n_blocks": "Generator residual blocks.",
+    "ndf": "Discriminator filters in the first layer.",
+    "iterations": "Training iterations (one batch from each domain each).",
+    "decay_fraction": "Share of the iterations, at the end, over which the learning rate decays "
+                      "linearly to 0.",
+    "batch_size": "Images per domain per iteration.",
+    "lr": "Adam learning rate.",
+    "beta1": "Adam beta1.",
+    "beta2": "Adam beta2.",
+    "lambda_cycle": "Weight of the cycle-consistency L1 loss.",
+    "lambda_identity": "Identity L1 weight, as a multiple of lambda_cycle.",
+    "pool_size": "Image history buffer size for the discriminators (0 = off).",
+    "seed": "Seed of initialisation, sampling and augmentation.",
+    "device": "auto (CUDA if present), cpu, cuda or cuda:N.",
+    "channels_last": "Use the channels_last memory format.",
+    "log_every": "Write scalars every this many iterations.",
+    "sample_every": "Write image grids every this many iterations.",
+    "checkpoint_every": "Write checkpoint.pt every this many iterations.",
+    "n_samples": "Fixed training images per domain in the image grids.",
 }
 
 FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}
