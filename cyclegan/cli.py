@@ -59,18 +59,23 @@ def gan_cli():
 @gan_cli.command("train")
 @profile_option
 @config_options
+@click.option("--name", default=None, help="Run name: the run goes to runs/gan/<name> [default: the profile].")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory [default: runs/gan/<profile>].")
-@click.option("--resume", is_flag=True, help="Continue the run in --run from its checkpoint "
+              help="Run directory anywhere, instead of --name.")
+@click.option("--resume", is_flag=True, help="Continue the run from its checkpoint "
               "(settings must match, except iterations, device and the logging intervals).")
-@click.option("--overwrite", is_flag=True, help="Delete the run in --run first, finished or not.")
+@click.option("--overwrite", is_flag=True, help="Delete the run there first, finished or not.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_cmd(profile: str, run_dir: Path | None, resume: bool, overwrite: bool, quiet: bool, **settings):
+def train_cmd(profile: str, name: str | None, run_dir: Path | None, resume: bool, overwrite: bool,
+              quiet: bool, **settings):
     """Train (or --resume) a CycleGAN; TensorBoard events, grids and checkpoints go to the run
     directory. Ctrl-C saves a checkpoint at the end of the current iteration."""
+    if name and run_dir:
+        raise click.UsageError("pass --name or --run, not both")
     with clear_errors():
         config = from_profile(profile, **settings)
-        run_dir = train(config, run_dir, resume=resume, overwrite=overwrite, progress=not quiet)
+        run_dir = train(config, RUNS_ROOT / name if name else run_dir, resume=resume, overwrite=overwrite,
+                        progress=not quiet)
     click.echo(f"finished: {run_dir} (TensorBoard: make tensorboard; samples in {run_dir / 'samples'})")
 
 
