@@ -70,6 +70,11 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
     return test
 
 
+def _short(name: str, width: int = 26) -> str:
+    """``name`` cut in the middle to ``width`` characters (ids differ at both ends)."""
+    return name if len(name) <= width else f"{name[:11]}…{name[-(width - 12):]}"
+
+
 def _write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
                 probabilities: np.ndarray, cam_class: str) -> dict:
     """Overlays for every image, one grid per true class, and the border-share summary."""
@@ -86,7 +91,7 @@ def _write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: n
         tiles, captions = grids[record.label]
         if len(tiles) < report.GRID_SIZE:
             tiles.append(report.overlay(gray, maps[i]))
-            captions.append(f"{name[:22]}\npred {CLASSES[predicted[i]]} {probabilities[i].max():.2f}")
+            captions.append(f"{_short(name)}\npred {CLASSES[predicted[i]]} {probabilities[i].max():.2f}")
     for label, (tiles, captions) in grids.items():
         if tiles:
             report.save_grid(folder / f"grid_{label}.png", tiles, captions,
