@@ -115,7 +115,7 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset, config
                 if state.get("stage") == stage and "optimizer" in state:
                     optimizer.load_state_dict(state.pop("optimizer"))
                     scaler.load_state_dict(state.pop("scaler"))
-            train_loss, train_acc = _train_epoch(model, loader, optimizer, scaler, config, device,
+            train_loss, train_acc = train_epoch(model, loader, optimizer, scaler, config, device,
                                                  f"epoch {epoch + 1}/{config.epochs} ({stage})", progress)
             val_loss, val_acc = evaluate_loss(model, val_set, config.batch_size, device)
             record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -156,7 +156,10 @@ def _resume_state(run_dir: Path, model: CXRClassifier, device: torch.device) -> 
                                   "optimizer", "scaler")}
 
 
-def _train_epoch(model, loader, optimizer, scaler, config, device, desc, progress) -> tuple[float, float]:
+def train_epoch(model: CXRClassifier, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                scaler: torch.amp.GradScaler, config: ClassifierConfig, device: torch.device,
+                desc: str = "train", progress: bool = True) -> tuple[float, float]:
+    """One pass over ``loader`` with augmentation; returns mean loss and accuracy."""
     set_training_mode(model)
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
