@@ -60,10 +60,23 @@ def build_splits(config: ClassifierConfig) -> Splits:
     path = manifest_path(config.dataset)
     base = Manifest.read(path)
     check_no_synthetic_in_eval(base, str(path))
-    train = base.select(split="train")
+    splits = Splits(train=base.select(split="train"), val=base.select(split="val"), test=base.select(split="test"))
     if config.aug == "v2":
-        train = train + read_synthetic(config.synth_manifest)
-    return Splits(train=train, val=base.select(split="val"), test=base.select(split="test"))
+        synthetic = read_synthetic(config.synth_manifest)
+        check_no_eval_patients(synthetic, splits, config.synth_manifest)
+        splits.train = splits.train + synthetic
+    return splits
+
+
+def check_no_eval_patients(synthetic: Manifest, splits: Splits, origin: str) -> None:
+    """Raise if a synthetic image carries the patient id of a val or test image (it was made
+    from that patient's X-ray, so the test would leak into training)."""
+    held_out = {r.patient_id for r in splits.val.records + splits.test.records if r.patient_id}
+    leaked = [r for r in synthetic if r.patient_id in held_out]
+    if leaked:
+        raise SyntheticDataError(f"{origin}: {len(leaked)} synthetic image(s) come from val/test patients "
+                                 f"(e.g. {leaked[0].path}, patient {leaked[0].patient_id}); synthesise from "
+                                 "training images of this dataset only")
 
 
 def extra_columns(manifest: Manifest) -> list[str]:

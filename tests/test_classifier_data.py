@@ -23,18 +23,18 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train") -> Path:
-    """A synthesis-style manifest: ``n`` real normal train images copied as 'synthetic' covid PNGs,
-    with paths relative to ``folder``."""
+def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train", parents: str = "train") -> Path:
+    """A synthesis-style manifest: ``n`` real normal images of the ``parents`` split copied as
+    'synthetic' covid PNGs (keeping their patient ids), with paths relative to ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     records = []
-    for i, source in enumerate(manifest.select(split="train", label="normal").records[:n]):
+    for i, source in enumerate(manifest.select(split=parents, label="normal").records[:n]):
         target = folder / "images" / f"synthetic-{i:03d}.png"
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(source.file, target)
         records.append(dataclasses.replace(
             source, path=f"images/{target.name}", label="covid", split=split, source=SYNTHETIC_SOURCE,
-            patient_id=f"synthetic-from-{source.patient_id}", sha256=sha256_of(target), file=target,
+            sha256=sha256_of(target), file=target,
             extra={"image_id": f"synthetic-{i:03d}", "source_image": source.path}))
     path = folder / "manifest.csv"
     Manifest(records, name="synthetic").write(path, ["image_id", "source_image"])
@@ -70,3 +70,9 @@ def test_synthetic_rows_outside_train_are_refused(cxr3, tmp_path):
     (cxr3 + leaky).write(base, ["image_id"])
     with pytest.raises(SyntheticDataError, match="synthetic image\\(s\\) in val/test"):
         build_splits(make_config(dataset=str(base)))
+
+
+def test_synthetic_images_of_test_patients_are_refused(cxr3, tmp_path):
+    synth = make_synthetic(tmp_path / "s", cxr3, 2, parents="test")
+    with pytest.raises(SyntheticDataError, match="come from val/test patients"):
+        build_splits(make_config(aug="v2", synth_manifest=str(synth)))
