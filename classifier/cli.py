@@ -44,7 +44,7 @@ def classify_cli():
 
 @classify_cli.command("train")
 @click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True,
-              help="Starting settings: cpu (resnet18 from scratch, about 15 min on 2 cores) or paper "
+              help="Starting settings: cpu (resnet18 from scratch, 10-15 min on 2 free cores) or paper "
                    "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "

@@ -91,7 +91,8 @@ class ClassifierConfig:
 
 
 PROFILES: dict[str, dict] = {
-    # Measured: about 15 minutes on 2 CPU cores (see README, "Classifier").
+    # Measured on 2 CPU cores: about 40 s per epoch when they are free (a run in 10-15 min),
+    # 2.5-3 min per epoch when other jobs share them.
     "cpu": {},
     # The published settings (Zebin & Rezvy 2020): for a GPU.
     "paper": {"backbone": "vgg16", "weights": "imagenet", "image_size": 224, "batch_size": 8,

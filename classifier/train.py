@@ -47,6 +47,9 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     rundir.open_run(run_dir, config.to_dict(), overwrite=overwrite, resume=resume,
                     resumable_keys=RESUMABLE_KEYS)
     splits.train.write(run_dir / "train_images.csv", extra_columns(splits.train))
+    if progress:
+        tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
+                                                 for split, counts in splits.class_counts().items()))
     device = devices.pick_device(config.device)
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
@@ -108,6 +111,8 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset, config
     try:
         for epoch in range(state["epoch"] + 1, config.epochs):
             if config.early_stopping and state["epochs_without_gain"] >= config.early_stopping:
+                if progress:
+                    tqdm.write(f"early stop: no better val score for {config.early_stopping} epochs")
                 break
             if stage_of(epoch, config) != stage:
                 stage = stage_of(epoch, config)

@@ -44,7 +44,7 @@ def read_rows(path):
 
 def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
     settings, manifest = tiny
-    straight = train_classifier(make_config(epochs=3, **settings), tmp_path / "straight", progress=False)
+    straight = train_classifier(make_config(epochs=3, **settings), tmp_path / "straight")  # with progress
     run = train_classifier(make_config(epochs=2, **settings), tmp_path / "run", progress=False)
 
     for name in ("config.json", "best.pt", "last.pt", "train_images.csv", "metrics.json", "report.md",
