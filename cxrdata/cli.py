@@ -82,9 +82,10 @@ def bench_cmd(manifest: str, split: str, size: int):
         click.echo(f"{name:>5}: {n / seconds:8.1f} images/s ({n} images in {seconds:.2f} s)")
 
 
-def read_rates(manifest: str, split: str, size: int) -> list[tuple[str, float, int]]:
-    """Time a cold decode of every image and a warm pass over the cached dataset."""
+def read_rates(manifest: str, split: str, size: int, limit: int | None = None) -> list[tuple[str, float, int]]:
+    """Time a cold decode of every image (or the first ``limit``) and a warm pass over the cache."""
     chosen = Manifest.read(manifest_path(manifest)).select(split=split)
+    chosen = Manifest(chosen.records[:limit], name=chosen.name)
     start = time.perf_counter()
     cache.decode_all(chosen, size, progress=False)
     cold = time.perf_counter() - start

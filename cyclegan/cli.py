@@ -116,5 +116,5 @@ def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, devi
         click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
                    f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
         for size in sizes:
-            seconds = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
-            click.echo(f"  {size:4d} px: {seconds:.3f} s/iter")
+            t = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
+            click.echo(f"  {size:4d} px: {t['median']:.3f} s/iter (min {t['min']:.3f}, max {t['max']:.3f})")

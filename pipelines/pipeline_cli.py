@@ -8,6 +8,7 @@ import click
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json
 
+from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .progression import render
 from .report import headline_table
@@ -145,3 +146,19 @@ def progression_cmd(patient, run_dir, dataset, out):
     for image in shown["images"]:
         click.echo(f"day {image['offset_days']:>4}: true {image['true']:<9} predicted {image['predicted']}")
     click.echo(f"figure: {out}")
+
+
+@pipeline_cli.command("bench")
+@click.option("--quick", is_flag=True, help="Every code path at tiny sizes, in seconds (for CI), not a measurement.")
+@click.option("--backbones", default=",".join(BACKBONES), show_default=True,
+              help="Comma-separated classifier backbones to time.")
+def bench_cmd(quick, backbones):
+    """Time the matmul ceiling, CycleGAN iterations (achieved GFLOP/s), classifier training,
+    inference and Grad-CAM, data reading and a classifier epoch with and without the cache; print a
+    table and write runs/bench/<timestamp>.json."""
+    chosen = tuple(b for b in backbones.split(",") if b)
+    unknown = sorted(set(chosen) - set(BACKBONES))
+    if unknown:
+        raise click.BadParameter(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}",
+                                 param_hint="--backbones")
+    run_bench(quick=quick, backbones=chosen, log=click.echo)

@@ -1,0 +1,256 @@
+"""``make bench``: how fast every part runs on this machine, against its own matmul ceiling.
+
+Each measured step runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is
+its own. Times are medians of several repetitions after warm-up, with the spread kept. One
+table is printed and everything is written to ``runs/bench/<timestamp>.json``.
+
+CycleGAN FLOPs per training iteration are counted from layer shapes (:mod:`pipelines.flops`)
+for the reference algorithm: six generator and six discriminator forward passes, each backward
+costing twice its forward, so ``FLOPs = 3 · (6 · F_G + 6 · F_D)`` per image; achieved GFLOP/s
+is that over the measured time, whatever cheaper computation the code actually does.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from runkit.timing import timed
+
+RUNS_ROOT = Path("runs") / "bench"
+BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions of a benchmark: full, or QUICK (every code path at tiny sizes)."""
+
+    gan_sizes: tuple[int, ...]
+    gan_archs: tuple[str, ...]
+    classifier_size: int
+    data_size: int
+    data_images: int  # 0: the whole cxr3 train split
+    epoch_images: int
+    matmul_n: int
+    reps: int
+    warmup: int
+
+
+FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
+            data_images=0, epoch_images=512, matmul_n=2048, reps=3, warmup=1)
+QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
+             data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1)
+
+
+# ---- the steps (each runs in its own process) ----------------------------------------------------
+
+def step_matmul(plan: Plan) -> dict:
+    from .flops import matmul_gflops
+
+    rates = matmul_gflops(plan.matmul_n, repeats=max(plan.reps, 5))
+    return {"gflops": {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}}
+
+
+def step_gan(plan: Plan, arch: str, size: int, batch: int) -> dict:
+    from cyclegan.bench import seconds_per_iteration
+    from cyclegan.config import from_profile
+    from cyclegan.model import CHANNELS, build_discriminator, build_generator
+
+    from .flops import forward_flops
+
+    config = from_profile(arch, batch_size=batch)
+    result = seconds_per_iteration(config, size, reps=plan.reps, warmup=plan.warmup)
+    example = torch.zeros(batch, CHANNELS, size, size)
+    flops = 3 * 6 * (forward_flops(build_generator(config), example)
+                     + forward_flops(build_discriminator(config), example))
+    return {"arch": arch, "size": size, "batch": batch, "ngf": config.ngf, "n_blocks": config.n_blocks,
+            "seconds_per_iteration": result, "flops_per_iteration": flops,
+            "achieved_gflops": flops / result["median"] / 1e9}
+
+
+def step_gan_data(plan: Plan) -> dict:
+    """Seconds to draw one training batch from the CycleGAN's cached domains."""
+    from cyclegan.config import from_profile
+    from cyclegan.data import load_domains
+
+    config = from_profile("cpu")
+    size = min(config.size, plan.data_size * 2)
+    domain_A, domain_B = load_domains(config.manifest, round(size * 286 / 256), size, progress=False)
+    return {"size": size, "batch": config.batch_size,
+            "seconds_per_batch": timed(lambda: (domain_A.batch(config.batch_size), domain_B.batch(config.batch_size)),
+                                       max(plan.reps, 20), plan.warmup)}
+
+
+def step_classifier(plan: Plan, backbone: str) -> dict:
+    from classifier.bench import bench_backbone
+
+    return {"backbone": backbone, "size": plan.classifier_size,
+            **bench_backbone(backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup)}
+
+
+def step_data(plan: Plan) -> dict:
+    from cxrdata.cli import read_rates
+
+    rates = read_rates("cxr3", "train", plan.data_size, limit=plan.data_images or None)
+    return {name: {"images_per_s": n / seconds, "images": n, "seconds": seconds} for name, seconds, n in rates}
+
+
+class DecodingDataset(torch.utils.data.Dataset):
+    """What the cache replaces: decode and resize the file on every access."""
+
+    def __init__(self, cached):
+        self.cached = cached
+
+    def __len__(self) -> int:
+        return len(self.cached)
+
+    def __getitem__(self, index: int):
+        from cxrdata.cache import decode
+
+        image = decode(self.cached.manifest[index], self.cached.size, verify=False)
+        return torch.from_numpy(image).unsqueeze(0).float().div_(255.0), int(self.cached.labels[index])
+
+
+def step_epoch(plan: Plan) -> dict:
+    """One classifier training epoch (CPU profile) from the uint8 cache vs decoding every epoch."""
+    from classifier.config import make_config
+    from classifier.models import build_model
+    from classifier.train import configure_stage, train_epoch, train_loader
+    from cxrdata import CXRDataset, Manifest, manifest_path
+    from runkit.device import grad_scaler, pick_device
+
+    config = make_config("cpu")
+    device = pick_device(config.device)
+    train = Manifest.read(manifest_path("cxr3")).select(split="train")
+    cached = CXRDataset(Manifest(train.records[:plan.epoch_images], name="bench"), config.image_size,
+                        progress=False)
+    model = build_model(config.backbone, config.weights).to(device)
+    optimizer = configure_stage(model, config, "end-to-end")
+    scaler = grad_scaler(device)
+    result = {"images": len(cached), "size": config.image_size, "backbone": config.backbone}
+    for name, dataset in (("cached", cached), ("decoding", DecodingDataset(cached))):
+        loader = train_loader(dataset, config)
+        result[name] = timed(lambda: train_epoch(model, loader, optimizer, scaler, config, device, name, False),
+                             max(1, plan.reps - 1), 0)
+    return result
+
+
+STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_data": step_gan_data, "classifier": step_classifier,
+         "data": step_data, "epoch": step_epoch}
+
+
+def run_step(name: str, quick: bool, *args) -> dict:
+    """Run one step in a subprocess; its result with its own peak RSS in MiB."""
+    command = [sys.executable, "-m", "pipelines.bench", name, "--quick" if quick else "--full",
+               *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench step {name} {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(argv: list[str]) -> None:
+    name, mode, *args = argv
+    plan = QUICK if mode == "--quick" else FULL
+    parsed = [int(a) if a.isdigit() else a for a in args]
+    result = STEPS[name](plan, *parsed)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# ---- the whole benchmark -------------------------------------------------------------------------
+
+def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_dir: Path = RUNS_ROOT,
+              log=print) -> Path:
+    """Measure every step, print the table, write the JSON; returns its path."""
+    from cyclegan.config import from_profile
+
+    plan = QUICK if quick else FULL
+    result = {"when": datetime.now(timezone.utc).isoformat(), "quick": quick, "device": _device(),
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+              "cpu": _cpu_name(), "plan": plan.__dict__}
+    result["matmul"] = run_step("matmul", quick)
+    log(f"matmul fp32: {result['matmul']['gflops']['median']:.1f} GFLOP/s")
+    result["gan"] = []
+    for arch in plan.gan_archs:
+        batches = sorted({1, from_profile(arch).batch_size})
+        for size in plan.gan_sizes:
+            for batch in batches:
+                row = run_step("gan", quick, arch, size, batch)
+                result["gan"].append(row)
+                log(f"gan {arch} {size}px batch {batch}: {row['seconds_per_iteration']['median']:.3f} s/iter")
+    result["gan_data"] = run_step("gan_data", quick)
+    result["classifier"] = []
+    for backbone in backbones:
+        result["classifier"].append(run_step("classifier", quick, backbone))
+        log(f"classifier {backbone}: done")
+    result["data"] = run_step("data", quick)
+    result["epoch"] = run_step("epoch", quick)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    log(table(result))
+    log(f"\nwritten: {path}")
+    return path
+
+
+def _device() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def table(result: dict) -> str:
+    """The benchmark as one plain-text table."""
+    ceiling = result["matmul"]["gflops"]["median"]
+    lines = [f"device {result['device']} ({result['cpu']}), torch {result['torch']}, {result['threads']} threads",
+             f"{'measurement':<46} {'median':>10} {'min–max':>17} {'unit':<10} {'peak MiB':>8}",
+             f"{'matmul fp32 (ceiling)':<46} {ceiling:>10.1f} {_range(result['matmul']['gflops']):>17} "
+             f"{'GFLOP/s':<10} {result['matmul']['peak_rss_mib']:>8.0f}"]
+    for g in result["gan"]:
+        s = g["seconds_per_iteration"]
+        label = f"CycleGAN {g['arch']} (ngf {g['ngf']}, {g['n_blocks']} blk) {g['size']}px b{g['batch']}"
+        lines.append(f"{label:<46} {s['median']:>10.3f} {_range(s):>17} {'s/iter':<10} {g['peak_rss_mib']:>8.0f}")
+        lines.append(f"{'  achieved (reference FLOPs / time)':<46} {g['achieved_gflops']:>10.1f} {'':>17} "
+                     f"{'GFLOP/s':<10} {100 * g['achieved_gflops'] / ceiling:>7.0f}%")
+    d = result["gan_data"]
+    lines.append(f"{'CycleGAN batch draw from cache':<46} {1000 * d['seconds_per_batch']['median']:>10.2f} "
+                 f"{'':>17} {'ms/batch':<10} {d['peak_rss_mib']:>8.0f}")
+    for c in result["classifier"]:
+        for key, unit in (("train_images_per_s", "img/s"), ("inference_images_per_s", "img/s"),
+                          ("gradcam_ms_per_image", "ms/img")):
+            label = f"{c['backbone']} {c['size']}px {key.replace('_per_s', '').replace('_per_image', '')}"
+            lines.append(f"{label:<46} {c[key]:>10.1f} {'':>17} {unit:<10} {c['peak_rss_mib']:>8.0f}")
+    for name in ("cold", "warm"):
+        row = result["data"][name]
+        lines.append(f"{'cxr3 train read ' + name + ' @ ' + str(result['plan']['data_size']) + 'px':<46} "
+                     f"{row['images_per_s']:>10.1f} {'':>17} {'img/s':<10} {result['data']['peak_rss_mib']:>8.0f}")
+    e = result["epoch"]
+    for name in ("cached", "decoding"):
+        lines.append(f"{'classifier epoch, ' + name:<46} {e[name]['median']:>10.2f} {_range(e[name]):>17} "
+                     f"{'s':<10} {e['peak_rss_mib']:>8.0f}")
+    return "\n".join(lines)
+
+
+def _range(s: dict) -> str:
+    return f"{s['min']:.3g}–{s['max']:.3g}"
+
+
+if __name__ == "__main__":
+    child(sys.argv[1:])

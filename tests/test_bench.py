@@ -1,0 +1,26 @@
+"""`make bench QUICK=1` runs every code path and its JSON has every field (no timing asserted)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.bench import run_bench
+
+
+@pytest.mark.integration
+def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
+    path = run_bench(quick=True, backbones=("resnet18", "densenet121"), out_dir=tmp_path, log=lambda m: None)
+    result = json.loads(path.read_text())
+    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_data", "classifier", "data", "epoch"):
+        assert key in result, key
+    assert result["matmul"]["gflops"]["median"] > 0
+    assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
+    for row in result["gan"]:
+        assert row["flops_per_iteration"] > 0 and row["achieved_gflops"] > 0 and row["peak_rss_mib"] > 0
+        assert len(row["seconds_per_iteration"]["all"]) == 2
+    assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "densenet121"]
+    for c in result["classifier"]:
+        assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0
+    assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
+    assert result["epoch"]["cached"]["median"] > 0 and result["epoch"]["decoding"]["median"] > 0
