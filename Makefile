@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth
+.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ classify: $(INSTALLED)  ## Train + test a classifier: AUG=v1|v2, BACKBONE, DATAS
 	$(CXR) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(CLASSIFY_ARGS)
+
+bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: every path at tiny sizes).
+	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES))
 
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache
