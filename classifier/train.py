@@ -42,7 +42,12 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     Raises :class:`runkit.rundir.RunExistsError` for a taken folder without ``resume`` or
     ``overwrite``.
     """
-    splits = build_splits(config)  # fails before touching the run folder (e.g. no synthetic data)
+    # data, device and weights fail before the run folder is touched (e.g. no synthetic data, offline)
+    splits = build_splits(config)
+    device = devices.pick_device(config.device)
+    devices.tune_for(device)
+    seeds.seed_everything(config.seed)
+    model = build_model(config.backbone, config.weights, config.hide_lungs).to(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     rundir.open_run(run_dir, config.to_dict(), overwrite=overwrite, resume=resume,
                     resumable_keys=RESUMABLE_KEYS)
@@ -50,12 +55,8 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     if progress:
         tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
                                                  for split, counts in splits.class_counts().items()))
-    device = devices.pick_device(config.device)
-    devices.tune_for(device)
-    seeds.seed_everything(config.seed)
     datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress)
                 for name in ("train", "val", "test")}
-    model = build_model(config.backbone, config.weights, config.hide_lungs).to(device)
     with rundir.sigterm_as_interrupt():
         try:
             history = fit(model, datasets["train"], datasets["val"], config, run_dir, device, progress)

@@ -119,3 +119,18 @@ def test_v2_without_synthetic_data_fails_before_creating_the_run(tiny, tmp_path)
     assert cli.exit_code == 1 and "make synth N=100" in cli.output
     assert not (tmp_path / "run").exists()
     assert config.aug == "v2"
+
+
+def test_unavailable_imagenet_weights_fail_before_creating_the_run(tiny, tmp_path, monkeypatch):
+    import urllib.error
+
+    from classifier import models
+
+    def offline(name, weights=None):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(models, "get_model", offline)
+    settings, _ = tiny
+    with pytest.raises(models.WeightsError, match="place it at"):
+        train_classifier(make_config(**{**settings, "weights": "imagenet"}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
