@@ -179,7 +179,7 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     out += _papers_section(result)
     out += ["## Files", "", "Every number above is computed by `pipelines/analysis.py` from these files: "
             "each run's `predictions.csv` (per-image predictions), `metrics.json` and `gradcam.json` under "
-            f"`classify/`, the synthesis `report.json`, and `replicates.json`; all of it is in `report.json`.", ""]
+            "`classify/`, the synthesis `report.json`, and `replicates.json`; all of it is in `report.json`.", ""]
     return "\n".join(out)
 
 

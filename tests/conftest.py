@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from cxrdata.manifest import Manifest, data_root, manifest_path
 
@@ -14,6 +15,15 @@ RAW_SAMPLES = data_root().parent / "raw-samples"
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes its decoded-image cache to a fresh temporary folder."""
     monkeypatch.setenv("CXR_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, above all on a 2-core machine shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -6,21 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from classifier.config import make_config
 from classifier.data import SYNTHETIC_SOURCE, SyntheticDataError, build_splits, read_synthetic
 from cxrdata import Manifest
 from cxrdata.manifest import sha256_of
-
-
-@pytest.fixture
-def one_thread():
-    """Small tensors run faster on one thread, above all on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train", parents: str = "train") -> Path:

@@ -8,7 +8,6 @@ from torch import nn
 
 from classifier.gradcam import GradCAM, border_area, border_share
 from classifier.models import build_model, freeze_backbone
-from test_classifier_data import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,6 @@ from classifier import augment as aug
 from classifier import models
 from classifier.config import ConfigError, make_config
 from classifier.models import BACKBONES, WeightsError, build_model
-from test_classifier_data import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,7 +18,7 @@ from conftest import few
 from cxrdata import ImageReadError
 from runkit import checkpoint
 from runkit.rundir import RunExistsError, is_finished
-from test_classifier_data import make_synthetic, one_thread  # noqa: F401 (fixture)
+from test_classifier_data import make_synthetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 

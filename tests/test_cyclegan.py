@@ -14,13 +14,7 @@ from cyclegan.pool import ImagePool
 from cyclegan.report import histogram, histogram_distances, synthesis_metrics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, especially on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_generator_keeps_shape_and_range():

@@ -21,18 +21,10 @@ from cyclegan.train import TrainingInterrupted, train
 from runkit.checkpoint import load
 from runkit.rundir import RunExistsError, is_finished
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 TINY = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=3, iterations=6, log_every=2,
             sample_every=3, checkpoint_every=3, n_samples=2)
 TINY_ARGS = [arg for k, v in TINY.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
