@@ -105,14 +105,23 @@ def interval(d: dict | None) -> str:
     return f"{signed(d['estimate'])} [{signed(d['low'])}, {signed(d['high'])}]"
 
 
-def plain_sentence(pooled: dict, n_test: int) -> str:
+def plain_sentence(pooled: dict, n_test: int, replicates: int) -> str:
+    """What the interval and the test say, in one or two sentences (``replicates``: seeds on one
+    test set; pass 1 for folds, whose test images appear once)."""
     acc, p = pooled["accuracy"], pooled["mcnemar"]["p_value"]
     span = f"{signed(acc['estimate'])} points (95% CI {signed(acc['low'])} to {signed(acc['high'])})"
-    if p < 0.05 and (acc["low"] > 0 or acc["high"] < 0):
+    interval_excludes_zero = acc["low"] > 0 or acc["high"] < 0
+    if p < 0.05 and interval_excludes_zero:
         direction = "better" if acc["estimate"] > 0 else "worse"
         return (f"v2 did {direction} than v1 by {span}, McNemar p = {p:.3g}: on this test set the difference "
                 "is unlikely to be chance alone. It is one dataset and one GAN; confirm it elsewhere before "
                 "relying on it.")
+    if p < 0.05:
+        repeated = f", and each test image once per seed ({replicates} times)" if replicates > 1 else ""
+        return (f"The evidence is weak: v2 − v1 = {span}. McNemar's test on the pooled pairs gives p = {p:.3g}, "
+                f"but it counts every paired prediction as independent (images of one patient alike{repeated}), "
+                "while the interval, which resamples test patients, includes zero. Treat the difference as "
+                "unconfirmed.")
     return (f"The difference, {span}, is within what chance produces on {n_test} test images "
             f"(McNemar p = {p:.3g}): these data do not show that the synthetic images change accuracy.")
 
@@ -148,7 +157,7 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     n_test = result["replicates"][0]["v1"]["n"]
     out = [f"# Does CycleGAN augmentation help? {cfg['dataset']}, N = {cfg['n_synthetic']}", "",
            f"**Question.** {result['question']}", "",
-           f"**Answer.** {plain_sentence(result['pooled'], n_test)}", "",
+           f"**Answer.** {plain_sentence(result['pooled'], n_test, 1 if cfg['folds'] else len(result['replicates']))}", "",
            headline_table(result), "",
            "Accuracy in percent. Intervals of differences: paired bootstrap over test *patients* "
            "(10,000 resamples; all of a patient's images move together); per-model accuracy intervals "

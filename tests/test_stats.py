@@ -76,3 +76,16 @@ def test_precision_difference_by_hand():
     assert 0.0 <= interval.low <= 0.5 <= interval.high <= 1.0
     with pytest.raises(ValueError, match="empty denominator"):
         bootstrap_ratio_difference([0, 0], [0, 0], [1, 1], [1, 1])
+
+
+@pytest.mark.parametrize("low, high, p, expected", [
+    (0.01, 0.07, 0.01, "v2 did better than v1"),
+    (-0.005, 0.079, 0.031, "The evidence is weak"),
+    (-0.03, 0.05, 0.40, "within what chance produces"),
+    (-0.09, -0.02, 0.002, "v2 did worse than v1"),
+])
+def test_the_reports_sentence_follows_the_interval_and_the_test(low, high, p, expected):
+    from pipelines.report import plain_sentence
+
+    pooled = {"accuracy": {"estimate": (low + high) / 2, "low": low, "high": high}, "mcnemar": {"p_value": p}}
+    assert expected in plain_sentence(pooled, 296, 3)
