@@ -1,32 +1,14 @@
 """Speed of each backbone on the current device: training and inference images/s, Grad-CAM ms."""
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
 from runkit import device as devices
+from runkit.timing import timed
 
 from .gradcam import GradCAM
 from .models import build_model
-
-
-def _median_seconds(step: Callable[[], None], reps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: int = 3, warmup: int = 1,
@@ -55,9 +37,9 @@ def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: in
         with devices.autocast(device):
             model(images)
 
-    train = _median_seconds(train_step, reps, warmup, device)
-    infer = _median_seconds(infer_step, reps, warmup, device)
+    train = timed(train_step, reps, warmup, device)["median"]
+    infer = timed(infer_step, reps, warmup, device)["median"]
     with GradCAM(model) as cam:
-        cam_seconds = _median_seconds(lambda: cam(images), reps, warmup, device)
+        cam_seconds = timed(lambda: cam(images), reps, warmup, device)["median"]
     return {"train_images_per_s": batch_size / train, "inference_images_per_s": batch_size / infer,
             "gradcam_ms_per_image": 1000 * cam_seconds / batch_size}
