@@ -101,10 +101,13 @@ class CycleGAN:
         detached loss terms; raises :class:`NonFiniteLossError` before any update they would spoil."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
         cfg = self.config
+        identity = cfg.lambda_identity > 0
         with autocast(self.device):
-            fake_B = self.G_A(real_A)
+            # A generator's translation and identity passes run as one batch: instance norm is
+            # per image, so the result equals two calls, with fewer and larger matrix products.
+            fake_B, idt_A = self._generate(self.G_A, real_A, real_B if identity else None)
+            fake_A, idt_B = self._generate(self.G_B, real_B, real_A if identity else None)
             rec_A = self.G_B(fake_B)
-            fake_A = self.G_B(real_B)
             rec_B = self.G_A(fake_A)
         self._set_discriminators_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
@@ -113,10 +116,10 @@ class CycleGAN:
                       "G_B": self.gan_loss(self.D_B(fake_A), True),
                       "cycle_A": F.l1_loss(rec_A, real_A) * cfg.lambda_cycle,
                       "cycle_B": F.l1_loss(rec_B, real_B) * cfg.lambda_cycle}
-            if cfg.lambda_identity > 0:
+            if identity:
                 weight = cfg.lambda_cycle * cfg.lambda_identity
-                losses["idt_A"] = F.l1_loss(self.G_A(real_B), real_B) * weight
-                losses["idt_B"] = F.l1_loss(self.G_B(real_A), real_A) * weight
+                losses["idt_A"] = F.l1_loss(idt_A, real_B) * weight
+                losses["idt_B"] = F.l1_loss(idt_B, real_A) * weight
             loss_G = sum(losses.values())
         self._require_finite(losses)
         self.scaler.scale(loss_G).backward()
@@ -135,8 +138,16 @@ class CycleGAN:
             scheduler.step()
         return {name: loss.detach() for name, loss in losses.items()}
 
+    @staticmethod
+    def _generate(net: nn.Module, source: torch.Tensor, same_domain: torch.Tensor | None):
+        """``net(source)`` and, when given, ``net(same_domain)`` (the identity pass), in one call."""
+        if same_domain is None:
+            return net(source), None
+        return net(torch.cat([source, same_domain])).chunk(2)
+
     def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.gan_loss(net(real), True) + self.gan_loss(net(fake.detach()), False))
+        pred_real, pred_fake = net(torch.cat([real, fake.detach()])).chunk(2)  # one call, per-image norm
+        return 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
 
     def _set_discriminators_trainable(self, trainable: bool) -> None:
         for net in (self.D_A, self.D_B):

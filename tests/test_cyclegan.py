@@ -143,3 +143,18 @@ def test_report_metrics_on_known_images():
     assert histogram_distances(histogram(covid), histogram(covid)) == {"l1": 0.0, "wasserstein_grey_levels": 0.0}
     black, white = np.zeros((1, 2, 2), np.uint8), np.full((1, 2, 2), 255, np.uint8)
     assert histogram_distances(histogram(black), histogram(white)) == {"l1": 2.0, "wasserstein_grey_levels": 255.0}
+
+
+def test_batched_passes_equal_separate_calls():
+    """The training step runs translation + identity, and D on real + fake, as one batch each;
+    with per-image instance norm that must equal separate calls."""
+    torch.manual_seed(0)
+    model = CycleGAN(from_profile("cpu", size=32, ngf=8, n_blocks=2, ndf=8), torch.device("cpu"))
+    a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        fake, identity = model._generate(model.G_A, a, b)
+        torch.testing.assert_close(fake, model.G_A(a), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(identity, model.G_A(b), rtol=1e-5, atol=1e-5)
+        assert model._generate(model.G_A, a, None)[1] is None
+        separate = 0.5 * (model.gan_loss(model.D_A(b), True) + model.gan_loss(model.D_A(fake), False))
+        torch.testing.assert_close(model._discriminator_loss(model.D_A, b, fake), separate, rtol=1e-5, atol=1e-6)
