@@ -77,8 +77,3 @@ def check_no_eval_patients(synthetic: Manifest, splits: Splits, origin: str) -> 
         raise SyntheticDataError(f"{origin}: {len(leaked)} synthetic image(s) come from val/test patients "
                                  f"(e.g. {leaked[0].path}, patient {leaked[0].patient_id}); synthesise from "
                                  "training images of this dataset only")
-
-
-def extra_columns(manifest: Manifest) -> list[str]:
-    """Every extra column of ``manifest``'s rows, in order of first appearance."""
-    return list(dict.fromkeys(k for r in manifest for k in r.extra))

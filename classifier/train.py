@@ -20,7 +20,7 @@ from runkit import checkpoint, device as devices, rundir, seed as seeds
 
 from .augment import augment
 from .config import ClassifierConfig
-from .data import build_splits, extra_columns
+from .data import build_splits
 from .models import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
 from .evaluate import write_evaluation
@@ -51,7 +51,7 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     rundir.open_run(run_dir, config.to_dict(), overwrite=overwrite, resume=resume,
                     resumable_keys=RESUMABLE_KEYS)
-    splits.train.write(run_dir / "train_images.csv", extra_columns(splits.train))
+    splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
     if progress:
         tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
                                                  for split, counts in splits.class_counts().items()))

@@ -178,6 +178,11 @@ def check_file(record: Record) -> None:
     if not record.file.is_file():
         raise FileNotFoundError(f"{record.file}: file listed in the manifest is missing "
                                 f"(data root: {data_root()}; set CXR_DATA or place the files there)")
+    check_checksum(record)
+
+
+def check_checksum(record: Record) -> None:
+    """Raise :class:`ChecksumError` if an existing ``record.file`` differs from its manifest sha256."""
     if record.sha256 and sha256_of(record.file) != record.sha256:
         raise ChecksumError(f"{record.file}: checksum mismatch (manifest sha256 {record.sha256[:12]}…); "
                             "the file is corrupt or a different version: re-download it")

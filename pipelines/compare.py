@@ -23,6 +23,7 @@ from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, write_json
 
 from .folds import kfold_manifests, write_folds
+from .report import write_report
 from .steps import ensure, same_settings
 
 RUNS_ROOT = Path("runs") / "compare"
@@ -95,8 +96,6 @@ class Replicate:
 def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, overwrite: bool = False,
                 progress: bool = True, log=print) -> Path:
     """Run (or reuse) every step of the experiment and write ``report.json`` and ``report.md``."""
-    from .report import write_report
-
     out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_config(out_dir, config, overwrite)
