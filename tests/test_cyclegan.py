@@ -9,7 +9,7 @@ from torch import nn
 from cyclegan.config import PROFILES, from_profile
 from cyclegan.losses import LSGANLoss
 from cyclegan.model import CycleGAN, load_network, lr_factor
-from cyclegan.networks import PatchDiscriminator, ResnetGenerator, init_weights, parameter_count
+from cyclegan.networks import PatchDiscriminator, ResnetGenerator, init_weights, instance_norm, parameter_count
 from cyclegan.pool import ImagePool
 from cyclegan.report import histogram, histogram_distances, synthesis_metrics
 
@@ -25,10 +25,23 @@ def test_generator_keeps_shape_and_range():
     assert y.shape == x.shape
     assert y.abs().max() <= 1.0
     assert not any(isinstance(m, nn.BatchNorm2d) for m in g.modules())
-    norms = [m for m in g.modules() if isinstance(m, nn.InstanceNorm2d)]
-    assert norms and all(not m.affine for m in norms)
+    norms = [m for m in g.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and all(not m.affine and m.num_groups == m.num_channels for m in norms)  # instance norm
     assert isinstance(g.model[0], nn.ReflectionPad2d) and isinstance(g.model[-1], nn.Tanh)
     assert sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules()) == 2
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_norm_is_instance_norm(memory_format):
+    """The one-channel-per-group norm equals ``InstanceNorm2d`` in value and gradient, in both layouts."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 12, 12).contiguous(memory_format=memory_format).requires_grad_()
+    ours, reference = instance_norm(16)(x), nn.InstanceNorm2d(16)(x)
+    weights = torch.randn_like(ours)
+    grad_ours, = torch.autograd.grad((ours * weights).sum(), x)
+    grad_reference, = torch.autograd.grad((reference * weights).sum(), x)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    assert torch.allclose(grad_ours, grad_reference, atol=1e-5)
 
 
 def test_patch_discriminator_is_70px_patchgan():
