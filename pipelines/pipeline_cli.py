@@ -1,12 +1,14 @@
 """``cxr pipeline``: the experiment (compare, demo) and the disease-progression figure."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json
+from runkit.timing import peak_rss_mib
 
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
@@ -103,6 +105,7 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
 
 
 def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> None:
+    start = time.perf_counter()
     try:
         out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
     except (CompareError, ValueError, FileNotFoundError) as exc:
@@ -110,6 +113,8 @@ def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> N
     result = read_json(out / "report.json")
     click.echo(f"\nreport: {out / 'report.md'}\n")
     click.echo(headline_table(result))
+    click.echo(f"\nthis run: {(time.perf_counter() - start) / 60:.1f} min, peak memory {peak_rss_mib() / 1024:.2f} GiB "
+               "(finished steps are reused, not redone)")
 
 
 @pipeline_cli.command("compare")

@@ -1,6 +1,8 @@
-"""Wall-clock timing for benchmarks: medians of repetitions after warm-up, spread kept."""
+"""Wall-clock timing for benchmarks (medians of repetitions after warm-up, spread kept) and
+peak memory."""
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from typing import Callable
@@ -29,3 +31,8 @@ def timed(step: Callable[[], object], reps: int, warmup: int = 1, device: torch.
         sync()
         times.append(time.perf_counter() - start)
     return summary(times)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -18,6 +18,7 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
     for row in result["gan"]:
         assert row["flops_per_iteration"] > 0 and row["achieved_gflops"] > 0 and row["peak_rss_mib"] > 0
+        assert row["matmul_gflops_beside"] > 0 and row["convolutions_alone_gflops"] > 0
         assert len(row["seconds_per_iteration"]["all"]) == 2
     assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "densenet121"]
     for c in result["classifier"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipelines.flops import forward_flops, matmul_gflops
+from runkit.flops import forward_flops, matmul_gflops
 
 
 def test_conv_flops_by_hand():

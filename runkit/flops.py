@@ -14,13 +14,28 @@ import torch
 from torch import nn
 
 
+CONV_AND_LINEAR = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def layer_inputs(model: nn.Module, example: torch.Tensor,
+                 kinds: tuple[type, ...] = CONV_AND_LINEAR) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+    """``(layer, input, output)`` of every layer of the given kinds in ``model(example)``, in call order."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, inputs, output: seen.append((m, inputs[0], output)))
+             for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
 def forward_flops(model: nn.Module, example: torch.Tensor) -> int:
     """FLOPs of one forward pass of ``model`` on ``example``, from its conv and linear layers."""
     total = 0
-
-    def count(module, inputs, output):
-        nonlocal total
-        x = inputs[0]
+    for module, x, output in layer_inputs(model, example):
         if isinstance(module, nn.ConvTranspose2d):
             kh, kw = module.kernel_size
             total += 2 * x.shape[0] * x.shape[2] * x.shape[3] * module.in_channels * \
@@ -28,17 +43,8 @@ def forward_flops(model: nn.Module, example: torch.Tensor) -> int:
         elif isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
             total += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
+        else:
             total += 2 * (x.numel() // module.in_features) * module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
     return total
 
 
