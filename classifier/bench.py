@@ -19,7 +19,7 @@ def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: in
     model = build_model(backbone, "none").to(device)
     images = torch.rand(batch_size, 1, size, size, device=device)
     labels = torch.randint(0, 3, (batch_size,), device=device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = devices.adam(model.parameters(), lr=1e-4)
     scaler = devices.grad_scaler(device)
 
     def train_step():

@@ -81,13 +81,13 @@ def configure_stage(model: CXRClassifier, config: ClassifierConfig, stage: str) 
     """Set which parameters train in ``stage`` and return their optimizer."""
     if stage == "end-to-end":
         model.requires_grad_(True)
-        return torch.optim.Adam([{"params": list(model.parameters()), "lr": config.lr, "name": "all"}])
+        return devices.adam([{"params": list(model.parameters()), "lr": config.lr, "name": "all"}])
     freeze_backbone(model)
     groups = [{"params": list(model.head.parameters()), "lr": config.lr, "name": "head"}]
     if stage == "finetune":
         groups.append({"params": unfreeze_top(model, config.unfreeze_blocks), "lr": config.finetune_lr,
                        "name": "top"})
-    return torch.optim.Adam(groups)
+    return devices.adam(groups)
 
 
 def train_loader(dataset: CXRDataset, config: ClassifierConfig) -> DataLoader:

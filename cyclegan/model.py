@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runkit.device import autocast, grad_scaler
+from runkit.device import adam, autocast, grad_scaler
 
 from .config import GANConfig
 from .losses import LSGANLoss
@@ -72,10 +72,8 @@ class CycleGAN:
         for net in self.nets.values():
             net.to(device=device, memory_format=self.memory_format)
         betas = (config.beta1, config.beta2)
-        self.opt_G = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
-                                      lr=config.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()),
-                                      lr=config.lr, betas=betas)
+        self.opt_G = adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), lr=config.lr, betas=betas)
+        self.opt_D = adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr=config.lr, betas=betas)
         decay = config.decay_iterations
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(
             opt, lambda it: lr_factor(it, config.iterations, decay)) for opt in (self.opt_G, self.opt_D)]
