@@ -9,7 +9,8 @@ from torch import nn
 from cyclegan.config import PROFILES, from_profile
 from cyclegan.losses import LSGANLoss
 from cyclegan.model import CycleGAN, load_network, lr_factor
-from cyclegan.networks import PatchDiscriminator, ResnetGenerator, init_weights, instance_norm, parameter_count
+from cyclegan.networks import (PatchDiscriminator, ResnetGenerator, SingleOutputConv2d, init_weights, instance_norm,
+                               parameter_count)
 from cyclegan.pool import ImagePool
 from cyclegan.report import histogram, histogram_distances, synthesis_metrics
 
@@ -42,6 +43,24 @@ def test_norm_is_instance_norm(memory_format):
     grad_reference, = torch.autograd.grad((reference * weights).sum(), x)
     assert torch.allclose(ours, reference, atol=1e-5)
     assert torch.allclose(grad_ours, grad_reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, padding, size", [(7, 0, 13), (4, 1, 9), (3, 0, 3)])
+def test_single_output_conv_equals_conv2d(kernel_size, padding, size):
+    """Value and gradients (input, weight, bias) equal ``nn.Conv2d``'s, in float64."""
+    torch.manual_seed(0)
+    reference = nn.Conv2d(5, 1, kernel_size, padding=padding).double()
+    ours = SingleOutputConv2d(5, kernel_size, padding=padding).double()
+    ours.load_state_dict(reference.state_dict())  # same parameter names: checkpoints fit either
+    x = torch.randn(2, 5, size, size + 2, dtype=torch.float64, requires_grad=True)
+    results = []
+    for conv in (reference, ours):
+        out = conv(x)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
+        results.append((out, *torch.autograd.grad((out * weights).sum(), (x, conv.weight, conv.bias))))
+    for got, expected in zip(results[1], results[0]):
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, atol=1e-12)
 
 
 def test_patch_discriminator_is_70px_patchgan():
