@@ -46,7 +46,7 @@ class Plan:
 
 
 FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
-            data_images=0, epoch_images=512, matmul_n=2048, reps=3, warmup=1)
+            data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1)
 QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
              data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1)
 
@@ -54,10 +54,12 @@ QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, da
 # ---- the steps (each runs in its own process) ----------------------------------------------------
 
 def step_matmul(plan: Plan) -> dict:
-    from runkit.flops import matmul_gflops
+    from runkit.flops import matmul_rates
 
-    rates = matmul_gflops(plan.matmul_n, repeats=max(plan.reps, 5))
-    return {"gflops": {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}}
+    kernels = {name: {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+               for name, rates in matmul_rates(plan.matmul_n, repeats=max(plan.reps, 5)).items()}
+    fastest = max(kernels, key=lambda name: kernels[name]["median"])
+    return {"n": plan.matmul_n, "kernel": fastest, "gflops": kernels[fastest], "kernels": kernels}
 
 
 def step_gan(plan: Plan, arch: str, size: int, batch: int) -> dict:
@@ -228,8 +230,11 @@ def table(result: dict) -> str:
     ceiling = result["matmul"]["gflops"]["median"]
     lines = [f"device {result['device']} ({result['cpu']}), torch {result['torch']}, {result['threads']} threads",
              f"{'measurement':<46} {'median':>10} {'min–max':>17} {'unit':<10} {'peak MiB':>8}",
-             f"{'matmul fp32 (ceiling)':<46} {ceiling:>10.1f} {_range(result['matmul']['gflops']):>17} "
-             f"{'GFLOP/s':<10} {result['matmul']['peak_rss_mib']:>8.0f}"]
+             f"{'matmul fp32 ceiling, ' + result['matmul']['kernel']:<46} {ceiling:>10.1f} "
+             f"{_range(result['matmul']['gflops']):>17} {'GFLOP/s':<10} {result['matmul']['peak_rss_mib']:>8.0f}"]
+    for name, rates in result["matmul"]["kernels"].items():
+        if name != result["matmul"]["kernel"]:
+            lines.append(f"{'  (' + name + ')':<46} {rates['median']:>10.1f} {_range(rates):>17} {'GFLOP/s':<10}")
     for g in result["gan"]:
         s = g["seconds_per_iteration"]
         label = f"CycleGAN {g['arch']} (ngf {g['ngf']}, {g['n_blocks']} blk) {g['size']}px b{g['batch']}"

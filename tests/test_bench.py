@@ -15,6 +15,7 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_data", "classifier", "data", "epoch"):
         assert key in result, key
     assert result["matmul"]["gflops"]["median"] > 0
+    assert result["matmul"]["gflops"] == result["matmul"]["kernels"][result["matmul"]["kernel"]]
     assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
     for row in result["gan"]:
         assert row["flops_per_iteration"] > 0 and row["achieved_gflops"] > 0 and row["peak_rss_mib"] > 0

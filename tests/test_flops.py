@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runkit.flops import forward_flops, matmul_gflops
+from runkit.flops import forward_flops, matmul_gflops, matmul_kernels
 
 
 def test_conv_flops_by_hand():
@@ -24,5 +24,16 @@ def test_transposed_conv_flops_by_hand():
     assert forward_flops(up, torch.zeros(1, 6, 4, 4)) == 2 * 6 * 4 * 4 * 3 * 3 * 3
 
 
-def test_matmul_rate_is_positive():
-    assert all(r > 0 for r in matmul_gflops(n=64, repeats=2))
+def test_every_matmul_kernel_computes_the_product():
+    a, b = torch.randn(48, 48), torch.randn(48, 48)
+    kernels = matmul_kernels(a, b)
+    assert "torch.mm" in kernels
+    for name, kernel in kernels.items():
+        product = kernel()
+        product = product.to_dense() if product.is_mkldnn else product
+        assert torch.allclose(product, a @ b, atol=1e-4), name
+
+
+def test_matmul_ceiling_is_the_fastest_kernels_rates():
+    rates = matmul_gflops(n=64, repeats=3)
+    assert len(rates) == 3 and all(r > 0 for r in rates)
