@@ -231,10 +231,12 @@ def table(result: dict) -> str:
     lines = [f"device {result['device']} ({result['cpu']}), torch {result['torch']}, {result['threads']} threads",
              f"{'measurement':<46} {'median':>10} {'min–max':>17} {'unit':<10} {'peak MiB':>8}",
              f"{'matmul fp32 ceiling, ' + result['matmul']['kernel']:<46} {ceiling:>10.1f} "
-             f"{_range(result['matmul']['gflops']):>17} {'GFLOP/s':<10} {result['matmul']['peak_rss_mib']:>8.0f}"]
+             f"{_range(result['matmul']['gflops']):>17} {'GFLOP/s':<10} "
+             f"{result['matmul']['peak_rss_mib']:>8.0f}"]
     for name, rates in result["matmul"]["kernels"].items():
         if name != result["matmul"]["kernel"]:
-            lines.append(f"{'  (' + name + ')':<46} {rates['median']:>10.1f} {_range(rates):>17} {'GFLOP/s':<10}")
+            lines.append(f"{'  (' + name + ')':<46} {rates['median']:>10.1f} {_range(rates):>17} "
+                         f"{'GFLOP/s':<10}")
     for g in result["gan"]:
         s = g["seconds_per_iteration"]
         label = f"CycleGAN {g['arch']} (ngf {g['ngf']}, {g['n_blocks']} blk) {g['size']}px b{g['batch']}"

@@ -55,18 +55,21 @@ def matmul_kernels(a: torch.Tensor, b: torch.Tensor) -> dict[str, Callable[[], t
 
     ``torch.mm`` runs MKL (cuBLAS on CUDA). On CPU oneDNN, the library behind PyTorch's
     convolutions, has its own matrix product: on AMD CPUs, where MKL takes a slower code path,
-    it is about twice as fast, so a ceiling from ``torch.mm`` alone would be far too low. (It returns
-    its product in oneDNN's own tensor format; ``.to_dense()`` converts it.)
+    it is about twice as fast, so a ceiling from ``torch.mm`` alone would be far too low.
+    (oneDNN returns its product in its own tensor format; ``.to_dense()`` converts it.)
     """
     kernels = {"torch.mm": lambda: torch.mm(a, b)}
-    if a.device.type == "cpu" and a.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+    onednn = getattr(torch._C._nn, "mkldnn_linear", None)  # private: absent builds just skip it
+    if onednn is not None and a.device.type == "cpu" and a.dtype == torch.float32 \
+            and torch.backends.mkldnn.is_available():
         a_onednn, b_t = a.to_mkldnn(), b.t().contiguous()
-        kernels["oneDNN"] = lambda: torch._C._nn.mkldnn_linear(a_onednn, b_t, None)
+        kernels["oneDNN"] = lambda: onednn(a_onednn, b_t, None)
     return kernels
 
 
-def matmul_rates(n: int = 2048, repeats: int = 5, dtype=torch.float32, device="cpu") -> dict[str, list[float]]:
-    """Measured GFLOP/s of ``n``×``n`` matrix products (2·n³ FLOPs each) per kernel, one per repeat."""
+def matmul_rates(n: int = 2048, repeats: int = 5, dtype=torch.float32,
+                 device="cpu") -> dict[str, list[float]]:
+    """Measured GFLOP/s of ``n``×``n`` matrix products (2·n³ FLOPs each), per kernel and repeat."""
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
     kernels = matmul_kernels(a, b)
@@ -86,5 +89,5 @@ def matmul_rates(n: int = 2048, repeats: int = 5, dtype=torch.float32, device="c
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=torch.float32, device="cpu") -> list[float]:
-    """The ceiling: measured GFLOP/s, one per repeat, of the fastest matrix-product kernel (by median)."""
+    """The ceiling: measured GFLOP/s, one per repeat, of the fastest kernel (by median)."""
     return max(matmul_rates(n, repeats, dtype, device).values(), key=statistics.median)
