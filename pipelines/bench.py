@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from runkit.timing import peak_rss_mib, timed
+from runkit.timing import peak_rss_mib, summary, timed
 
 RUNS_ROOT = Path("runs") / "bench"
 BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121")
@@ -54,12 +54,11 @@ QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, da
 # ---- the steps (each runs in its own process) ----------------------------------------------------
 
 def step_matmul(plan: Plan) -> dict:
-    from runkit.flops import matmul_rates
+    from runkit.flops import fastest, matmul_rates
 
-    kernels = {name: {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
-               for name, rates in matmul_rates(plan.matmul_n, repeats=max(plan.reps, 5)).items()}
-    fastest = max(kernels, key=lambda name: kernels[name]["median"])
-    return {"n": plan.matmul_n, "kernel": fastest, "gflops": kernels[fastest], "kernels": kernels}
+    rates = matmul_rates(plan.matmul_n, repeats=max(plan.reps, 5))
+    kernels = {name: summary(kernel_rates) for name, kernel_rates in rates.items()}
+    return {"n": plan.matmul_n, "kernel": fastest(rates), "gflops": kernels[fastest(rates)], "kernels": kernels}
 
 
 def step_gan(plan: Plan, arch: str, size: int, batch: int) -> dict:

@@ -9,11 +9,12 @@ costs twice its forward (gradients for inputs and for weights).
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Callable
 
 import torch
 from torch import nn
+
+from runkit.timing import timed
 
 
 CONV_AND_LINEAR = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -78,16 +79,17 @@ def matmul_rates(n: int = 2048, repeats: int = 5, dtype=torch.float32,
         kernel()  # warm-up
     for _ in range(repeats):  # interleaved, so drift on a busy machine hits every kernel alike
         for name, kernel in kernels.items():
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            kernel()
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            rates[name].append(2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+            seconds = timed(kernel, reps=1, warmup=0, device=torch.device(device))["median"]
+            rates[name].append(2 * n ** 3 / seconds / 1e9)
     return rates
+
+
+def fastest(rates: dict[str, list[float]]) -> str:
+    """The kernel of :func:`matmul_rates` with the highest median rate: the ceiling's."""
+    return max(rates, key=lambda name: statistics.median(rates[name]))
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=torch.float32, device="cpu") -> list[float]:
     """The ceiling: measured GFLOP/s, one per repeat, of the fastest kernel (by median)."""
-    return max(matmul_rates(n, repeats, dtype, device).values(), key=statistics.median)
+    rates = matmul_rates(n, repeats, dtype, device)
+    return rates[fastest(rates)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runkit.flops import forward_flops, matmul_gflops, matmul_kernels
+from runkit import flops
+from runkit.flops import forward_flops, matmul_kernels
 
 
 def test_conv_flops_by_hand():
@@ -34,6 +35,13 @@ def test_every_matmul_kernel_computes_the_product():
         assert torch.allclose(product, a @ b, atol=1e-4), name
 
 
-def test_matmul_ceiling_is_the_fastest_kernels_rates():
-    rates = matmul_gflops(n=64, repeats=3)
-    assert len(rates) == 3 and all(r > 0 for r in rates)
+def test_matmul_ceiling_is_the_fastest_kernels_rates(monkeypatch):
+    measured = {"slow": [100.0, 300.0, 110.0], "fast": [200.0, 210.0, 190.0]}  # max 300 is not the median
+    monkeypatch.setattr(flops, "matmul_rates", lambda *args, **kwargs: measured)
+    assert flops.fastest(measured) == "fast"
+    assert flops.matmul_gflops(n=64, repeats=3) == measured["fast"]
+
+
+def test_matmul_rates_time_every_kernel_each_repeat():
+    rates = flops.matmul_rates(n=64, repeats=3)
+    assert "torch.mm" in rates and all(len(r) == 3 and min(r) > 0 for r in rates.values())
