@@ -39,6 +39,11 @@ class ClassifierConfig:
     weighted_sampling: bool = False  # draw training images with equal expected counts per class
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     hide_lungs: bool = False  # black out the central box in every image (shortcut control)
+    # shortcut mitigations (classifier/shortcuts.py; measured in docs/generalisation.md)
+    style_augment: bool = False  # random source-like restyling of training images
+    equalize: bool = False  # per-image histogram equalisation in the model's input path
+    source_balanced: bool = False  # within each class, draw every source equally often
+    cross_source: bool = True  # also evaluate on corpus images from sources training lacks for a class
     cam_class: str = "predicted"  # class the test-set Grad-CAM overlays explain
     seed: int = 2020
     device: str = "auto"

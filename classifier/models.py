@@ -17,9 +17,11 @@ from torchvision.models import get_model, get_model_weights
 from cxrdata import CLASSES
 
 from .augment import hide_centre
+from .shortcuts import equalize_histogram
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+IDENTITY_DEFAULTS = {"equalize": False}  # checkpoints made before the setting existed
 
 
 class WeightsError(ValueError):
@@ -69,17 +71,21 @@ def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
 
 
 class GrayscaleInput(nn.Module):
-    """(B, 1, H, W) in [0, 1] → (B, 3, H, W) ImageNet-normalised; optionally hides the lungs."""
+    """(B, 1, H, W) in [0, 1] → (B, 3, H, W) ImageNet-normalised; optionally equalises each
+    image's histogram first and hides the lungs."""
 
-    def __init__(self, hide_lungs: bool = False):
+    def __init__(self, hide_lungs: bool = False, equalize: bool = False):
         super().__init__()
         self.hide_lungs = hide_lungs
+        self.equalize = equalize
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != 1:
             raise ValueError(f"expected 1-channel images (B, 1, H, W), got shape {tuple(images.shape)}")
+        if self.equalize:
+            images = equalize_histogram(images)
         if self.hide_lungs:
             images = hide_centre(images)
         return (images.expand(-1, 3, -1, -1) - self.mean) / self.std
@@ -88,11 +94,12 @@ class GrayscaleInput(nn.Module):
 class CXRClassifier(nn.Module):
     """A torchvision backbone with a :data:`CLASSES`-sized head, fed by :class:`GrayscaleInput`."""
 
-    def __init__(self, backbone_name: str, backbone: nn.Module, hide_lungs: bool = False):
+    def __init__(self, backbone_name: str, backbone: nn.Module, hide_lungs: bool = False,
+                 equalize: bool = False):
         super().__init__()
         self.backbone_name = backbone_name
         self.spec = BACKBONES[backbone_name]
-        self.input = GrayscaleInput(hide_lungs)
+        self.input = GrayscaleInput(hide_lungs, equalize)
         self.backbone = backbone
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -115,10 +122,12 @@ class CXRClassifier(nn.Module):
 
     def identity(self) -> dict:
         """What a checkpoint must match to be loaded into this model."""
-        return {"backbone": self.backbone_name, "hide_lungs": self.input.hide_lungs, "classes": list(CLASSES)}
+        return {"backbone": self.backbone_name, "hide_lungs": self.input.hide_lungs,
+                "equalize": self.input.equalize, "classes": list(CLASSES)}
 
 
-def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False) -> CXRClassifier:
+def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
+                equalize: bool = False) -> CXRClassifier:
     """A classifier on ``backbone`` with ``weights``: ``imagenet``, ``none`` or a state-dict path.
 
     A state-dict file holds the plain torchvision model (any head size: the head is replaced).
@@ -135,7 +144,7 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False) 
     head_path = BACKBONES[backbone].head
     old_head = submodule(model, head_path)
     _replace(model, head_path, nn.Linear(old_head.in_features, len(CLASSES)))
-    return CXRClassifier(backbone, model, hide_lungs)
+    return CXRClassifier(backbone, model, hide_lungs, equalize)
 
 
 def _imagenet_model(backbone: str) -> nn.Module:
@@ -181,7 +190,7 @@ def checkpoint_payload(model: CXRClassifier, **extra) -> dict:
 def load_weights(model: CXRClassifier, checkpoint: dict, source: Path | str) -> None:
     """Load ``checkpoint``'s weights, refusing one made for another backbone or input setting."""
     for key, want in model.identity().items():
-        have = checkpoint.get(key)
+        have = checkpoint.get(key, IDENTITY_DEFAULTS.get(key))
         if have != want:
             raise CheckpointMismatchError(f"{source}: checkpoint has {key}={have!r} but this model has "
                                           f"{key}={want!r}; use the run's own settings or another run")
@@ -193,7 +202,8 @@ def model_from_checkpoint(checkpoint: dict, source: Path | str) -> CXRClassifier
     if checkpoint.get("backbone") not in BACKBONES:
         raise CheckpointMismatchError(f"{source}: not a classifier checkpoint (backbone "
                                       f"{checkpoint.get('backbone')!r})")
-    model = build_model(checkpoint["backbone"], "none", bool(checkpoint.get("hide_lungs")))
+    model = build_model(checkpoint["backbone"], "none", bool(checkpoint.get("hide_lungs")),
+                        bool(checkpoint.get("equalize")))
     load_weights(model, checkpoint, source)
     return model
 
