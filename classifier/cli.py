@@ -6,17 +6,19 @@ from pathlib import Path
 
 import click
 
-from cxrdata import CLASSES, ManifestError
+from cxrdata import CLASSES, SPLITS, ManifestError
 from runkit.device import pick_device
 from runkit.rundir import RunExistsError
 
 from .augment import AugmentSettings
 from .config import AUGS, CAM_CLASSES, DEFAULT_SYNTH, PROFILES, ConfigError, make_config
 from .data import SyntheticDataError
+from .labelled import LabelledDataError
 from .models import BACKBONES, CheckpointMismatchError, WeightsError
+from .predict import RunNotUsableError
 
 USER_ERRORS = (ConfigError, SyntheticDataError, RunExistsError, WeightsError, CheckpointMismatchError,
-               ManifestError, FileNotFoundError)
+               ManifestError, FileNotFoundError, LabelledDataError, RunNotUsableError)
 
 
 def _default(name: str) -> str:
@@ -77,6 +79,21 @@ def classify_cli():
               help="Shortcut control: black out the central box [0.15, 0.85]² of every image (train, "
                    "val, test and predict). If accuracy stays high, the model is not using the lungs. "
                    "[default: off]")
+@click.option("--style-augment/--no-style-augment", default=None,
+              help="Shortcut mitigation: restyle training images at random like other sources (gamma, "
+                   "contrast, blur, noise, JPEG re-compression, a grey band over one border, burned-in "
+                   "markers) so that image style stops marking a class. [default: off]")
+@click.option("--equalize/--no-equalize", default=None,
+              help="Shortcut mitigation: equalise each image's grey-level histogram inside the model "
+                   "(training, testing and predict alike; saved with the model), removing brightness "
+                   "and contrast differences between sources. [default: off]")
+@click.option("--source-balanced/--no-source-balanced", default=None,
+              help="Shortcut mitigation: draw training images so that within each class every source "
+                   "(metadata column 'source') is equally likely; class shares stay. [default: off]")
+@click.option("--cross-source/--no-cross-source", default=None,
+              help="After testing, classify the corpus images from sources the training set lacks for "
+                   "some class (for cxr3 the 284 paediatric images) and report how many are called covid "
+                   "(cross_source.csv; the out-of-source block of report.md). [default: on]")
 @_option("cam_class", "Class the test-set Grad-CAM overlays explain: predicted, true, or a class name.",
          type=click.Choice(CAM_CLASSES))
 @_option("seed", "Random seed (CPU runs repeat exactly).", type=int)
@@ -89,20 +106,19 @@ def classify_cli():
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run of that name first.")
-def train_cmd(profile: str, synth_manifest: str | None, weighted_sampling: bool | None,
-              hide_lungs: bool | None, name: str | None, run_dir: Path | None, resume: bool,
-              overwrite: bool, **settings):
+def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_dir: Path | None,
+              resume: bool, overwrite: bool, **settings):
     """Train on the train split, pick the best epoch on val, evaluate on test, write the report.
 
     Outputs in runs/classify/<name>/: config.json, TensorBoard scalars, best.pt, last.pt,
-    train_images.csv, metrics.json, report.md, confusion.png, predictions.csv, gradcam.json and
-    gradcam/ (an overlay per test image, a grid per class).
+    train_images.csv, metrics.json, report.md (per-class, per-source and out-of-source results),
+    confusion.png, predictions.csv, cross_source.csv, gradcam.json and gradcam/ (an overlay per
+    test image, a grid per class).
     """
     from .train import RUNS_ROOT, train_classifier
 
     try:
-        config = make_config(profile, synth_manifest=synth_manifest, weighted_sampling=weighted_sampling,
-                             hide_lungs=hide_lungs, **settings)
+        config = make_config(profile, synth_manifest=synth_manifest, **settings)
         target = run_dir or (RUNS_ROOT / name if name else None)
         run = train_classifier(config, target, resume=resume, overwrite=overwrite)
     except USER_ERRORS as exc:
@@ -113,36 +129,100 @@ def train_cmd(profile: str, synth_manifest: str | None, weighted_sampling: bool 
     click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, gradcam/)")
 
 
+@classify_cli.command("evaluate")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data", metavar="DATA", type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), default=None,
+              help="Manifest only: evaluate the rows of this split [default: every row].")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Manifest only: folder its relative paths start from [default: the data root, as for "
+                   "the project's manifests].")
+@click.option("--ignore-unknown", is_flag=True,
+              help="Folder only: leave out subfolders whose names are not classes (normal, covid, "
+                   "pneumonia) instead of stopping.")
+@click.option("--name", default=None, help="Output folder under runs/evaluate/ [default: <run>-on-<data>].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Exact output folder (overrides --name); never inside RUN.")
+@click.option("--cam-class", type=click.Choice(("predicted",) + CLASSES), default="predicted",
+              show_default=True, help="Class each Grad-CAM overlay explains.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Evaluate a run that has not finished (its best.pt may come from an early epoch).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished evaluation of the same name.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None, ignore_unknown: bool,
+                 name: str | None, out: Path | None, cam_class: str, allow_unfinished: bool, overwrite: bool,
+                 device: str):
+    """Evaluate RUN's best model on labelled DATA: a folder with one subfolder per class (normal,
+    covid, pneumonia; any subset; PNG, JPEG or DICOM files at any depth) or a manifest CSV in the
+    project's format (path,label,patient_id,source,sha256; split optional).
+
+    Writes runs/evaluate/<name>/: config.json, predictions.csv (probabilities and Grad-CAM border
+    share per image), metrics.json and report.md (accuracy and per-class recall with Wilson
+    intervals, precision, specificity, confusion matrix; absent classes marked absent), a Grad-CAM
+    grid per class. Unreadable files are skipped and named; images the model trained on are named
+    in a warning.
+    """
+    from .evaluate_data import RUNS_ROOT, evaluate_run
+
+    try:
+        target = out or (RUNS_ROOT / name if name else None)
+        result = evaluate_run(run_dir, data, target, split=split, root=root, ignore_unknown=ignore_unknown,
+                              allow_unfinished=allow_unfinished, overwrite=overwrite, cam_class=cam_class,
+                              device=device)
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
+    for file, reason in result.unreadable:
+        click.echo(f"skipped {reason}", err=True)
+    if result.in_training:
+        click.echo(f"warning: {len(result.in_training)} image(s) are in the model's training set (same bytes), "
+                   f"e.g. {result.in_training[0]}; see report.md", err=True)
+    test = result.metrics["test"]
+    low, high = test["accuracy_ci95"]
+    click.echo(f"accuracy {test['accuracy']:.3f} ({test['correct']}/{test['n']}; 95% CI {low:.3f}–{high:.3f}); "
+               f"non-covid called covid {result.metrics['covid_false_positive']['k']}/"
+               f"{result.metrics['covid_false_positive']['n']}")
+    click.echo(f"outputs in {result.out_dir}/ (report.md, metrics.json, predictions.csv, gradcam/)")
+
+
 @classify_cli.command("predict")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A trained run folder, e.g. runs/classify/cxr3-v1-resnet18 (its best.pt is used).")
+              help="A finished run folder, e.g. runs/classify/cxr3-v1-resnet18 (its best.pt is used).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the CAM overlays [default: <run>/predict].")
+              help="Folder for the CAM overlays [default: runs/predict/<run name>].")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write one row per file (file, predicted, probabilities, border share, overlay).")
 @click.option("--cam-class", type=click.Choice(("predicted",) + CLASSES), default="predicted",
               show_default=True, help="Class each overlay explains.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Use a run that has not finished (its best.pt may come from an early epoch).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, cam_class: str, device: str):
+def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_file: Path | None,
+                cam_class: str, allow_unfinished: bool, device: str):
     """Classify PNG/JPEG/DICOM files: probabilities, predicted class and a Grad-CAM overlay each.
 
     Unreadable files are reported by name and skipped; the exit status is 1 if any failed.
     """
     from cxrdata import ImageReadError
 
-    from .predict import predict_files
+    from .predict import predict_files, write_csv
 
-    failed = 0
+    failed, rows = 0, []
     try:
-        for result in predict_files(list(images), run_dir, out, cam_class, device):
+        for result in predict_files(list(images), run_dir, out, cam_class, device, allow_unfinished):
             if isinstance(result, ImageReadError):
                 failed += 1
                 click.echo(f"skipped {result}", err=True)
                 continue
+            rows.append(result)
             probabilities = "  ".join(f"{c} {p:.3f}" for c, p in result.probabilities.items())
             click.echo(f"{result.file}: {result.predicted}  ({probabilities}); CAM for "
                        f"{result.cam_class}, border share {result.border_share:.2f} → {result.overlay}")
     except USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    if csv_file:
+        write_csv(csv_file, rows)
+        click.echo(f"table: {csv_file}")
     if failed:
         click.echo(f"{failed} of {len(images)} file(s) could not be read (listed above)", err=True)
         sys.exit(1)

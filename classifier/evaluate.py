@@ -8,15 +8,27 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cxrdata import CLASSES, CXRDataset
-from runkit import rundir
+from cxrdata import CLASSES, CXRDataset, Manifest, manifest_path
+from runkit import device as devices, rundir
 
-from . import report
+from . import crosssource, report
 from .config import ClassifierConfig
 from .data import SYNTHETIC_SOURCE, Splits
 from .gradcam import BORDER_BAND, GradCAM, border_area, border_share
 from .metrics import classification_metrics
 from .models import CXRClassifier
+
+
+@torch.no_grad()
+def predict_probabilities(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
+                          device: torch.device) -> np.ndarray:
+    """Softmax probabilities ``(N, 3)`` for every image of ``dataset``, in order."""
+    model.eval()
+    out = []
+    for images, _ in DataLoader(dataset, batch_size=batch_size):
+        with devices.autocast(device):
+            out.append(model(images.to(device)).float().softmax(1).cpu())
+    return torch.cat(out).numpy()
 
 
 def cam_targets(cam_class: str, labels: torch.Tensor) -> torch.Tensor | None:
@@ -43,8 +55,31 @@ def dataset_cams(model: CXRClassifier, dataset: CXRDataset, cam_class: str, batc
     return torch.cat(maps).numpy(), torch.cat(targets).numpy(), torch.cat(probabilities).numpy()
 
 
+def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierConfig, run_dir: Path,
+                       device: torch.device, progress: bool = True) -> dict | str:
+    """Predict the out-of-source corpus images into ``cross_source.csv``; return the cross-source
+    block (see :mod:`classifier.crosssource`), or why it was not measured."""
+    if not config.cross_source:
+        return "switched off (--no-cross-source)"
+    dataset = Manifest.read(manifest_path(config.dataset))
+    result = crosssource.evaluate_out_of_source(
+        lambda images: predict_probabilities(model, images, config.batch_size, device),
+        dataset, splits.train, config.image_size, progress)
+    if isinstance(result, str):
+        return result
+    images, probabilities = result
+    report.write_predictions(run_dir / "cross_source.csv", images, probabilities)
+    return crosssource.predicted_distribution(np.array([r.label for r in images]), predicted_names(probabilities),
+                                              np.array([r.source for r in images]))
+
+
+def predicted_names(probabilities: np.ndarray) -> np.ndarray:
+    return np.array(CLASSES)[probabilities.argmax(1)]
+
+
 def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits, config: ClassifierConfig,
-                     run_dir: Path, device: torch.device, training: dict, progress: bool = True) -> dict:
+                     run_dir: Path, device: torch.device, training: dict, cross_source: dict | str,
+                     progress: bool = True) -> dict:
     """Write predictions.csv, metrics.json, gradcam.json, report.md, confusion.png and gradcam/.
 
     Returns the test metrics.
@@ -53,7 +88,10 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
                                                 device, progress)
     report.write_predictions(run_dir / "predictions.csv", test_set.manifest, probabilities)
     test = classification_metrics(test_set.labels.numpy(), probabilities)
-    cam_summary = _write_cams(run_dir / "gradcam", test_set, maps, targets, probabilities, config.cam_class)
+    by_source = crosssource.per_source(np.array([r.label for r in test_set.manifest]),
+                                       predicted_names(probabilities),
+                                       np.array([r.source for r in test_set.manifest]))
+    cam_summary = write_cams(run_dir / "gradcam", test_set, maps, targets, probabilities, config.cam_class)
     rundir.write_json(run_dir / "gradcam.json", cam_summary)
     summary = {
         "run": run_dir.name, "config": config.to_dict(), "test": test,
@@ -61,6 +99,7 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
         "synthetic_train_images": sum(r.source == SYNTHETIC_SOURCE for r in splits.train),
         "training": training,
         "gradcam": {k: v for k, v in cam_summary.items() if k != "images"},
+        "per_source": by_source, "cross_source": cross_source,
     }
     rundir.write_json(run_dir / "metrics.json", summary)
     low, high = test["accuracy_ci95"]
@@ -75,8 +114,8 @@ def _short(name: str, width: int = 26) -> str:
     return name if len(name) <= width else f"{name[:11]}…{name[-(width - 12):]}"
 
 
-def _write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
-                probabilities: np.ndarray, cam_class: str) -> dict:
+def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
+               probabilities: np.ndarray, cam_class: str) -> dict:
     """Overlays for every image, one grid per true class, and the border-share summary."""
     shares = border_share(torch.from_numpy(maps)).numpy()
     predicted = probabilities.argmax(1)
@@ -95,7 +134,7 @@ def _write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: n
     for label, (tiles, captions) in grids.items():
         if tiles:
             report.save_grid(folder / f"grid_{label}.png", tiles, captions,
-                             f"true {label}: Grad-CAM for the {cam_class} class (first {len(tiles)} test images)")
+                             f"true {label}: Grad-CAM for the {cam_class} class (first {len(tiles)} images)")
 
     def mean_share(rows: list[dict]) -> float | None:
         values = [r["border_share"] for r in rows if r["border_share"] is not None]

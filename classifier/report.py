@@ -15,6 +15,8 @@ from PIL import Image  # noqa: E402
 
 from cxrdata import CLASSES, Manifest  # noqa: E402
 
+from .crosssource import cross_source_markdown, per_source_markdown  # noqa: E402
+
 PREDICTION_COLUMNS = ("image_id", "path", "patient_id", "source", "true", "predicted",
                       *(f"p_{c}" for c in CLASSES))
 CAM_ALPHA = 0.4
@@ -26,15 +28,18 @@ def image_id(record) -> str:
     return (record.extra.get("image_id") or Path(record.path).stem).replace(os.sep, "_")
 
 
-def write_predictions(path: Path, manifest: Manifest, probabilities: np.ndarray) -> None:
-    """One row per image: ids, true and predicted class names, class probabilities."""
+def write_predictions(path: Path, manifest: Manifest, probabilities: np.ndarray,
+                      border_shares: list[float | None] | None = None) -> None:
+    """One row per image: ids, true and predicted class names, class probabilities (and each
+    image's Grad-CAM border share when given)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(PREDICTION_COLUMNS)
-        for record, probs in zip(manifest, probabilities):
+        writer.writerow(PREDICTION_COLUMNS + (("border_share",) if border_shares is not None else ()))
+        for i, (record, probs) in enumerate(zip(manifest, probabilities)):
+            share = [] if border_shares is None else ["" if border_shares[i] is None else f"{border_shares[i]:.4f}"]
             writer.writerow([image_id(record), record.path, record.patient_id, record.source, record.label,
-                             CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs)])
+                             CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs), *share])
     os.replace(tmp, path)
 
 
@@ -84,7 +89,7 @@ def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: s
     plt.close(fig)
 
 
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
@@ -113,11 +118,14 @@ def report_markdown(summary: dict) -> str:
               "| class | precision | recall (sensitivity) | specificity | F1 | ROC AUC (one-vs-rest) | n |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in test["per_class"].items():
-        lines.append(f"| {name} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['specificity'])} "
-                     f"| {_fmt(s['f1'])} | {_fmt(s['roc_auc'])} | {s['support']} |")
+        lines.append(f"| {name} | {fmt(s['precision'])} | {fmt(s['recall'])} | {fmt(s['specificity'])} "
+                     f"| {fmt(s['f1'])} | {fmt(s['roc_auc'])} | {s['support']} |")
     m = test["macro"]
-    lines.append(f"| **macro** | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['specificity'])} "
-                 f"| {_fmt(m['f1'])} | {_fmt(m['roc_auc'])} | {test['n']} |")
+    lines.append(f"| **macro** | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['specificity'])} "
+                 f"| {fmt(m['f1'])} | {fmt(m['roc_auc'])} | {test['n']} |")
+    if "per_source" in summary:
+        lines += [""] + per_source_markdown(summary["per_source"])
+        lines += cross_source_markdown(summary["cross_source"])
     lines += ["", "## Confusion matrix (rows true, columns predicted)", "",
               "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
     for name, row in zip(CLASSES, test["confusion_matrix"]):
@@ -125,13 +133,13 @@ def report_markdown(summary: dict) -> str:
     lines += ["", "![confusion matrix](confusion.png)", "",
               "## Grad-CAM shortcut indicator", "",
               f"Share of CAM mass in the border band (outer {cam['band']:.0%} of each side) for the "
-              f"{cam['cam_class']} class: mean **{_fmt(cam['mean_border_share'])}** over the test set; "
+              f"{cam['cam_class']} class: mean **{fmt(cam['mean_border_share'])}** over the test set; "
               f"a map spread evenly would give {cam['border_area']:.2f} (the band's share of the area). "
               "Well above that, the model attends to image edges (markers, text, borders) more than "
               "to the lungs: suspect a shortcut.", "",
               "| true class | mean border share |", "| --- | --- |"]
     for name, value in cam["mean_border_share_by_true_class"].items():
-        lines.append(f"| {name} | {_fmt(value)} |")
+        lines.append(f"| {name} | {fmt(value)} |")
     lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
               "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", "",
               "## Caveat", "",

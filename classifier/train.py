@@ -23,11 +23,12 @@ from .config import ClassifierConfig
 from .data import build_splits
 from .models import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
-from .evaluate import write_evaluation
+from .evaluate import predict_probabilities, write_cross_source, write_evaluation
+from .shortcuts import restyle, source_balanced_weights
 
 RUNS_ROOT = Path("runs") / "classify"
 # Settings that may change when resuming: they do not alter the epochs already trained.
-RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "cam_class")
+RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "cam_class", "cross_source")
 
 
 def default_run_dir(config: ClassifierConfig) -> Path:
@@ -47,7 +48,7 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     device = devices.pick_device(config.device)
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
-    model = build_model(config.backbone, config.weights, config.hide_lungs).to(device)
+    model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize).to(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     rundir.open_run(run_dir, config.to_dict(), overwrite=overwrite, resume=resume,
                     resumable_keys=RESUMABLE_KEYS)
@@ -65,8 +66,10 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
                                     "continue with --resume") from None
     best = checkpoint.load(run_dir / "best.pt", map_location=device)
     load_weights(model, best, run_dir / "best.pt")
+    cross_source = write_cross_source(model, splits, config, run_dir, device, progress)
     summary = write_evaluation(model, datasets["test"], splits, config, run_dir, device,
-                               training={**history, "best_epoch": best["epoch"]}, progress=progress)
+                               training={**history, "best_epoch": best["epoch"]}, cross_source=cross_source,
+                               progress=progress)
     rundir.mark_finished(run_dir, {"test_accuracy": summary["accuracy"], "best_epoch": best["epoch"]})
     return run_dir
 
@@ -91,12 +94,18 @@ def configure_stage(model: CXRClassifier, config: ClassifierConfig, stage: str) 
 
 
 def train_loader(dataset: CXRDataset, config: ClassifierConfig) -> DataLoader:
-    """Shuffled (or class-weighted) batches; a last batch of one is dropped (batch norm needs two)."""
+    """Shuffled batches, or weighted draws (class-balanced and/or source-balanced); a last
+    batch of one is dropped (batch norm needs two)."""
     drop_last = len(dataset) % config.batch_size == 1
-    if not config.weighted_sampling:
+    if not (config.weighted_sampling or config.source_balanced):
         return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=drop_last)
-    counts = torch.bincount(dataset.labels, minlength=len(CLASSES)).clamp_min(1).float()
-    sampler = WeightedRandomSampler((1.0 / counts)[dataset.labels], num_samples=len(dataset))
+    weights = torch.ones(len(dataset), dtype=torch.double)
+    if config.source_balanced:
+        weights = source_balanced_weights(dataset.labels.tolist(), [r.source for r in dataset.manifest])
+    if config.weighted_sampling:
+        per_class = torch.zeros(len(CLASSES), dtype=torch.double).index_add_(0, dataset.labels, weights)
+        weights = weights / per_class[dataset.labels]
+    sampler = WeightedRandomSampler(weights, num_samples=len(dataset))
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last)
 
 
@@ -171,6 +180,8 @@ def train_epoch(model: CXRClassifier, loader: DataLoader, optimizer: torch.optim
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
     for images, labels in bar:
         images = augment(images.to(device, non_blocking=True), config.augment)
+        if config.style_augment:
+            images = restyle(images)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with devices.autocast(device):
@@ -184,18 +195,6 @@ def train_epoch(model: CXRClassifier, loader: DataLoader, optimizer: torch.optim
         seen += len(labels)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}")
     return total_loss / seen, correct / seen
-
-
-@torch.no_grad()
-def predict_probabilities(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
-                          device: torch.device) -> np.ndarray:
-    """Softmax probabilities ``(N, 3)`` for every image of ``dataset``, in order."""
-    model.eval()
-    out = []
-    for images, _ in DataLoader(dataset, batch_size=batch_size):
-        with devices.autocast(device):
-            out.append(model(images.to(device)).float().softmax(1).cpu())
-    return torch.cat(out).numpy()
 
 
 def evaluate_loss(model: CXRClassifier, dataset: CXRDataset, batch_size: int,

@@ -72,9 +72,11 @@ class Manifest:
         self.name = name
 
     @classmethod
-    def read(cls, csv_path: Path | str, root: Path | str | None = None) -> "Manifest":
+    def read(cls, csv_path: Path | str, root: Path | str | None = None,
+             default_split: str | None = None) -> "Manifest":
         """Read and validate ``csv_path``; relative paths resolve against ``root`` (default
-        :func:`data_root`)."""
+        :func:`data_root`). With ``default_split`` the split column is optional and rows
+        without a split get that one."""
         csv_path = Path(csv_path)
         if not csv_path.is_file():
             raise ManifestError(f"{csv_path}: manifest not found (run `make manifests` to create "
@@ -82,11 +84,13 @@ class Manifest:
         root = Path(root) if root is not None else data_root()
         with open(csv_path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            required = [c for c in REQUIRED_COLUMNS if not (c == "split" and default_split)]
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise ManifestError(f"{csv_path}: missing column(s) {', '.join(missing)}; "
-                                    f"a manifest needs {', '.join(REQUIRED_COLUMNS)}")
-            records = [_record(row, root, csv_path, line) for line, row in enumerate(reader, start=2)]
+                                    f"a manifest needs {', '.join(required)}")
+            records = [_record({**row, "split": row.get("split") or default_split} if default_split else row,
+                               root, csv_path, line) for line, row in enumerate(reader, start=2)]
         return cls(records, name=csv_path.stem)
 
     def write(self, csv_path: Path | str, extra_columns: Iterable[str] = ()) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from classifier import crosssource
 from cxrdata.manifest import Manifest, data_root, manifest_path
 
 RAW_SAMPLES = data_root().parent / "raw-samples"
@@ -15,6 +16,25 @@ RAW_SAMPLES = data_root().parent / "raw-samples"
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes its decoded-image cache to a fresh temporary folder."""
     monkeypatch.setenv("CXR_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def small_corpus() -> Manifest | None:
+    """Four paediatric normal and four pneumonia images of the real corpus (or None without it)."""
+    full = crosssource.corpus_manifest()
+    if full is None:
+        return None
+    paediatric = [r for r in full if r.source == "kaggle-paediatric"]
+    return Manifest([r for r in paediatric if r.label == "normal"][:4] + [r for r in paediatric if r.label == "pneumonia"][:4],
+                    name="small-corpus")
+
+
+@pytest.fixture(autouse=True)
+def quick_out_of_source(small_corpus, monkeypatch):
+    """Training runs in tests check 8 out-of-source images instead of every corpus image outside
+    their tiny manifests (about 1,700: minutes per run). Tests of the corpus itself import
+    ``corpus_manifest`` directly and still read all of it."""
+    monkeypatch.setattr(crosssource, "corpus_manifest", lambda root=None: small_corpus)
 
 
 @pytest.fixture

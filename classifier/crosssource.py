@@ -1,0 +1,150 @@
+"""Out-of-source measurement: does the model answer by disease or by image source?
+
+A model trained where covid images come from other sources than normal and pneumonia ones can
+learn the source. Two measurements expose it:
+
+* the **cross-source block**: the predicted-class distribution on corpus images from sources
+  that the training set lacks for some class (for cxr3: the Kaggle paediatric normal and
+  pneumonia images, never trained on), summarised as the **out-of-source covid false-positive
+  rate** — the share of non-covid images called covid;
+* **per-source metrics** on the internal test split, with the accuracy within each source that
+  holds two or more diseases (in cxr3 only ieee8023 covid vs ieee8023 pneumonia), where source
+  cannot give the answer away.
+
+Every function takes arrays of class names and sources, so run folders and experiment reports
+compute the same numbers from their own files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cxrdata import CLASSES, CXRDataset, Manifest, data_root
+
+from .metrics import wilson_interval
+
+COVID = "covid"
+MIN_PER_CLASS = 5  # images per class a source needs in the test split for a within-source accuracy
+
+
+def corpus_manifest(root: Path | None = None) -> Manifest | None:
+    """Every image of the corpus (``metadata.csv`` under the data root), or None if absent."""
+    path = Path(root or data_root()) / "metadata.csv"
+    return Manifest.read(path, root=path.parent, default_split="test") if path.is_file() else None
+
+
+def out_of_source(corpus: Manifest, dataset: Manifest, train: Manifest) -> Manifest:
+    """Corpus images outside ``dataset`` (none of its splits, by checksum or file) whose source
+    the training set ``train`` lacks for at least one class."""
+    in_dataset = {r.sha256 for r in dataset if r.sha256} | {r.file.resolve() for r in dataset}
+    trained = {(r.source, r.label) for r in train}
+    lacking = {r.source for r in corpus if any((r.source, c) not in trained for c in CLASSES)}
+    kept = [r for r in corpus
+            if r.source in lacking and r.sha256 not in in_dataset and r.file.resolve() not in in_dataset]
+    return Manifest(kept, name="out-of-source")
+
+
+def rate(hits: int, n: int) -> dict:
+    """A proportion with its Wilson 95% interval (rate None when ``n`` is 0)."""
+    low, high = wilson_interval(hits, n)
+    return {"k": int(hits), "n": int(n), "rate": hits / n if n else None, "ci95": [low, high]}
+
+
+def covid_false_positive(true: np.ndarray, predicted: np.ndarray) -> dict:
+    """Share of non-covid images called covid."""
+    negative = true != COVID
+    return rate(int((predicted[negative] == COVID).sum()), int(negative.sum()))
+
+
+def predicted_distribution(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray) -> dict:
+    """The cross-source block: per source and true class, how often each class was predicted,
+    plus the pooled covid false-positive rate and accuracy (over all out-of-source images)."""
+    true, predicted, sources = map(np.asarray, (true, predicted, sources))
+    by_source = {}
+    for source in sorted(set(sources.tolist())):
+        here = sources == source
+        by_source[source] = {
+            label: {"n": int((here & (true == label)).sum()),
+                    "predicted": {c: rate(int((here & (true == label) & (predicted == c)).sum()),
+                                          int((here & (true == label)).sum())) for c in CLASSES}}
+            for label in CLASSES if (here & (true == label)).any()}
+    return {"n": int(len(true)), "sources": by_source,
+            "covid_false_positive": covid_false_positive(true, predicted),
+            "accuracy": rate(int((true == predicted).sum()), len(true))}
+
+
+def per_source(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray) -> dict:
+    """Accuracy and per-class recall per source on one test split, and the accuracy within each
+    source that holds at least two classes of ``MIN_PER_CLASS`` images or more."""
+    true, predicted, sources = map(np.asarray, (true, predicted, sources))
+    out = {}
+    for source in sorted(set(sources.tolist())):
+        here = sources == source
+        right = here & (true == predicted)
+        present = [c for c in CLASSES if (here & (true == c)).any()]
+        entry = {"accuracy": rate(int(right.sum()), int(here.sum())),
+                 "recall": {c: rate(int((right & (true == c)).sum()), int((here & (true == c)).sum()))
+                            for c in present}}
+        several = [c for c in present if (here & (true == c)).sum() >= MIN_PER_CLASS]
+        if len(several) >= 2:
+            chosen = here & np.isin(true, several)
+            entry["within_source"] = {"classes": several,
+                                      "accuracy": rate(int((chosen & (true == predicted)).sum()), int(chosen.sum()))}
+        out[source] = entry
+    return out
+
+
+def evaluate_out_of_source(predict, dataset: Manifest, train: Manifest, size: int,
+                           progress: bool = True) -> tuple[Manifest, np.ndarray] | str:
+    """Predict the out-of-source images of ``dataset``: ``(manifest, probabilities)``, or the
+    reason there are none. ``predict`` maps a :class:`CXRDataset` to probabilities."""
+    corpus = corpus_manifest()
+    if corpus is None:
+        return f"no corpus metadata.csv under {data_root()}"
+    images = out_of_source(corpus, dataset, train)
+    if not len(images):
+        return "every corpus source is in the training set for every class"
+    return images, predict(CXRDataset(images, size, progress=progress))
+
+
+def pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _rate_text(r: dict) -> str:
+    return f"{pct(r['rate'])} % [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}] ({r['k']}/{r['n']})"
+
+
+def cross_source_markdown(block: dict | str) -> list[str]:
+    """The report section of a cross-source block (or the reason it is missing)."""
+    out = ["## Out-of-source check", ""]
+    if isinstance(block, str):
+        return out + [f"Not measured: {block}.", ""]
+    out += [f"Corpus images from sources the training set lacks for some class, never trained on "
+            f"({block['n']} images). A model that learned the disease answers them like any other image; "
+            "one that learned the source calls them by their source.", "",
+            f"**Out-of-source covid false-positive rate: {_rate_text(block['covid_false_positive'])}** of the "
+            "non-covid images there called covid (Wilson 95% interval).", "",
+            "| source | true class | n | " + " | ".join(f"called {c} %" for c in CLASSES) + " |",
+            "| --- | --- | --- |" + " --- |" * len(CLASSES)]
+    for source, classes in block["sources"].items():
+        for label, entry in classes.items():
+            out.append(f"| {source} | {label} | {entry['n']} | " + " | ".join(
+                f"{pct(entry['predicted'][c]['rate'])} [{pct(entry['predicted'][c]['ci95'][0])}, "
+                f"{pct(entry['predicted'][c]['ci95'][1])}]" for c in CLASSES) + " |")
+    return out + ["", "Per-image predictions: `cross_source.csv`. Paediatric images differ from adult ones, "
+                  "so 'normal' or 'pneumonia' answers there are debatable; 'covid' is wrong for every one.", ""]
+
+
+def per_source_markdown(block: dict) -> list[str]:
+    out = ["## Per source (test split)", "", "| source | n | accuracy % [95% CI] | recall per class % |",
+           "| --- | --- | --- | --- |"]
+    for source, entry in block.items():
+        recalls = ", ".join(f"{c} {pct(r['rate'])} ({r['k']}/{r['n']})" for c, r in entry["recall"].items())
+        out.append(f"| {source} | {entry['accuracy']['n']} | {_rate_text(entry['accuracy'])} | {recalls} |")
+    within = {s: e["within_source"] for s, e in block.items() if "within_source" in e}
+    if within:
+        out += ["", "**Within one source** (the source cannot give these answers away):"]
+        out += [f"- {s}, {' vs '.join(w['classes'])}: accuracy {_rate_text(w['accuracy'])}" for s, w in within.items()]
+    return out + [""]
