@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench
+.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,3 +71,7 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 	@if [ "$(FORCE)" = 1 ]; then rm -rf runs data/synthetic; echo "removed runs/ and data/synthetic/"; \
 	else echo "kept runs/ and data/synthetic/ (make clean FORCE=1 deletes them)"; fi
+
+evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
+	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
+	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)

@@ -1,6 +1,8 @@
 """Classify single image files with a finished run's best model and write a CAM overlay each."""
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +11,15 @@ import torch
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 from cxrdata.images import fit_square
 from runkit import checkpoint, device as devices
+from runkit.rundir import CONFIG, FINISHED, is_finished, read_json
 
 from .evaluate import cam_targets
 from .gradcam import GradCAM, border_share
 from .models import CXRClassifier, model_from_checkpoint
 from .report import save_overlay
+
+
+PREDICT_ROOT = Path("runs") / "predict"
 
 
 @dataclass
@@ -26,6 +32,26 @@ class Prediction:
     overlay: Path
 
 
+class RunNotUsableError(ValueError):
+    """RUN is not a classifier run, or has not finished; the message says what to pass."""
+
+
+def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
+    """The settings of a classifier run, refusing another kind of folder or an unfinished run."""
+    run_dir = Path(run_dir)
+    config_file = run_dir / CONFIG
+    config = read_json(config_file) if config_file.is_file() else {}
+    if "backbone" not in config or not (run_dir / "best.pt").is_file():
+        raise RunNotUsableError(f"{run_dir}: not a classifier run (no config.json with a backbone and best.pt "
+                                "there); pass a folder made by `cxr classify train`, e.g. "
+                                "runs/classify/cxr3-v1-resnet18")
+    if not is_finished(run_dir) and not allow_unfinished:
+        raise RunNotUsableError(f"{run_dir}: the run has not finished (no {FINISHED}); its best.pt may be "
+                                "from an early epoch. Finish it with `cxr classify train --resume`, or pass "
+                                "--allow-unfinished")
+    return config
+
+
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
     """The best model of a run and the image size it was trained at."""
     path = Path(run_dir) / "best.pt"
@@ -36,15 +62,23 @@ def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassi
     return model_from_checkpoint(saved, path).to(device).eval(), int(saved["image_size"])
 
 
+def default_out_dir(run_dir: Path | str) -> Path:
+    """Where overlays go unless told: ``runs/predict/<run name>``, never inside the run."""
+    return PREDICT_ROOT / Path(run_dir).resolve().name
+
+
 def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | None = None,
-                  cam_class: str = "predicted", device: str = "auto"):
+                  cam_class: str = "predicted", device: str = "auto", allow_unfinished: bool = False):
     """Yield a :class:`Prediction` per readable file, or the :class:`ImageReadError` of an
-    unreadable one (the others go on). Overlays go to ``out_dir`` (default ``<run>/predict``)."""
+    unreadable one (the others go on). Overlays go to ``out_dir`` (default
+    :func:`default_out_dir`); two files of the same name get distinct overlay names."""
     if cam_class not in ("predicted",) + CLASSES:
         raise ValueError(f"cam_class {cam_class!r}: choose predicted or one of {', '.join(CLASSES)}")
+    run_config(run_dir, allow_unfinished)
     torch_device = devices.pick_device(device)
     model, size = load_run_model(run_dir, torch_device)
-    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "predict"
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dir)
+    used: set[str] = set()
     with GradCAM(model) as cam:
         for file in map(Path, files):
             try:
@@ -57,8 +91,32 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
             maps, logits = cam(image, None if wanted is None else wanted.to(torch_device))
             probabilities = logits.float().softmax(1)[0].cpu()
             explained = int(probabilities.argmax()) if wanted is None else int(wanted[0])
-            overlay_path = out_dir / f"{file.stem}.cam-{CLASSES[explained]}.png"
+            overlay_path = out_dir / _unique(f"{file.stem}.cam-{CLASSES[explained]}", used)
             save_overlay(overlay_path, gray, maps[0].cpu().numpy())
             yield Prediction(file=file, probabilities=dict(zip(CLASSES, probabilities.tolist())),
                              predicted=CLASSES[int(probabilities.argmax())], cam_class=CLASSES[explained],
                              border_share=float(border_share(maps.cpu())[0]), overlay=overlay_path)
+
+
+def write_csv(path: Path | str, predictions: list[Prediction]) -> None:
+    """One row per classified file, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["file", "predicted", *(f"p_{c}" for c in CLASSES), "cam_class", "border_share", "overlay"])
+        for p in predictions:
+            writer.writerow([p.file, p.predicted, *(f"{p.probabilities[c]:.6f}" for c in CLASSES), p.cam_class,
+                             f"{p.border_share:.4f}", p.overlay])
+    os.replace(tmp, path)
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """``stem.png``, or ``stem-2.png``, ``stem-3.png``… when that name was already used."""
+    name, n = f"{stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return name

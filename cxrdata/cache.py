@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .images import fit_square, read_grayscale
-from .manifest import REPO_ROOT, Manifest, Record, check_checksum
+from .images import ImageReadError, fit_square, read_grayscale
+from .manifest import REPO_ROOT, ChecksumError, Manifest, Record, check_checksum
 
 FORMAT_VERSION = 1
 
@@ -42,6 +42,31 @@ def decode_all(manifest: Manifest, size: int, verify: bool = True, progress: boo
                                        desc=f"decoding {manifest.name} @ {size}px", unit="img")):
             out[i] = image
     return out
+
+
+def decode_readable(manifest: Manifest, size: int, progress: bool = True
+                    ) -> tuple[Manifest, np.ndarray, list[tuple[Record, str]]]:
+    """Decode every readable image of ``manifest``; the unreadable ones (missing, corrupt, not an
+    image, checksum mismatch) are left out and returned with the reason, so one bad file never
+    stops the others. Returns the readable records, their images and ``(record, reason)`` pairs."""
+    def attempt(record: Record) -> np.ndarray | str:
+        try:
+            return decode(record, size)
+        except (ImageReadError, ChecksumError) as exc:
+            return str(exc)
+
+    kept, images, failed = [], [], []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = tqdm(pool.map(attempt, manifest.records), total=len(manifest), disable=not progress,
+                       desc=f"decoding {manifest.name} @ {size}px", unit="img")
+        for record, result in zip(manifest.records, results):
+            if isinstance(result, str):
+                failed.append((record, result))
+            else:
+                kept.append(record)
+                images.append(result)
+    stacked = np.stack(images) if images else np.empty((0, size, size), dtype=np.uint8)
+    return Manifest(kept, name=manifest.name), stacked, failed
 
 
 def cache_key(manifest: Manifest, size: int) -> str:

@@ -13,18 +13,22 @@ from .manifest import CLASSES, Manifest
 
 
 class CXRDataset(Dataset):
-    """Images of ``manifest`` at ``size`` px, decoded once (see :mod:`cxrdata.cache`).
+    """Images of ``manifest`` at ``size`` px, decoded once (see :mod:`cxrdata.cache`), or the
+    already decoded ``images`` ``(N, size, size)`` uint8 when given.
 
     ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, size, size)`` float tensor in
     [0, 1] after the optional ``transform``, and ``label`` the index in :data:`CLASSES`.
     """
 
     def __init__(self, manifest: Manifest, size: int, transform: Callable | None = None,
-                 progress: bool = True, use_cache: bool = True):
+                 progress: bool = True, use_cache: bool = True, images: np.ndarray | None = None):
         self.manifest = manifest
         self.size = size
         self.transform = transform
-        self.images: np.ndarray = cached_images(manifest, size, progress=progress, use_cache=use_cache)
+        if images is not None and images.shape != (len(manifest), size, size):
+            raise ValueError(f"images of shape {images.shape} do not fit {len(manifest)} images at {size} px")
+        self.images: np.ndarray = (images if images is not None
+                                   else cached_images(manifest, size, progress=progress, use_cache=use_cache))
         self.labels = torch.tensor(manifest.labels, dtype=torch.long)
 
     def __len__(self) -> int:

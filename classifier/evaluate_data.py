@@ -1,0 +1,170 @@
+"""``cxr classify evaluate``: a finished run's best model on any labelled data.
+
+The images go through exactly the training preprocessing (the same decoding, square crop and
+resize, and the model's own input path), so evaluating a run on its own test split reproduces
+its ``predictions.csv``. Results go to ``runs/evaluate/<name>/``, never into the model's run:
+``config.json``, ``predictions.csv`` (with each image's Grad-CAM border share),
+``metrics.json``, ``report.md``, ``confusion.png`` and ``gradcam/`` (an overlay per image, a
+grid per class).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cxrdata import CLASSES, CXRDataset, Manifest
+from cxrdata.cache import decode_readable
+from runkit import device as devices, rundir
+from runkit.rundir import RunExistsError
+
+from . import crosssource, report
+from .evaluate import dataset_cams, predicted_names, write_cams
+from .labelled import LabelledDataError, read_labelled
+from .metrics import classification_metrics
+from .predict import load_run_model, run_config
+
+RUNS_ROOT = Path("runs") / "evaluate"
+SHOWN = 10  # file names listed in the report and warnings before "and N more"
+
+
+@dataclass
+class Evaluation:
+    out_dir: Path
+    metrics: dict
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    in_training: list[str] = field(default_factory=list)  # files whose bytes the model trained on
+    ignored_folders: list[str] = field(default_factory=list)
+
+
+def default_name(run_dir: Path, data: Manifest) -> str:
+    return f"{Path(run_dir).resolve().name}-on-{data.name}"
+
+
+def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | None = None, *,
+                 split: str | None = None, root: Path | str | None = None, ignore_unknown: bool = False,
+                 allow_unfinished: bool = False, overwrite: bool = False, cam_class: str = "predicted",
+                 device: str = "auto", progress: bool = True) -> Evaluation:
+    """Evaluate the best model of ``run_dir`` on ``data`` (class folders or a manifest CSV)."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir, allow_unfinished)
+    manifest, ignored = read_labelled(data, split=split, ignore_unknown=ignore_unknown, root=root)
+    out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(run_dir, manifest)
+    if out_dir.resolve().is_relative_to(run_dir.resolve()):
+        raise LabelledDataError(f"--out {out_dir}: inside the model's run folder; evaluations live "
+                                "beside runs, never in them (default runs/evaluate/<name>)")
+    if rundir.is_finished(out_dir) and not overwrite:
+        raise RunExistsError(f"{out_dir} holds a finished evaluation; pass --overwrite to replace it, or "
+                             "--name for another")
+    torch_device = devices.pick_device(device)
+    model, size = load_run_model(run_dir, torch_device)
+    readable, images, failed = decode_readable(manifest, size, progress=progress)
+    if not len(readable):
+        raise LabelledDataError(f"{data}: none of the {len(manifest)} images could be read (first: "
+                                f"{failed[0][1]}); check the paths (manifests resolve against --root, "
+                                "default the data root)")
+    settings = {"run": str(run_dir.resolve()), "data": str(Path(data).resolve()), "split": split,
+                "root": str(root) if root else None, "ignore_unknown": ignore_unknown, "cam_class": cam_class,
+                "device": device, "image_size": size}
+    rundir.open_run(out_dir, settings, overwrite=(out_dir / rundir.CONFIG).is_file())  # unfinished or asked
+
+    dataset = CXRDataset(readable, size, images=images)
+    maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
+                                                progress)
+    cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
+    report.write_predictions(out_dir / "predictions.csv", readable, probabilities,
+                             [image["border_share"] for image in cams["images"]])
+    true, predicted = np.array([r.label for r in readable]), predicted_names(probabilities)
+    sources = np.array([r.source for r in readable])
+    metrics = {"model": _model_summary(run_dir, config), "data": settings["data"], "split": split,
+               "images": len(manifest), "evaluated": len(readable),
+               "classes_present": [c for c in CLASSES if (true == c).any()],
+               "test": classification_metrics(dataset.labels.numpy(), probabilities),
+               "covid_false_positive": crosssource.covid_false_positive(true, predicted),
+               "per_source": crosssource.per_source(true, predicted, sources),
+               "gradcam": {k: v for k, v in cams.items() if k != "images"},
+               "unreadable": [{"file": str(r.file), "reason": reason} for r, reason in failed],
+               "in_training": _in_training(run_dir, readable), "ignored_folders": ignored}
+    rundir.write_json(out_dir / "metrics.json", metrics)
+    low, high = metrics["test"]["accuracy_ci95"]
+    report.save_confusion(out_dir / "confusion.png", metrics["test"]["confusion_matrix"],
+                          f"{out_dir.name}: accuracy {metrics['test']['accuracy']:.3f} ({low:.3f}–{high:.3f})")
+    (out_dir / "report.md").write_text(markdown(out_dir, metrics), encoding="utf-8")
+    rundir.mark_finished(out_dir, {"accuracy": metrics["test"]["accuracy"], "evaluated": len(readable)})
+    return Evaluation(out_dir, metrics, [(str(r.file), reason) for r, reason in failed], metrics["in_training"],
+                      ignored)
+
+
+def _model_summary(run_dir: Path, config: dict) -> dict:
+    path = run_dir / "metrics.json"
+    own = rundir.read_json(path)["test"]["accuracy"] if path.is_file() else None
+    return {"run": str(run_dir), "backbone": config["backbone"], "dataset": config["dataset"],
+            "aug": config["aug"], "image_size": config["image_size"], "own_test_accuracy": own}
+
+
+def _in_training(run_dir: Path, data: Manifest) -> list[str]:
+    """Files of ``data`` whose bytes are among the run's training images (train_images.csv)."""
+    path = run_dir / "train_images.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        trained = {row["sha256"] for row in csv.DictReader(fh) if row.get("sha256")}
+    return [r.path for r in data if r.sha256 and r.sha256 in trained]
+
+
+def _listed(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(f"`{n}`" for n in names[:SHOWN]) + more
+
+
+def markdown(out_dir: Path, m: dict) -> str:
+    test, model = m["test"], m["model"]
+    low, high = test["accuracy_ci95"]
+    absent = [c for c in CLASSES if c not in m["classes_present"]]
+    own = model["own_test_accuracy"]
+    out = [f"# Evaluation `{out_dir.name}`", "",
+           f"Model: run `{model['run']}` ({model['backbone']}, {model['aug']}, {model['image_size']} px, trained on "
+           f"`{model['dataset']}`" + (f"; its own test accuracy {100 * own:.1f} %" if own is not None else "") + ").",
+           f"Data: `{m['data']}`" + (f", split {m['split']}" if m["split"] else "") +
+           f"; {m['evaluated']} of {m['images']} images evaluated.", ""]
+    if m["in_training"]:
+        out += [f"**Warning: {len(m['in_training'])} image(s) are in the model's training set** (same file bytes), "
+                f"so this is not a fair test of them: {_listed(m['in_training'])}.", ""]
+    if m["unreadable"]:
+        out += [f"**{len(m['unreadable'])} file(s) could not be read** and were skipped:", ""]
+        out += [f"- {u['reason']}" for u in m["unreadable"][:SHOWN]]
+        out += ([f"- … and {len(m['unreadable']) - SHOWN} more (all in metrics.json)"]
+                if len(m["unreadable"]) > SHOWN else []) + [""]
+    if m["ignored_folders"]:
+        out += [f"Folders ignored (not a class name): {_listed(m['ignored_folders'])}.", ""]
+    out += [f"**Accuracy {100 * test['accuracy']:.1f} %** ({test['correct']}/{test['n']}; Wilson 95% interval "
+            f"{100 * low:.1f}–{100 * high:.1f}).", "",
+            f"Non-covid images called covid: {crosssource.pct(m['covid_false_positive']['rate'])} % "
+            f"({m['covid_false_positive']['k']}/{m['covid_false_positive']['n']}).", ""]
+    if absent:
+        out += [f"Absent from these data (no images; recall and ROC AUC undefined): {', '.join(absent)}.", ""]
+    out += ["| class | n | recall % [95% CI] | precision % | specificity % | ROC AUC |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, s in test["per_class"].items():
+        if name in absent:
+            out.append(f"| {name} | 0 | absent | {crosssource.pct(s['precision'])} | "
+                       f"{crosssource.pct(s['specificity'])} | absent |")
+            continue
+        ci = s["recall_ci95"]
+        out.append(f"| {name} | {s['support']} | {crosssource.pct(s['recall'])} [{crosssource.pct(ci[0])}, "
+                   f"{crosssource.pct(ci[1])}] | {crosssource.pct(s['precision'])} | "
+                   f"{crosssource.pct(s['specificity'])} | {report.fmt(s['roc_auc'])} |")
+    out += ["", "## Confusion matrix (rows true, columns predicted)", "",
+            "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
+    out += [f"| {name} | " + " | ".join(str(n) for n in row) + " |"
+            for name, row in zip(CLASSES, test["confusion_matrix"])]
+    out += ["", "![confusion matrix](confusion.png)", ""]
+    if len(m["per_source"]) > 1:
+        out += crosssource.per_source_markdown(m["per_source"])
+    cam = m["gradcam"]
+    out += ["## Grad-CAM", "", f"Mean border share {report.fmt(cam['mean_border_share'])} (an even map gives "
+            f"{cam['border_area']:.2f}; well above it, the model looks at edges, markers and text). Per image: "
+            "`predictions.csv`; overlays: `gradcam/overlays/`.", ""]
+    out += [f"- {c}: ![{c}](gradcam/grid_{c}.png)" for c in m["classes_present"]]
+    return "\n".join(out) + "\n"
