@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier import crosssource
 from classifier.metrics import wilson_interval
 from cxrdata import CLASSES
 from runkit.rundir import read_json
@@ -17,13 +18,15 @@ from runkit.rundir import read_json
 from .stats import bootstrap_ratio_difference, mcnemar_exact, spread
 
 COVID = "covid"
+CROSS_SOURCE = "cross_source.csv"
 
 
-def read_predictions(run_dir: Path) -> dict[str, np.ndarray]:
-    """``predictions.csv`` as arrays: path, patient_id, true, predicted (class names)."""
-    with open(Path(run_dir) / "predictions.csv", newline="", encoding="utf-8") as fh:
+def read_predictions(run_dir: Path, name: str = "predictions.csv") -> dict[str, np.ndarray]:
+    """A run's ``predictions.csv`` (or ``cross_source.csv``) as arrays: path, patient_id,
+    source, true, predicted (class names)."""
+    with open(Path(run_dir) / name, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return {key: np.array([r[key] for r in rows]) for key in ("path", "patient_id", "true", "predicted")}
+    return {key: np.array([r[key] for r in rows]) for key in ("path", "patient_id", "source", "true", "predicted")}
 
 
 def paired(v1: dict, v2: dict, where: str) -> None:
@@ -118,3 +121,41 @@ def mean_border_share(run_dirs: list[Path]) -> dict:
     return {"mean": float(np.mean(shares)) if shares else None,
             "by_true_class": {c: float(np.mean(v)) if v else None for c, v in by_class.items()},
             "border_area": summaries[0]["border_area"], "band": summaries[0]["band"]}
+
+
+def out_of_source(names: list[str], run_pairs: list[tuple[Path, Path]], seed: int = 0) -> dict | str:
+    """v1 and v2's out-of-source covid false-positive rates per replicate, their mean ± sd, and
+    the pooled paired difference v2 − v1 with a bootstrap interval over out-of-source patients;
+    or why it was not measured."""
+    rows, pooled = [], []
+    for name, (run1, run2) in zip(names, run_pairs):
+        if not ((run1 / CROSS_SOURCE).is_file() and (run2 / CROSS_SOURCE).is_file()):
+            return read_json(run1 / "metrics.json").get("cross_source") or "no cross_source.csv in the runs"
+        a, b = read_predictions(run1, CROSS_SOURCE), read_predictions(run2, CROSS_SOURCE)
+        paired(a, b, name)
+        pooled.append((a, b))
+        rows.append({"replicate": name, "v1": crosssource.covid_false_positive(a["true"], a["predicted"]),
+                     "v2": crosssource.covid_false_positive(b["true"], b["predicted"])})
+    v1 = {k: np.concatenate([a[k] for a, _ in pooled]) for k in pooled[0][0]}
+    v2 = {k: np.concatenate([b[k] for _, b in pooled]) for k in pooled[0][1]}
+    negative = v1["true"] != COVID
+    delta = bootstrap_ratio_difference((v1["predicted"] == COVID) & negative, negative,
+                                       (v2["predicted"] == COVID) & negative, negative,
+                                       groups=v1["patient_id"], seed=seed).as_dict()
+    return {"per_replicate": rows, "n": int(negative.sum() // len(rows)),
+            "sources": sorted(set(v1["source"].tolist())),
+            "v1": spread([r["v1"]["rate"] for r in rows]), "v2": spread([r["v2"]["rate"] for r in rows]),
+            "delta": delta}
+
+
+def run_false_positive(run_dir: Path) -> dict | None:
+    """One run's out-of-source covid false-positive rate, if it was measured."""
+    block = read_json(Path(run_dir) / "metrics.json").get("cross_source")
+    return block["covid_false_positive"] if isinstance(block, dict) else None
+
+
+def per_source(pairs: list[tuple[dict, dict]]) -> dict:
+    """Per-source test metrics of v1 and v2, pooled over replicates."""
+    return {model: crosssource.per_source(*(np.concatenate([p[i][k] for p in pairs])
+                                            for k in ("true", "predicted", "source")))
+            for i, model in enumerate(("v1", "v2"))}

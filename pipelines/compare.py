@@ -49,12 +49,18 @@ class CompareConfig:
     synth_seed: int = 0
     lungs_hidden_control: bool = True
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
+    holdout_source: str | None = None  # leave this source out of every split; its images test out of source
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
         self.validate()
 
     def validate(self) -> None:
+        if self.holdout_source is not None:
+            sources = {r.source for r in Manifest.read(manifest_path(self.dataset))}
+            if self.holdout_source not in sources:
+                raise CompareError(f"--holdout-source {self.holdout_source}: not a source of {self.dataset}; "
+                                   f"choose one of {', '.join(sorted(sources))}")
         if self.n_synthetic <= 0:
             raise CompareError(f"N={self.n_synthetic}: the number of synthetic images must be positive")
         if not self.seeds:
@@ -114,15 +120,17 @@ def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, ove
 def default_name(config: CompareConfig) -> str:
     split = f"{config.folds}fold" if config.folds else f"{len(config.seeds)}seeds"
     backbone = config.classifier.get("backbone") or make_config(config.classifier_profile).backbone
-    return f"{Path(config.dataset).stem}-n{config.n_synthetic}-{backbone}-{split}"
+    holdout = f"-without-{config.holdout_source}" if config.holdout_source else ""
+    return f"{Path(config.dataset).stem}{holdout}-n{config.n_synthetic}-{backbone}-{split}"
 
 
 def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
     """The replicates: seeds on the fixed split, or one per fold (fold manifests written)."""
+    dataset = _holdout_manifest(config, out_dir) if config.holdout_source else config.dataset
     if not config.folds:
         gan_run = Path(config.gan_run) if config.gan_run else out_dir / "gan"
-        return [Replicate(f"seed{s}", config.dataset, s, gan_run, out_dir / "synthetic") for s in config.seeds]
-    base = Manifest.read(manifest_path(config.dataset))
+        return [Replicate(f"seed{s}", dataset, s, gan_run, out_dir / "synthetic") for s in config.seeds]
+    base = Manifest.read(manifest_path(dataset))
     try:
         folds = kfold_manifests(base, config.folds, config.seeds[0])
     except ValueError as exc:
@@ -130,6 +138,18 @@ def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
     paths = write_folds(folds, out_dir / "folds")
     return [Replicate(f"fold{i}", str(path), config.seeds[0], out_dir / f"gan-fold{i}",
                       out_dir / f"synthetic-fold{i}") for i, path in enumerate(paths)]
+
+
+def _holdout_manifest(config: CompareConfig, out_dir: Path) -> str:
+    """The dataset without ``holdout_source`` (written beside the experiment): nothing of that
+    source is trained, validated or tested on, so every classifier's out-of-source check meets
+    all of its images."""
+    base = Manifest.read(manifest_path(config.dataset))
+    kept = Manifest([r for r in base if r.source != config.holdout_source],
+                    name=f"{Path(config.dataset).stem}-without-{config.holdout_source}")
+    path = out_dir / f"{kept.name}.csv"
+    kept.write(path, base.extra_columns)
+    return str(path)
 
 
 def _check_or_write_config(out_dir: Path, config: CompareConfig, overwrite: bool) -> None:

@@ -12,6 +12,7 @@ from runkit.timing import peak_rss_mib
 
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
+from .mitigations import RUNS_ROOT as MITIGATIONS_ROOT, VARIANTS as MITIGATIONS, run_mitigations
 from .progression import render
 from .report import headline_table
 
@@ -79,6 +80,9 @@ def experiment_options(command):
         click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
                      help="Override a CycleGAN setting, e.g. --gan-set iterations=300; repeatable."),
         click.option("--sweep", default="", help="Also train v2 with these synthetic counts, e.g. 0,50,100,200."),
+        click.option("--holdout-source", default=None, metavar="SOURCE",
+                     help="Leave this image source (e.g. figure1, ieee8023) out of training, validation and "
+                          "test; its images are then classified out of source by every model."),
         click.option("--no-lungs-hidden", is_flag=True,
                      help="Skip the control that retrains v1 with the lung region blacked out."),
         click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: from the settings]."),
@@ -90,7 +94,7 @@ def experiment_options(command):
 
 
 def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
-                 classifier_set, gan_set, sweep, no_lungs_hidden) -> CompareConfig:
+                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden) -> CompareConfig:
     classifier = key_values(classifier_set, "--set")
     if backbone:
         classifier["backbone"] = backbone
@@ -99,7 +103,7 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
                              folds=folds, classifier_profile=classifier_profile, classifier=classifier,
                              gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
                              gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
-                             lungs_hidden_control=not no_lungs_hidden)
+                             holdout_source=holdout_source, lungs_hidden_control=not no_lungs_hidden)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -132,6 +136,32 @@ def demo_cmd(name, overwrite):
     """The whole experiment on the CPU demo settings (reuses finished steps when re-run)."""
     config = CompareConfig(seeds=DEMO["seeds"], classifier=DEMO["classifier"], gan=DEMO["gan"])
     run_and_print(config, name, overwrite)
+
+
+@pipeline_cli.command("mitigations")
+@click.option("--variants", default=",".join(MITIGATIONS), show_default=True,
+              help="Comma-separated mitigation variants to measure (each a set of classifier settings: "
+                   + "; ".join(f"{k}: {v or 'defaults'}" for k, v in MITIGATIONS.items()) + ").")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per variant.")
+@click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
+              help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
+@click.option("--name", default="demo", show_default=True, help="Folder under runs/mitigations/.")
+@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
+    """Train v1 with each shortcut mitigation over seeds (plus a lungs-hidden control each) and
+    tabulate out-of-source covid false positives, internal accuracy, within-source accuracy,
+    border share and the control: runs/mitigations/<name>/table.md and results.json."""
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in MITIGATIONS]
+    if unknown:
+        raise click.BadParameter(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(MITIGATIONS)}",
+                                 param_hint="--variants")
+    settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
+    try:
+        run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo((MITIGATIONS_ROOT / name / "table.md").read_text(encoding="utf-8"))
 
 
 @pipeline_cli.command("progression")

@@ -49,6 +49,8 @@ def write_report(config, replicates, out_dir: Path) -> Path:
         "config": config.to_dict(), "data": data,
         "replicates": rows, "across_replicates": analysis.across(rows),
         "pooled": analysis.delta_statistics(pairs),
+        "out_of_source": analysis.out_of_source(names, [(r.runs["v1"], r.runs["v2"]) for r in replicates]),
+        "per_source": analysis.per_source(pairs),
         "gradcam_border_share": {k: analysis.mean_border_share([r.runs[k] for r in replicates])
                                  for k in ("v1", "v2")},
         "synthesis": read_json(first.synthetic / "report.json"),
@@ -59,6 +61,7 @@ def write_report(config, replicates, out_dir: Path) -> Path:
     if "v1-lungs-hidden" in first.runs:
         result["lungs_hidden"] = analysis.lungs_hidden_verdict(
             analysis.read_predictions(first.runs["v1-lungs-hidden"]))
+        result["lungs_hidden"]["out_of_source_covid_fp"] = analysis.run_false_positive(first.runs["v1-lungs-hidden"])
     result["sweep"] = _sweep(config, replicates, pairs)
     result["progression"] = _progression(first, out_dir)
     write_json(out_dir / "report.json", result)
@@ -146,6 +149,11 @@ def headline_table(result: dict) -> str:
              f"| McNemar exact test (pooled discordant pairs) | {pooled['mcnemar']['only_a_right']} right only "
              f"under v1 | {pooled['mcnemar']['only_b_right']} right only under v2 | "
              f"p = {pooled['mcnemar']['p_value']:.3g} |"]
+    oos = result.get("out_of_source")
+    if isinstance(oos, dict):
+        lines.append(f"| out-of-source covid false positives ({oos['n']} images never trained on; lower is better) | "
+                     f"{pct(oos['v1']['mean'])} ± {pct(oos['v1']['std'])} | {pct(oos['v2']['mean'])} ± "
+                     f"{pct(oos['v2']['std'])} | {interval(oos['delta'])} |")
     return "\n".join(lines)
 
 
@@ -182,6 +190,7 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     if result["sweep"]:
         out += ["## Accuracy difference by number of synthetic images", "", "| N synthetic | v2 − v1 [95% CI] |",
                 "| --- | --- |"] + [f"| {p['n']} | {interval(p['delta_accuracy'])} |" for p in result["sweep"]] + [""]
+    out += _out_of_source_section(result)
     out += _gan_section(result, first, link)
     out += _audit_section(result, first, link)
     out += _progression_section(result, link)
@@ -215,6 +224,36 @@ def _settings_section(result: dict, replicates) -> list[str]:
             f"- CycleGAN: {g['size']} px, ngf {g['ngf']}, {g['n_blocks']} residual blocks, {g['iterations']} "
             f"iterations, batch {g['batch_size']}, trained on the `{g['manifest']}` training split (normal → covid).",
             f"- Replicates: {', '.join(f'{r.name} (seed {r.seed})' for r in replicates)}.", ""]
+
+
+def _out_of_source_section(result: dict) -> list[str]:
+    oos = result["out_of_source"]
+    out = ["## Out-of-source check: disease or source?", ""]
+    if not isinstance(oos, dict):
+        return out + [f"Not measured: {oos}.", ""]
+    out += [f"Every classifier also classified the corpus images from sources its training set lacks for some "
+            f"class ({', '.join(oos['sources'])}; {oos['n']} non-covid images, never trained on). Calling them covid "
+            "is wrong whatever else they show, so the share called covid measures how much a model answers "
+            "by image source rather than by disease.", "",
+            "| replicate | v1 covid false positives % [95% CI] | v2 % [95% CI] |", "| --- | --- | --- |"]
+    for r in oos["per_replicate"]:
+        out.append(f"| {r['replicate']} | " + " | ".join(
+            f"{pct(r[m]['rate'])} [{pct(r[m]['ci95'][0])}, {pct(r[m]['ci95'][1])}]" for m in ("v1", "v2")) + " |")
+    out += ["", f"v2 − v1, pooled over replicates: {interval(oos['delta'])} points (bootstrap over patients)."]
+    hidden = result.get("lungs_hidden", {}).get("out_of_source_covid_fp")
+    if hidden:
+        out.append(f"The lungs-hidden control calls {pct(hidden['rate'])}% of them covid.")
+    out += ["", "**Per source (internal test split, pooled over replicates).** Accuracy within one source cannot "
+            "come from the source:", "", "| source | n | v1 accuracy % | v2 accuracy % | within one source: v1 / v2 % |",
+            "| --- | --- | --- | --- | --- |"]
+    v1, v2 = result["per_source"]["v1"], result["per_source"]["v2"]
+    for source in v1:
+        within = (f"{' vs '.join(v1[source]['within_source']['classes'])}: "
+                  f"{pct(v1[source]['within_source']['accuracy']['rate'])} / "
+                  f"{pct(v2[source]['within_source']['accuracy']['rate'])}" if "within_source" in v1[source] else "–")
+        out.append(f"| {source} | {v1[source]['accuracy']['n']} | {pct(v1[source]['accuracy']['rate'])} | "
+                   f"{pct(v2[source]['accuracy']['rate'])} | {within} |")
+    return out + [""]
 
 
 def _gan_section(result: dict, first, link) -> list[str]:

@@ -6,7 +6,9 @@ import pytest
 from conftest import few
 from cxrdata.manifest import Manifest
 from cxrdata.splits import EXTRA_COLUMNS
+from classifier.crosssource import corpus_manifest, out_of_source
 from pipelines.compare import CompareConfig, CompareError, run_compare
+from pipelines.report import headline_table
 from runkit.rundir import read_json
 
 TINY_CLASSIFIER = {"epochs": 1, "image_size": 32, "batch_size": 4}
@@ -43,7 +45,17 @@ def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, 
     assert report["progression"]["patient_id"] == "ieee8023-178"
     assert (out / "figures" / "progression.png").is_file()
     text = (out / "report.md").read_text()
-    for heading in ("## Data", "## Shortcut audit", "## Disease progression", "## Beside the published numbers"):
+    oos = report["out_of_source"]
+    assert [r["replicate"] for r in oos["per_replicate"]] == ["seed0", "seed1"]
+    assert oos["n"] == 8 and oos["sources"] == ["kaggle-paediatric"]  # conftest's small corpus
+    first = oos["per_replicate"][0]["v1"]
+    assert first["rate"] == read_json(out / "classify" / "seed0-v1" / "metrics.json")["cross_source"][
+        "covid_false_positive"]["rate"]
+    assert oos["delta"]["low"] <= oos["delta"]["estimate"] <= oos["delta"]["high"]
+    assert set(report["per_source"]["v1"]) == {r.source for r in Manifest.read(tiny_manifest).select(split="test")}
+    assert "out-of-source covid false positives" in headline_table(report)
+    for heading in ("## Data", "## Out-of-source check", "## Shortcut audit", "## Disease progression",
+                    "## Beside the published numbers"):
         assert heading in text
     for link in [line.split("](")[1].split(")")[0] for line in text.splitlines() if "](" in line]:
         assert (out / link).is_file(), f"report links a missing file: {link}"
@@ -56,7 +68,22 @@ def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, 
     assert messages and all(m.endswith("reused") for m in messages), messages
 
 
+@pytest.mark.integration
+def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, tmp_path):
+    config = CompareConfig(dataset=str(tiny_manifest), n_synthetic=1, seeds=(0,), classifier=TINY_CLASSIFIER,
+                           gan=TINY_GAN, holdout_source="nih", lungs_hidden_control=False)
+    out = run_compare(config, tmp_path / "exp", progress=False, log=lambda m: None)
+    derived = Manifest.read(out / "tiny-without-nih.csv")
+    assert derived and not any(r.source == "nih" for r in derived)
+    assert read_json(out / "classify" / "seed0-v1" / "config.json")["dataset"] == str(out / "tiny-without-nih.csv")
+    trained = Manifest.read(out / "classify" / "seed0-v1" / "train_images.csv", root="/")
+    assert not any(r.source == "nih" for r in trained)
+    held_out = out_of_source(corpus_manifest(), derived, derived.select(split="train"))
+    assert sum(r.source == "nih" for r in held_out) == 1000  # every NIH image is met out of source
+
+
 @pytest.mark.parametrize("settings, message", [
+    ({"holdout_source": "hospital9"}, "not a source of cxr3"),
     ({"folds": 5, "dataset": "makris2020"}, "published, fixed"),
     ({"folds": 5, "gan_run": "runs/gan/cpu"}, "GAN trained on its own training split"),
     ({"folds": 5, "seeds": (0, 1)}, "give one seed"),

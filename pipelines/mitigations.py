@@ -1,0 +1,96 @@
+"""Measure the shortcut mitigations side by side: each variant of the v1 classifier over seeds.
+
+For every variant (a set of classifier settings) and seed, one v1 classifier is trained on the
+same split, plus one lungs-hidden control per variant (first seed). Measured per variant, as
+mean ± sd over seeds: the out-of-source covid false-positive rate (see
+:mod:`classifier.crosssource`), internal test accuracy, the within-source accuracy of ieee8023
+covid vs pneumonia, the Grad-CAM border share, and the lungs-hidden accuracy against chance.
+Finished runs are reused, so an interrupted measurement continues where it stopped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from classifier.config import make_config
+from classifier.train import train_classifier
+from runkit.rundir import read_json, write_json
+
+from .analysis import chance_level, read_predictions
+from .stats import spread
+from .steps import ensure
+
+RUNS_ROOT = Path("runs") / "mitigations"
+VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
+    "none": {},
+    "style": {"style_augment": True},
+    "equalize": {"equalize": True},
+    "source-balanced": {"source_balanced": True},
+    "style+equalize": {"style_augment": True, "equalize": True},
+    "all": {"style_augment": True, "equalize": True, "source_balanced": True},
+}
+WITHIN = "ieee8023"  # the only source with two diseases in cxr3
+
+
+def run_mitigations(settings: dict, seeds: tuple[int, ...], variants: list[str], out_dir: Path,
+                    overwrite: bool = False, log=print) -> dict:
+    """Train every variant × seed (and a lungs-hidden control per variant); write ``results.json``
+    and ``table.md`` into ``out_dir`` and return the results."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for variant in tqdm(variants, desc="variants", unit="variant"):
+        runs = [_train(out_dir, variant, seed, settings, overwrite, log) for seed in seeds]
+        hidden = _train(out_dir, variant, seeds[0], {**settings, "hide_lungs": True}, overwrite, log)
+        results[variant] = summarise(runs, hidden)
+    write_json(out_dir / "results.json", {"settings": settings, "seeds": list(seeds),
+                                          "variants": {v: VARIANTS[v] for v in variants}, "results": results})
+    (out_dir / "table.md").write_text(table(results), encoding="utf-8")
+    return results
+
+
+def _train(out_dir: Path, variant: str, seed: int, settings: dict, overwrite: bool, log) -> Path:
+    config = make_config(**{**settings, **VARIANTS[variant], "seed": seed})
+    slug = variant.replace(" ", "-").replace("+", "-")
+    run_dir = out_dir / f"{slug}{'-lungs-hidden' if config.hide_lungs else ''}-seed{seed}"
+    _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw),
+                    overwrite=overwrite)
+    log(f"{run_dir}: {how}")
+    return run_dir
+
+
+def summarise(runs: list[Path], hidden: Path) -> dict:
+    """Mean ± sd over seeds of each measurement, and the lungs-hidden control."""
+    metrics = [read_json(run / "metrics.json") for run in runs]
+
+    def over_seeds(values) -> dict:
+        return spread([float(v) for v in values])
+
+    control = read_json(hidden / "metrics.json")
+    chance = chance_level(read_predictions(hidden))
+    return {
+        "runs": [str(r) for r in runs],
+        "out_of_source_covid_fp": over_seeds(m["cross_source"]["covid_false_positive"]["rate"] for m in metrics),
+        "test_accuracy": over_seeds(m["test"]["accuracy"] for m in metrics),
+        "within_source_accuracy": over_seeds(m["per_source"][WITHIN]["within_source"]["accuracy"]["rate"]
+                                             for m in metrics),
+        "border_share": over_seeds(m["gradcam"]["mean_border_share"] for m in metrics),
+        "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"], "chance": chance,
+                         "out_of_source_covid_fp": control["cross_source"]["covid_false_positive"]["rate"]},
+    }
+
+
+def table(results: dict) -> str:
+    def ms(s: dict) -> str:
+        return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+    lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | ieee8023 covid vs "
+             "pneumonia accuracy % | border share % | lungs hidden: accuracy % (chance) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        h = r["lungs_hidden"]
+        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | "
+                     f"{ms(r['within_source_accuracy'])} | {ms(r['border_share'])} | "
+                     f"{100 * h['accuracy']:.1f} ({100 * h['chance']:.1f}) |")
+    return "\n".join(lines) + "\n"
+
