@@ -82,7 +82,9 @@ def classification_metrics(y_true, probabilities) -> dict:
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         f1 = (_ratio(2 * precision * recall, precision + recall) or 0.0
               if precision is not None and recall is not None else None)
-        per_class[name] = {"precision": precision, "recall": recall, "specificity": _ratio(tn, tn + fp),
+        per_class[name] = {"precision": precision, "recall": recall,
+                           "recall_ci95": list(wilson_interval(int(tp), int(tp + fn))) if tp + fn else None,
+                           "specificity": _ratio(tn, tn + fp),
                            "f1": f1, "support": int(tp + fn), "roc_auc": roc_auc(y_true == k, probabilities[:, k])}
     macro = {key: _mean([scores[key] for scores in per_class.values()])
              for key in ("precision", "recall", "specificity", "f1", "roc_auc")}
