@@ -75,3 +75,6 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
 	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
+
+mitigations: $(INSTALLED)  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (about an hour on 2 cores).
+	$(CXR) pipeline mitigations $(MITIGATION_ARGS)

@@ -27,6 +27,7 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "style": {"style_augment": True},
     "equalize": {"equalize": True},
     "source-balanced": {"source_balanced": True},
+    "framing": {"zoom": 0.3, "width_shift": 0.15, "height_shift": 0.15},  # strong random crop / pad
     "style+equalize": {"style_augment": True, "equalize": True},
     "all": {"style_augment": True, "equalize": True, "source_balanced": True},
 }
@@ -63,26 +64,34 @@ def summarise(runs: list[Path], hidden: Path) -> dict:
     """Mean ± sd over seeds of each measurement, and the lungs-hidden control."""
     metrics = [read_json(run / "metrics.json") for run in runs]
 
-    def over_seeds(values) -> dict:
-        return spread([float(v) for v in values])
+    def over_seeds(values) -> dict | None:
+        values = list(values)
+        return spread([float(v) for v in values]) if values and None not in values else None
+
+    def within(m: dict) -> float | None:
+        entry = m["per_source"].get(WITHIN, {}).get("within_source")
+        return entry["accuracy"]["rate"] if entry else None
+
+    def false_positive(m: dict) -> float | None:
+        block = m.get("cross_source")
+        return block["covid_false_positive"]["rate"] if isinstance(block, dict) else None
 
     control = read_json(hidden / "metrics.json")
     chance = chance_level(read_predictions(hidden))
     return {
         "runs": [str(r) for r in runs],
-        "out_of_source_covid_fp": over_seeds(m["cross_source"]["covid_false_positive"]["rate"] for m in metrics),
+        "out_of_source_covid_fp": over_seeds(false_positive(m) for m in metrics),
         "test_accuracy": over_seeds(m["test"]["accuracy"] for m in metrics),
-        "within_source_accuracy": over_seeds(m["per_source"][WITHIN]["within_source"]["accuracy"]["rate"]
-                                             for m in metrics),
+        "within_source_accuracy": over_seeds(within(m) for m in metrics),
         "border_share": over_seeds(m["gradcam"]["mean_border_share"] for m in metrics),
         "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"], "chance": chance,
-                         "out_of_source_covid_fp": control["cross_source"]["covid_false_positive"]["rate"]},
+                         "out_of_source_covid_fp": false_positive(control)},
     }
 
 
 def table(results: dict) -> str:
-    def ms(s: dict) -> str:
-        return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+    def ms(s: dict | None) -> str:
+        return "–" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
     lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | ieee8023 covid vs "
              "pneumonia accuracy % | border share % | lungs hidden: accuracy % (chance) |",
