@@ -43,10 +43,11 @@ demo: $(INSTALLED)  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE.
+compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
 	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
-	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) $(COMPARE_ARGS)
+	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
+	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
 gan-train: $(INSTALLED)  ## Train the CycleGAN: PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
