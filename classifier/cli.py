@@ -8,7 +8,7 @@ import click
 
 from cxrdata import CLASSES, SPLITS, ManifestError
 from runkit.device import pick_device
-from runkit.rundir import RunExistsError
+from runkit.rundir import RunExistsError, read_json
 
 from .augment import AugmentSettings
 from .config import AUGS, CAM_CLASSES, DEFAULT_SYNTH, PROFILES, ConfigError, make_config
@@ -126,7 +126,12 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
     except KeyboardInterrupt as exc:
         raise click.ClickException(str(exc) or "interrupted") from None
     click.echo((run / "report.md").read_text(encoding="utf-8").split("\n## Class balance")[0].strip())
-    click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, gradcam/)")
+    block = read_json(run / "metrics.json")["cross_source"]
+    if isinstance(block, dict):
+        fp = block["covid_false_positive"]
+        click.echo(f"\nOut of source: {fp['k']} of {fp['n']} non-covid images from sources the training set lacks "
+                   f"were called covid ({100 * fp['rate']:.1f} %; lower is better; see report.md).")
+    click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, cross_source.csv, gradcam/)")
 
 
 @classify_cli.command("evaluate")

@@ -74,9 +74,10 @@ def predicted_distribution(true: np.ndarray, predicted: np.ndarray, sources: np.
             "accuracy": rate(int((true == predicted).sum()), len(true))}
 
 
-def per_source(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray) -> dict:
+def per_source(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray,
+               min_per_class: int = MIN_PER_CLASS) -> dict:
     """Accuracy and per-class recall per source on one test split, and the accuracy within each
-    source that holds at least two classes of ``MIN_PER_CLASS`` images or more."""
+    source that holds at least two classes of ``min_per_class`` images or more."""
     true, predicted, sources = map(np.asarray, (true, predicted, sources))
     out = {}
     for source in sorted(set(sources.tolist())):
@@ -86,7 +87,7 @@ def per_source(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray) -> 
         entry = {"accuracy": rate(int(right.sum()), int(here.sum())),
                  "recall": {c: rate(int((right & (true == c)).sum()), int((here & (true == c)).sum()))
                             for c in present}}
-        several = [c for c in present if (here & (true == c)).sum() >= MIN_PER_CLASS]
+        several = [c for c in present if (here & (true == c)).sum() >= min_per_class]
         if len(several) >= 2:
             chosen = here & np.isin(true, several)
             entry["within_source"] = {"classes": several,

@@ -155,7 +155,9 @@ def run_false_positive(run_dir: Path) -> dict | None:
 
 
 def per_source(pairs: list[tuple[dict, dict]]) -> dict:
-    """Per-source test metrics of v1 and v2, pooled over replicates."""
+    """Per-source test metrics of v1 and v2, pooled over replicates (a within-source accuracy
+    needs enough images of each class in every replicate, not only pooled)."""
+    minimum = crosssource.MIN_PER_CLASS * len(pairs)
     return {model: crosssource.per_source(*(np.concatenate([p[i][k] for p in pairs])
-                                            for k in ("true", "predicted", "source")))
+                                            for k in ("true", "predicted", "source")), min_per_class=minimum)
             for i, model in enumerate(("v1", "v2"))}

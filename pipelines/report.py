@@ -165,7 +165,8 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     n_test = result["replicates"][0]["v1"]["n"]
     out = [f"# Does CycleGAN augmentation help? {cfg['dataset']}, N = {cfg['n_synthetic']}", "",
            f"**Question.** {result['question']}", "",
-           f"**Answer.** {plain_sentence(result['pooled'], n_test, 1 if cfg['folds'] else len(result['replicates']))}", "",
+           f"**Answer.** {plain_sentence(result['pooled'], n_test, 1 if cfg['folds'] else len(result['replicates']))}"
+           + _out_of_source_sentence(result.get("out_of_source")), "",
            headline_table(result), "",
            "Accuracy in percent. Intervals of differences: paired bootstrap over test *patients* "
            "(10,000 resamples; all of a patient's images move together); per-model accuracy intervals "
@@ -226,6 +227,15 @@ def _settings_section(result: dict, replicates) -> list[str]:
             f"- Replicates: {', '.join(f'{r.name} (seed {r.seed})' for r in replicates)}.", ""]
 
 
+def _out_of_source_sentence(oos) -> str:
+    if not isinstance(oos, dict):
+        return ""
+    return (f" On {oos['n']} images from sources never trained on, none of them covid, v1 called "
+            f"{pct(oos['v1']['mean'])}% covid and v2 {pct(oos['v2']['mean'])}% (v2 − v1 {interval(oos['delta'])} "
+            "points): the higher these are, the more both models answer by image source rather than by "
+            "disease, and the less the accuracy difference says about covid.")
+
+
 def _out_of_source_section(result: dict) -> list[str]:
     oos = result["out_of_source"]
     out = ["## Out-of-source check: disease or source?", ""]
@@ -244,14 +254,15 @@ def _out_of_source_section(result: dict) -> list[str]:
     if hidden:
         out.append(f"The lungs-hidden control calls {pct(hidden['rate'])}% of them covid.")
     out += ["", "**Per source (internal test split, pooled over replicates).** Accuracy within one source cannot "
-            "come from the source:", "", "| source | n | v1 accuracy % | v2 accuracy % | within one source: v1 / v2 % |",
-            "| --- | --- | --- | --- | --- |"]
+            "come from the source:", "", "| source | test images | v1 accuracy % | v2 accuracy % | within one source: "
+            "v1 / v2 % |", "| --- | --- | --- | --- | --- |"]
     v1, v2 = result["per_source"]["v1"], result["per_source"]["v2"]
+    replicates = len(result["replicates"])
     for source in v1:
         within = (f"{' vs '.join(v1[source]['within_source']['classes'])}: "
                   f"{pct(v1[source]['within_source']['accuracy']['rate'])} / "
                   f"{pct(v2[source]['within_source']['accuracy']['rate'])}" if "within_source" in v1[source] else "–")
-        out.append(f"| {source} | {v1[source]['accuracy']['n']} | {pct(v1[source]['accuracy']['rate'])} | "
+        out.append(f"| {source} | {v1[source]['accuracy']['n'] // replicates} | {pct(v1[source]['accuracy']['rate'])} | "
                    f"{pct(v2[source]['accuracy']['rate'])} | {within} |")
     return out + [""]
 

@@ -69,8 +69,12 @@ def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, 
 
 
 @pytest.mark.integration
-def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, tmp_path):
-    config = CompareConfig(dataset=str(tiny_manifest), n_synthetic=1, seeds=(0,), classifier=TINY_CLASSIFIER,
+def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, cxr3, tmp_path):
+    nih = Manifest([r for r in cxr3 if r.source == "nih"])
+    with_nih = tmp_path / "tiny.csv"
+    Manifest(Manifest.read(tiny_manifest).records + few(nih, "train", 2).records + few(nih, "test", 1).records
+             ).write(with_nih, extra_columns=EXTRA_COLUMNS)
+    config = CompareConfig(dataset=str(with_nih), n_synthetic=1, seeds=(0,), classifier=TINY_CLASSIFIER,
                            gan=TINY_GAN, holdout_source="nih", lungs_hidden_control=False)
     out = run_compare(config, tmp_path / "exp", progress=False, log=lambda m: None)
     derived = Manifest.read(out / "tiny-without-nih.csv")
