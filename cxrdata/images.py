@@ -13,18 +13,27 @@ Conversion rules (one per input kind, documented so results can be reproduced):
 * 16-bit / 32-bit integer PNG (``I;16``, ``I``): min-max stretched to 0..255.
 * DICOM (optional ``pydicom`` extra): modality LUT, VOI LUT, MONOCHROME1 inverted, then
   min-max stretched to 0..255.
+
+JPEGs are turned upright by their EXIF orientation (a phone photo of a film is read as it was
+held). Images of more than :data:`MAX_PIXELS` pixels are refused from their header, before any
+pixel is decoded.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 _EIGHT_BIT = {"L", "1"}
 _COLOUR = {"RGB", "CMYK", "YCbCr"}
 _ALPHA = {"RGBA", "LA", "PA", "P", "RGBa", "La"}
 _WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+# Refused before decoding: a 43 × 43 cm detector at 0.1 mm pixels is 18.5 megapixels, so anything
+# past this is a decompression bomb (a small file claiming a huge image) or not a chest X-ray.
+MAX_PIXELS = 64 * 10**6
+BOMB_HINT = "a chest X-ray is far smaller; export it at a normal size"
 
 
 class ImageReadError(ValueError):
@@ -64,13 +73,27 @@ def read_grayscale(path: Path | str) -> np.ndarray:
     if is_dicom(path):
         return _read_dicom(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return _to_gray(image, path)
+        with warnings.catch_warnings():  # Pillow's own bomb warning: the size is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(image.size, path)
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # photos of films: as the camera held them
+                return _to_gray(image, path)
+    except Image.DecompressionBombError as exc:  # a header beyond Pillow's hard limit, met while opening
+        raise ImageReadError(path, f"refused: {exc}", BOMB_HINT) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not a readable image", "expected PNG, JPEG or DICOM") from None
     except (OSError, SyntaxError) as exc:  # how Pillow reports truncated or corrupt streams
         raise ImageReadError(path, f"corrupt or truncated image: {exc}", "re-download or re-export it") from None
+
+
+def _check_size(size: tuple[int, int], path: Path) -> None:
+    """Refuse an image larger than :data:`MAX_PIXELS` before any pixel is decoded."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(path, f"refused: {width}×{height} pixels is more than {MAX_PIXELS // 10**6} megapixels",
+                             BOMB_HINT)
 
 
 def _to_gray(image: Image.Image, path: Path) -> np.ndarray:

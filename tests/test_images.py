@@ -106,3 +106,34 @@ def test_unsupported_mode_is_refused(tmp_path):
     Image.fromarray(np.ones((4, 4), dtype=np.float32)).save(tmp_path / "float.tiff")
     with pytest.raises(ImageReadError, match="float.tiff: unsupported image mode 'F'"):
         read_grayscale(tmp_path / "float.tiff")
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width``×``height`` pixels, with no pixel data (a bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [100_000, 9_000])  # past Pillow's hard limit; past ours only
+def test_oversized_images_are_refused_from_their_header(tmp_path, side):
+    bomb = tmp_path / "bomb.png"
+    png_header_only(bomb, side, side)
+    with pytest.raises(ImageReadError, match=rf"bomb.png: refused: .*{side}"):
+        read_grayscale(bomb)
+
+
+def test_jpeg_exif_orientation_is_applied(gray, tmp_path):
+    picture = Image.fromarray(np.tile(gray, (1, 2)))  # 40 × 60: wider than tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    picture.save(tmp_path / "tagged.jpg", quality=95, exif=exif)
+    picture.save(tmp_path / "plain.jpg", quality=95)
+    upright = read_grayscale(tmp_path / "tagged.jpg")
+    assert upright.shape == (60, 40)
+    assert np.array_equal(upright, np.rot90(read_grayscale(tmp_path / "plain.jpg"), k=-1))
