@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cxrdata import CLASSES, SPLITS, ManifestError
-from runkit.device import pick_device
+from runkit.device import DeviceError, pick_device
 from runkit.rundir import RunExistsError, read_json
 
 from .augment import AugmentSettings
@@ -18,7 +18,7 @@ from .models import BACKBONES, CheckpointMismatchError, WeightsError
 from .predict import RunNotUsableError
 
 USER_ERRORS = (ConfigError, SyntheticDataError, RunExistsError, WeightsError, CheckpointMismatchError,
-               ManifestError, FileNotFoundError, LabelledDataError, RunNotUsableError)
+               ManifestError, FileNotFoundError, LabelledDataError, RunNotUsableError, DeviceError)
 
 
 def _default(name: str) -> str:
@@ -251,7 +251,7 @@ def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str
         raise click.ClickException(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}")
     try:
         torch_device = pick_device(device)
-    except ValueError as exc:
+    except DeviceError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"device {torch_device}, {size} px, batch {batch_size}, median of {reps}")
     click.echo(f"{'backbone':<16} {'train img/s':>12} {'infer img/s':>12} {'Grad-CAM ms/img':>16}")

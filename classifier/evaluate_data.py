@@ -49,6 +49,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
                  device: str = "auto", progress: bool = True) -> Evaluation:
     """Evaluate the best model of ``run_dir`` on ``data`` (class folders or a manifest CSV)."""
     run_dir = Path(run_dir)
+    torch_device = devices.pick_device(device)
     config = run_config(run_dir, allow_unfinished)
     manifest, ignored = read_labelled(data, split=split, ignore_unknown=ignore_unknown, root=root)
     out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(run_dir, manifest)
@@ -58,7 +59,6 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     if rundir.is_finished(out_dir) and not overwrite:
         raise RunExistsError(f"{out_dir} holds a finished evaluation; pass --overwrite to replace it, or "
                              "--name for another")
-    torch_device = devices.pick_device(device)
     model, size = load_run_model(run_dir, torch_device)
     readable, images, failed = decode_readable(manifest, size, progress=progress)
     if not len(readable):

@@ -74,8 +74,8 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
     :func:`default_out_dir`); two files of the same name get distinct overlay names."""
     if cam_class not in ("predicted",) + CLASSES:
         raise ValueError(f"cam_class {cam_class!r}: choose predicted or one of {', '.join(CLASSES)}")
-    run_config(run_dir, allow_unfinished)
     torch_device = devices.pick_device(device)
+    run_config(run_dir, allow_unfinished)
     model, size = load_run_model(run_dir, torch_device)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dir)
     used: set[str] = set()

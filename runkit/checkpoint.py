@@ -8,15 +8,36 @@ import torch
 
 
 def atomic_save(obj, path: Path | str) -> None:
-    """``torch.save`` that never leaves a half-written file at ``path``."""
+    """``torch.save`` that never leaves a half-written file at ``path``; temporary files that a
+    killed earlier writer left beside it are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.<pid>.tmp`` files beside ``path`` whose writing process no longer runs
+    (a SIGKILL during a save leaves one behind; nothing else can)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def load(path: Path | str, map_location="cpu") -> dict:

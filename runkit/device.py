@@ -6,13 +6,35 @@ import contextlib
 import torch
 
 
+class DeviceError(ValueError):
+    """A device name that does not exist here; the message lists what does."""
+
+
+def available() -> list[str]:
+    """The device names this machine accepts."""
+    return ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+                              if torch.cuda.is_available() else [])
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
+    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given.
+
+    Raises :class:`DeviceError` naming the option and the devices that exist.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {name}: not a device name; choose one of {', '.join(available())}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+        raise DeviceError(f"--device {name}: CUDA is not available on this machine; choose one of "
+                          f"{', '.join(available())}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s); choose one of "
+                          f"{', '.join(available())}")
     return device
 
 

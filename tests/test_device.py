@@ -1,12 +1,16 @@
-"""runkit.device: the fused Adam makes the same update as torch's per-tensor Adam."""
+"""runkit.device: the fused Adam makes the same update as torch's per-tensor Adam; device names
+are checked in one place and every command reports a bad one in one line."""
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
-from runkit.device import adam
+from pipelines.cli import main
+from runkit.device import DeviceError, adam, pick_device
 
 
 def test_fused_adam_matches_the_reference_loop():
@@ -24,3 +28,28 @@ def test_fused_adam_matches_the_reference_loop():
     for a, b in zip(ours.parameters(), reference.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert not torch.allclose(ours[0].weight, start[0].weight)  # it did train
+
+
+@pytest.mark.parametrize("name, message", [
+    ("banana", "--device banana: not a device name; choose one of auto, cpu"),
+    ("cuda:7", "--device cuda:7: "),
+    ("mps", "--device mps: not a device name"),
+])
+def test_unknown_devices_are_refused_with_the_names_that_exist(name, message):
+    with pytest.raises(DeviceError, match=message):
+        pick_device(name)
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("command", [
+    ["classify", "bench", "--backbones", "resnet18", "--device", "banana"],
+    ["classify", "train", "--dataset", "cxr3", "--device", "banana"],
+    ["classify", "predict", "x.png", "--run", "nowhere", "--device", "banana"],
+    ["classify", "evaluate", "nowhere", "data", "--device", "banana"],
+    ["gan", "bench", "--device", "banana"],
+])
+def test_every_command_reports_a_bad_device_in_one_line(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert "banana" in result.output and not isinstance(result.exception, DeviceError)
