@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from . import cache
 from .dataset import CXRDataset
-from .manifest import MANIFEST_DIR, ChecksumError, Manifest, check_file, data_root, manifest_path
+from .manifest import MANIFEST_DIR, ChecksumError, Manifest, ManifestError, check_file, data_root, manifest_path
 from .splits import DEFAULT_SEED, write_manifests
 
 MANIFEST_NAMES = ("cxr3", "makris2020")
@@ -59,7 +59,10 @@ def verify_cmd(names: tuple[str, ...]):
     require_data_root()
     problems = 0
     for name in names:
-        manifest = Manifest.read(manifest_path(name))
+        try:
+            manifest = Manifest.read(manifest_path(name))
+        except ManifestError as exc:
+            raise click.ClickException(str(exc)) from None
         for record in tqdm(manifest, desc=f"verifying {manifest.name}", unit="img"):
             try:
                 check_file(record)

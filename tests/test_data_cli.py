@@ -32,3 +32,15 @@ def test_an_absent_corpus_says_where_to_put_it(tmp_path, monkeypatch):
     result = CliRunner().invoke(data_cli, ["verify"])
     assert result.exit_code == 1
     assert "no chest X-ray corpus at" in result.output and "CXR_DATA" in result.output
+
+
+def test_verify_reports_manifest_defects_in_one_line(corpus, tmp_path):
+    cases = {"no-column.csv": ("path,label,split\nx.png,normal,train\n", "missing column(s) patient_id"),
+             "label.csv": (HEADER + "x.png,flu,train,p,s,\n", "line 2: unknown label 'flu'"),
+             "split.csv": (HEADER + "x.png,normal,holdout,p,s,\n", "line 2: unknown split 'holdout'")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        result = CliRunner().invoke(data_cli, ["verify", "-m", str(tmp_path / name)])
+        assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1, result.output
+    result = CliRunner().invoke(data_cli, ["verify", "-m", "cxr9"])
+    assert result.exit_code == 1 and "cxr9.csv: manifest not found" in result.output
