@@ -51,6 +51,12 @@ class GANConfig:
             raise ValueError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
         if self.n_blocks < 0 or self.pool_size < 0:
             raise ValueError("n_blocks and pool_size must be >= 0")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
+        if self.lambda_cycle < 0 or self.lambda_identity < 0:
+            raise ValueError("lambda_cycle and lambda_identity must be >= 0")
 
     @property
     def effective_load_size(self) -> int:

@@ -55,11 +55,11 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
     device = pick_device(config.device)
     domain_A, domain_B = load_domains(config.manifest, config.effective_load_size, config.size,
                                       config.flip, progress)
-    run_dir = open_run(Path(run_dir or default_run_dir(config)), config.to_dict(), overwrite=overwrite,
-                       resume=resume, resumable_keys=RESUMABLE)
     tune_for(device)
     seed_everything(config.seed)
-    model = CycleGAN(config, device)
+    model = CycleGAN(config, device)  # whatever it refuses, it refuses before the run folder is claimed
+    run_dir = open_run(Path(run_dir or default_run_dir(config)), config.to_dict(), overwrite=overwrite,
+                       resume=resume, resumable_keys=RESUMABLE)
     start = _restore(model, run_dir / CHECKPOINT, config) if resume else 0
     # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
     writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None)

@@ -194,6 +194,11 @@ def test_cli_rejects_bad_settings_and_benches(tmp_path, monkeypatch):
     assert "'cpu', 'paper'" in runner.invoke(gan_cli, ["train", "--profile", "gpu"]).output
     bad = runner.invoke(gan_cli, ["train", "--size", "30"])
     assert bad.exit_code == 1 and "size must be a multiple of 4" in bad.output
+    for option, value, message in [("--lr", "-1", "lr must be positive"), ("--beta1", "1.5", "beta1 and beta2"),
+                                   ("--lambda-cycle", "-2", "lambda_cycle")]:
+        refused = runner.invoke(gan_cli, ["train", option, value, "--run", str(tmp_path / "run")])
+        assert refused.exit_code == 1 and message in refused.output, refused.output
+        assert not (tmp_path / "run").exists()  # nothing left that would block the corrected rerun
     help_text = runner.invoke(gan_cli, ["train", "--help"]).output
     assert "--lambda-identity" in help_text and "paper: 256" in help_text
     bench = runner.invoke(gan_cli, ["bench", "--size", "32", "--reps", "1", "--warmup", "0"])
