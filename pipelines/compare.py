@@ -20,6 +20,7 @@ from cxrdata.manifest import Manifest, manifest_path, sha256_of
 from cyclegan.config import from_profile
 from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
+from runkit.device import pick_device
 from runkit.rundir import read_json, write_json
 
 from .folds import kfold_manifests, write_folds
@@ -56,6 +57,13 @@ class CompareConfig:
         self.validate()
 
     def validate(self) -> None:
+        try:  # everything passed down is checked now, not after the CycleGAN has trained
+            classifier = make_config(self.classifier_profile, **self.classifier)
+            gan = from_profile(self.gan_profile, **self.gan)
+            pick_device(classifier.device)
+            pick_device(gan.device)
+        except ValueError as exc:
+            raise CompareError(f"{exc} (checked before any step runs)") from None
         if self.holdout_source is not None:
             sources = {r.source for r in Manifest.read(manifest_path(self.dataset))}
             if self.holdout_source not in sources:

@@ -88,6 +88,11 @@ def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, cxr3
 
 @pytest.mark.parametrize("settings, message", [
     ({"holdout_source": "hospital9"}, "not a source of cxr3"),
+    ({"classifier": {"backbone": "resnet9000"}}, "unknown backbone 'resnet9000'"),
+    ({"classifier": {"nosuchkey": 3}}, "unknown setting.*nosuchkey"),
+    ({"gan": {"nosuchkey": 3}}, "unknown setting.*nosuchkey"),
+    ({"classifier": {"device": "banana"}}, "--device banana: not a device name"),
+    ({"gan": {"lr": -1}}, "lr must be positive"),
     ({"folds": 5, "dataset": "makris2020"}, "published, fixed"),
     ({"folds": 5, "gan_run": "runs/gan/cpu"}, "GAN trained on its own training split"),
     ({"folds": 5, "seeds": (0, 1)}, "give one seed"),
