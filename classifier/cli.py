@@ -176,8 +176,8 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
                               device=device)
     except USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
-    for file, reason in result.unreadable:
-        click.echo(f"skipped {reason}", err=True)
+    for skipped in result.unreadable:
+        click.echo(f"skipped {skipped['reason']}", err=True)
     if result.in_training:
         click.echo(f"warning: {len(result.in_training)} image(s) are in the model's training set (same bytes), "
                    f"e.g. {result.in_training[0]}; see report.md", err=True)

@@ -37,12 +37,20 @@ def corpus_manifest(root: Path | None = None) -> Manifest | None:
 def out_of_source(corpus: Manifest, dataset: Manifest, train: Manifest) -> Manifest:
     """Corpus images outside ``dataset`` (none of its splits, by checksum or file) whose source
     the training set ``train`` lacks for at least one class."""
-    in_dataset = {r.sha256 for r in dataset if r.sha256} | {r.file.resolve() for r in dataset}
+    checksums = {r.sha256 for r in dataset if r.sha256}
+    files = {r.file.resolve() for r in dataset}
     trained = {(r.source, r.label) for r in train}
     lacking = {r.source for r in corpus if any((r.source, c) not in trained for c in CLASSES)}
     kept = [r for r in corpus
-            if r.source in lacking and r.sha256 not in in_dataset and r.file.resolve() not in in_dataset]
+            if r.source in lacking and r.sha256 not in checksums and r.file.resolve() not in files]
     return Manifest(kept, name="out-of-source")
+
+
+def named(manifest: Manifest, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True classes, predicted classes (by highest probability) and sources of ``manifest``'s
+    images, as arrays of names: what every function below takes."""
+    return (np.array([r.label for r in manifest]), np.array(CLASSES)[np.asarray(probabilities).argmax(1)],
+            np.array([r.source for r in manifest]))
 
 
 def rate(hits: int, n: int) -> dict:

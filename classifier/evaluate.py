@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cxrdata import CLASSES, CXRDataset, Manifest, manifest_path
+from cxrdata import CLASSES, CXRDataset
 from runkit import device as devices, rundir
 
 from . import crosssource, report
@@ -61,20 +61,14 @@ def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierC
     block (see :mod:`classifier.crosssource`), or why it was not measured."""
     if not config.cross_source:
         return "switched off (--no-cross-source)"
-    dataset = Manifest.read(manifest_path(config.dataset))
     result = crosssource.evaluate_out_of_source(
         lambda images: predict_probabilities(model, images, config.batch_size, device),
-        dataset, splits.train, config.image_size, progress)
+        splits.train + splits.val + splits.test, splits.train, config.image_size, progress)
     if isinstance(result, str):
         return result
     images, probabilities = result
     report.write_predictions(run_dir / "cross_source.csv", images, probabilities)
-    return crosssource.predicted_distribution(np.array([r.label for r in images]), predicted_names(probabilities),
-                                              np.array([r.source for r in images]))
-
-
-def predicted_names(probabilities: np.ndarray) -> np.ndarray:
-    return np.array(CLASSES)[probabilities.argmax(1)]
+    return crosssource.predicted_distribution(*crosssource.named(images, probabilities))
 
 
 def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits, config: ClassifierConfig,
@@ -88,9 +82,7 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
                                                 device, progress)
     report.write_predictions(run_dir / "predictions.csv", test_set.manifest, probabilities)
     test = classification_metrics(test_set.labels.numpy(), probabilities)
-    by_source = crosssource.per_source(np.array([r.label for r in test_set.manifest]),
-                                       predicted_names(probabilities),
-                                       np.array([r.source for r in test_set.manifest]))
+    by_source = crosssource.per_source(*crosssource.named(test_set.manifest, probabilities))
     cam_summary = write_cams(run_dir / "gradcam", test_set, maps, targets, probabilities, config.cam_class)
     rundir.write_json(run_dir / "gradcam.json", cam_summary)
     summary = {

@@ -10,10 +10,9 @@ grid per class).
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from cxrdata import CLASSES, CXRDataset, Manifest
 from cxrdata.cache import decode_readable
@@ -21,7 +20,7 @@ from runkit import device as devices, rundir
 from runkit.rundir import RunExistsError
 
 from . import crosssource, report
-from .evaluate import dataset_cams, predicted_names, write_cams
+from .evaluate import dataset_cams, write_cams
 from .labelled import LabelledDataError, read_labelled
 from .metrics import classification_metrics
 from .predict import load_run_model, run_config
@@ -33,10 +32,21 @@ SHOWN = 10  # file names listed in the report and warnings before "and N more"
 @dataclass
 class Evaluation:
     out_dir: Path
-    metrics: dict
-    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    in_training: list[str] = field(default_factory=list)  # files whose bytes the model trained on
-    ignored_folders: list[str] = field(default_factory=list)
+    metrics: dict  # what metrics.json holds
+
+    @property
+    def unreadable(self) -> list[dict]:
+        """``{"file", "reason"}`` of every file skipped as unreadable."""
+        return self.metrics["unreadable"]
+
+    @property
+    def in_training(self) -> list[str]:
+        """Files whose bytes the model trained on."""
+        return self.metrics["in_training"]
+
+    @property
+    def ignored_folders(self) -> list[str]:
+        return self.metrics["ignored_folders"]
 
 
 def default_name(run_dir: Path, data: Manifest) -> str:
@@ -76,8 +86,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
     report.write_predictions(out_dir / "predictions.csv", readable, probabilities,
                              [image["border_share"] for image in cams["images"]])
-    true, predicted = np.array([r.label for r in readable]), predicted_names(probabilities)
-    sources = np.array([r.source for r in readable])
+    true, predicted, sources = crosssource.named(readable, probabilities)
     metrics = {"model": _model_summary(run_dir, config), "data": settings["data"], "split": split,
                "images": len(manifest), "evaluated": len(readable),
                "classes_present": [c for c in CLASSES if (true == c).any()],
@@ -93,8 +102,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
                           f"{out_dir.name}: accuracy {metrics['test']['accuracy']:.3f} ({low:.3f}–{high:.3f})")
     (out_dir / "report.md").write_text(markdown(out_dir, metrics), encoding="utf-8")
     rundir.mark_finished(out_dir, {"accuracy": metrics["test"]["accuracy"], "evaluated": len(readable)})
-    return Evaluation(out_dir, metrics, [(str(r.file), reason) for r, reason in failed], metrics["in_training"],
-                      ignored)
+    return Evaluation(out_dir, metrics)
 
 
 def _model_summary(run_dir: Path, config: dict) -> dict:
@@ -155,11 +163,7 @@ def markdown(out_dir: Path, m: dict) -> str:
         out.append(f"| {name} | {s['support']} | {crosssource.pct(s['recall'])} [{crosssource.pct(ci[0])}, "
                    f"{crosssource.pct(ci[1])}] | {crosssource.pct(s['precision'])} | "
                    f"{crosssource.pct(s['specificity'])} | {report.fmt(s['roc_auc'])} |")
-    out += ["", "## Confusion matrix (rows true, columns predicted)", "",
-            "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
-    out += [f"| {name} | " + " | ".join(str(n) for n in row) + " |"
-            for name, row in zip(CLASSES, test["confusion_matrix"])]
-    out += ["", "![confusion matrix](confusion.png)", ""]
+    out += [""] + report.confusion_markdown(test["confusion_matrix"]) + [""]
     if len(m["per_source"]) > 1:
         out += crosssource.per_source_markdown(m["per_source"])
     cam = m["gradcam"]

@@ -1,8 +1,6 @@
 """Classify single image files with a finished run's best model and write a CAM overlay each."""
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import torch
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 from cxrdata.images import fit_square
-from runkit import checkpoint, device as devices
+from runkit import checkpoint, device as devices, rundir
 from runkit.rundir import CONFIG, FINISHED, is_finished, read_json
 
 from .evaluate import cam_targets
@@ -100,16 +98,9 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
 
 def write_csv(path: Path | str, predictions: list[Prediction]) -> None:
     """One row per classified file, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["file", "predicted", *(f"p_{c}" for c in CLASSES), "cam_class", "border_share", "overlay"])
-        for p in predictions:
-            writer.writerow([p.file, p.predicted, *(f"{p.probabilities[c]:.6f}" for c in CLASSES), p.cam_class,
-                             f"{p.border_share:.4f}", p.overlay])
-    os.replace(tmp, path)
+    rundir.write_csv(path, ["file", "predicted", *(f"p_{c}" for c in CLASSES), "cam_class", "border_share", "overlay"],
+                     ([p.file, p.predicted, *(f"{p.probabilities[c]:.6f}" for c in CLASSES), p.cam_class,
+                       f"{p.border_share:.4f}", p.overlay] for p in predictions))
 
 
 def _unique(stem: str, used: set[str]) -> str:

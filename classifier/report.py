@@ -2,7 +2,6 @@
 report.md. Pure writers: they take numbers and images, never a model."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cxrdata import CLASSES, Manifest  # noqa: E402
+
+from runkit.rundir import write_csv  # noqa: E402
 
 from .crosssource import cross_source_markdown, per_source_markdown  # noqa: E402
 
@@ -32,15 +33,15 @@ def write_predictions(path: Path, manifest: Manifest, probabilities: np.ndarray,
                       border_shares: list[float | None] | None = None) -> None:
     """One row per image: ids, true and predicted class names, class probabilities (and each
     image's Grad-CAM border share when given)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(PREDICTION_COLUMNS + (("border_share",) if border_shares is not None else ()))
-        for i, (record, probs) in enumerate(zip(manifest, probabilities)):
-            share = [] if border_shares is None else ["" if border_shares[i] is None else f"{border_shares[i]:.4f}"]
-            writer.writerow([image_id(record), record.path, record.patient_id, record.source, record.label,
-                             CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs), *share])
-    os.replace(tmp, path)
+    def share(i: int) -> list[str]:
+        if border_shares is None:
+            return []
+        return ["" if border_shares[i] is None else f"{border_shares[i]:.4f}"]
+
+    write_csv(path, PREDICTION_COLUMNS + (("border_share",) if border_shares is not None else ()),
+              ([image_id(record), record.path, record.patient_id, record.source, record.label,
+                CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs), *share(i)]
+               for i, (record, probs) in enumerate(zip(manifest, probabilities))))
 
 
 def overlay(gray: np.ndarray, cam: np.ndarray, alpha: float = CAM_ALPHA) -> np.ndarray:
@@ -93,6 +94,14 @@ def fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def confusion_markdown(matrix: list[list[int]]) -> list[str]:
+    """The confusion-matrix section: a table (rows true, columns predicted) and confusion.png."""
+    return (["## Confusion matrix (rows true, columns predicted)", "",
+             "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
+            + [f"| {name} | " + " | ".join(str(n) for n in row) + " |" for name, row in zip(CLASSES, matrix)]
+            + ["", "![confusion matrix](confusion.png)"])
+
+
 def report_markdown(summary: dict) -> str:
     """A readable report of a run's test metrics, class balance and shortcut indicator."""
     config, test, cam = summary["config"], summary["test"], summary["gradcam"]
@@ -126,11 +135,7 @@ def report_markdown(summary: dict) -> str:
     if "per_source" in summary:
         lines += [""] + per_source_markdown(summary["per_source"])
         lines += cross_source_markdown(summary["cross_source"])
-    lines += ["", "## Confusion matrix (rows true, columns predicted)", "",
-              "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
-    for name, row in zip(CLASSES, test["confusion_matrix"]):
-        lines.append(f"| {name} | " + " | ".join(str(n) for n in row) + " |")
-    lines += ["", "![confusion matrix](confusion.png)", "",
+    lines += [""] + confusion_markdown(test["confusion_matrix"]) + ["",
               "## Grad-CAM shortcut indicator", "",
               f"Share of CAM mass in the border band (outer {cam['band']:.0%} of each side) for the "
               f"{cam['cam_class']} class: mean **{fmt(cam['mean_border_share'])}** over the test set; "

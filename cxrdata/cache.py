@@ -31,16 +31,20 @@ def decode(record: Record, size: int, verify: bool = True) -> np.ndarray:
     return fit_square(read_grayscale(record.file), size)
 
 
+def _each(work, manifest: Manifest, size: int, progress: bool, workers: int | None = None):
+    """``work(record)`` for every record in order, on threads (Pillow releases the GIL while
+    decoding), under a progress bar."""
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        yield from tqdm(pool.map(work, manifest.records), total=len(manifest), disable=not progress,
+                        desc=f"decoding {manifest.name} @ {size}px", unit="img")
+
+
 def decode_all(manifest: Manifest, size: int, verify: bool = True, progress: bool = True,
                workers: int | None = None) -> np.ndarray:
-    """Decode every image of ``manifest`` (threads: Pillow releases the GIL while decoding)."""
+    """Decode every image of ``manifest``; the first unreadable one raises."""
     out = np.empty((len(manifest), size, size), dtype=np.uint8)
-    workers = workers or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        jobs = pool.map(lambda r: decode(r, size, verify), manifest.records)
-        for i, image in enumerate(tqdm(jobs, total=len(manifest), disable=not progress,
-                                       desc=f"decoding {manifest.name} @ {size}px", unit="img")):
-            out[i] = image
+    for i, image in enumerate(_each(lambda r: decode(r, size, verify), manifest, size, progress, workers)):
+        out[i] = image
     return out
 
 
@@ -56,15 +60,12 @@ def decode_readable(manifest: Manifest, size: int, progress: bool = True
             return str(exc)
 
     kept, images, failed = [], [], []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = tqdm(pool.map(attempt, manifest.records), total=len(manifest), disable=not progress,
-                       desc=f"decoding {manifest.name} @ {size}px", unit="img")
-        for record, result in zip(manifest.records, results):
-            if isinstance(result, str):
-                failed.append((record, result))
-            else:
-                kept.append(record)
-                images.append(result)
+    for record, result in zip(manifest.records, _each(attempt, manifest, size, progress)):
+        if isinstance(result, str):
+            failed.append((record, result))
+        else:
+            kept.append(record)
+            images.append(result)
     stacked = np.stack(images) if images else np.empty((0, size, size), dtype=np.uint8)
     return Manifest(kept, name=manifest.name), stacked, failed
 

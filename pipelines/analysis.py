@@ -17,7 +17,7 @@ from runkit.rundir import read_json
 
 from .stats import bootstrap_ratio_difference, mcnemar_exact, spread
 
-COVID = "covid"
+COVID = crosssource.COVID
 CROSS_SOURCE = "cross_source.csv"
 
 
@@ -49,14 +49,18 @@ def _ratio(num, den) -> float | None:
     return float(num / den) if den else None
 
 
+def pool(pairs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+    """v1's and v2's prediction arrays, each concatenated over replicates."""
+    return tuple({k: np.concatenate([pair[i][k] for pair in pairs]) for k in pairs[0][i]} for i in (0, 1))
+
+
 def delta_statistics(pairs: list[tuple[dict, dict]], seed: int = 0) -> dict:
     """Pooled v2 − v1 statistics over replicates (rows of one patient resampled together).
 
     With seeds on one split, each test image appears once per seed and the estimate is the
     mean over seeds; with folds, each image appears once.
     """
-    v1 = {k: np.concatenate([a[k] for a, _ in pairs]) for k in pairs[0][0]}
-    v2 = {k: np.concatenate([b[k] for _, b in pairs]) for k in pairs[0][1]}
+    v1, v2 = pool(pairs)
     right1, right2 = v1["true"] == v1["predicted"], v2["true"] == v2["predicted"]
     groups = v1["patient_id"]
     is_covid = v1["true"] == COVID
@@ -136,8 +140,7 @@ def out_of_source(names: list[str], run_pairs: list[tuple[Path, Path]], seed: in
         pooled.append((a, b))
         rows.append({"replicate": name, "v1": crosssource.covid_false_positive(a["true"], a["predicted"]),
                      "v2": crosssource.covid_false_positive(b["true"], b["predicted"])})
-    v1 = {k: np.concatenate([a[k] for a, _ in pooled]) for k in pooled[0][0]}
-    v2 = {k: np.concatenate([b[k] for _, b in pooled]) for k in pooled[0][1]}
+    v1, v2 = pool(pooled)
     negative = v1["true"] != COVID
     delta = bootstrap_ratio_difference((v1["predicted"] == COVID) & negative, negative,
                                        (v2["predicted"] == COVID) & negative, negative,
@@ -148,9 +151,9 @@ def out_of_source(names: list[str], run_pairs: list[tuple[Path, Path]], seed: in
             "delta": delta}
 
 
-def run_false_positive(run_dir: Path) -> dict | None:
-    """One run's out-of-source covid false-positive rate, if it was measured."""
-    block = read_json(Path(run_dir) / "metrics.json").get("cross_source")
+def false_positive(metrics: dict) -> dict | None:
+    """A run's out-of-source covid false-positive rate from its metrics.json, if measured."""
+    block = metrics.get("cross_source")
     return block["covid_false_positive"] if isinstance(block, dict) else None
 
 
@@ -158,6 +161,6 @@ def per_source(pairs: list[tuple[dict, dict]]) -> dict:
     """Per-source test metrics of v1 and v2, pooled over replicates (a within-source accuracy
     needs enough images of each class in every replicate, not only pooled)."""
     minimum = crosssource.MIN_PER_CLASS * len(pairs)
-    return {model: crosssource.per_source(*(np.concatenate([p[i][k] for p in pairs])
-                                            for k in ("true", "predicted", "source")), min_per_class=minimum)
-            for i, model in enumerate(("v1", "v2"))}
+    return {model: crosssource.per_source(predictions["true"], predictions["predicted"], predictions["source"],
+                                          min_per_class=minimum)
+            for model, predictions in zip(("v1", "v2"), pool(pairs))}

@@ -17,7 +17,7 @@ from classifier.config import make_config
 from classifier.train import train_classifier
 from runkit.rundir import read_json, write_json
 
-from .analysis import chance_level, read_predictions
+from .analysis import chance_level, false_positive, read_predictions
 from .stats import spread
 from .steps import ensure
 
@@ -53,8 +53,7 @@ def run_mitigations(settings: dict, seeds: tuple[int, ...], variants: list[str],
 
 def _train(out_dir: Path, variant: str, seed: int, settings: dict, overwrite: bool, log) -> Path:
     config = make_config(**{**settings, **VARIANTS[variant], "seed": seed})
-    slug = variant.replace(" ", "-").replace("+", "-")
-    run_dir = out_dir / f"{slug}{'-lungs-hidden' if config.hide_lungs else ''}-seed{seed}"
+    run_dir = out_dir / f"{variant}{'-lungs-hidden' if config.hide_lungs else ''}-seed{seed}"
     _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw),
                     overwrite=overwrite)
     log(f"{run_dir}: {how}")
@@ -73,21 +72,21 @@ def summarise(runs: list[Path], hidden: Path) -> dict:
         entry = m["per_source"].get(WITHIN, {}).get("within_source")
         return entry["accuracy"]["rate"] if entry else None
 
-    def false_positive(m: dict) -> float | None:
-        block = m.get("cross_source")
-        return block["covid_false_positive"]["rate"] if isinstance(block, dict) else None
-
     control = read_json(hidden / "metrics.json")
     chance = chance_level(read_predictions(hidden))
     return {
         "runs": [str(r) for r in runs],
-        "out_of_source_covid_fp": over_seeds(false_positive(m) for m in metrics),
+        "out_of_source_covid_fp": over_seeds(_rate(false_positive(m)) for m in metrics),
         "test_accuracy": over_seeds(m["test"]["accuracy"] for m in metrics),
         "within_source_accuracy": over_seeds(within(m) for m in metrics),
         "border_share": over_seeds(m["gradcam"]["mean_border_share"] for m in metrics),
         "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"], "chance": chance,
-                         "out_of_source_covid_fp": false_positive(control)},
+                         "out_of_source_covid_fp": _rate(false_positive(control))},
     }
+
+
+def _rate(measured: dict | None) -> float | None:
+    return None if measured is None else measured["rate"]
 
 
 def table(results: dict) -> str:

@@ -141,7 +141,7 @@ def demo_cmd(name, overwrite):
 @pipeline_cli.command("mitigations")
 @click.option("--variants", default=",".join(MITIGATIONS), show_default=True,
               help="Comma-separated mitigation variants to measure (each a set of classifier settings: "
-                   + "; ".join(f"{k}: {v or 'defaults'}" for k, v in MITIGATIONS.items()) + ").")
+                   + "; ".join(f"{k}: {v}" for k, v in MITIGATIONS.items()) + ").")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per variant.")
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")

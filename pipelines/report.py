@@ -12,6 +12,8 @@ from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json, write_json
 
+from classifier.crosssource import pct
+
 from . import analysis
 from .progression import progression_candidates, render
 
@@ -61,7 +63,8 @@ def write_report(config, replicates, out_dir: Path) -> Path:
     if "v1-lungs-hidden" in first.runs:
         result["lungs_hidden"] = analysis.lungs_hidden_verdict(
             analysis.read_predictions(first.runs["v1-lungs-hidden"]))
-        result["lungs_hidden"]["out_of_source_covid_fp"] = analysis.run_false_positive(first.runs["v1-lungs-hidden"])
+        result["lungs_hidden"]["out_of_source_covid_fp"] = analysis.false_positive(
+            read_json(first.runs["v1-lungs-hidden"] / "metrics.json"))
     result["sweep"] = _sweep(config, replicates, pairs)
     result["progression"] = _progression(first, out_dir)
     write_json(out_dir / "report.json", result)
@@ -93,10 +96,6 @@ def _progression(replicate, out_dir: Path) -> dict | None:
 
 
 # ---- markdown ------------------------------------------------------------------------------------
-
-def pct(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
 
 def signed(value) -> str:
     return "–" if value is None else f"{100 * value:+.1f}"
