@@ -27,7 +27,8 @@ def _default(name: str) -> str:
     for profile in PROFILES:
         config = make_config(profile)
         source = config.augment if name in AugmentSettings.__dataclass_fields__ else config
-        values.append(f"{profile}: {getattr(source, name)}")
+        value = getattr(source, name)
+        values.append(f"{profile}: {('on' if value else 'off') if isinstance(value, bool) else value}")
     return "[" + "; ".join(values) + "]"
 
 
@@ -36,6 +37,12 @@ def _option(name: str, help: str, **kwargs):
     flag = "--" + name.replace("_", "-")
     return click.option(flag, name, default=None, show_default=False, help=f"{help} {_default(name)}",
                         **kwargs)
+
+
+def _switch(name: str, help: str):
+    """An on/off ``--name/--no-name`` option whose default comes from the profile."""
+    flag = name.replace("_", "-")
+    return click.option(f"--{flag}/--no-{flag}", name, default=None, help=f"{help} {_default(name)}")
 
 
 @click.group("classify")
@@ -67,33 +74,26 @@ def classify_cli():
                             "convs, DenseNet/EfficientNet feature blocks).", type=int)
 @_option("early_stopping", "Stop after this many epochs without a better validation score; 0: off.",
          type=int)
-@click.option("--weighted-sampling/--no-weighted-sampling", default=None,
-              help="Draw training images so each class is equally likely per draw. [default: off]")
+@_switch("weighted_sampling", "Draw training images so each class is equally likely per draw.")
 @_option("rotation", "Augmentation: maximum random rotation, degrees either way.", type=float)
 @_option("width_shift", "Augmentation: maximum horizontal shift, fraction of the width.", type=float)
 @_option("height_shift", "Augmentation: maximum vertical shift, fraction of the height.", type=float)
 @_option("zoom", "Augmentation: random scale in [1 - zoom, 1 + zoom].", type=float)
 @_option("hflip", "Augmentation: probability of a horizontal flip. Flips MIRROR ANATOMY (heart on the "
                   "right); 0 turns them off.", type=float)
-@click.option("--hide-lungs/--no-hide-lungs", default=None,
-              help="Shortcut control: black out the central box [0.15, 0.85]² of every image (train, "
-                   "val, test and predict). If accuracy stays high, the model is not using the lungs. "
-                   "[default: off]")
-@click.option("--style-augment/--no-style-augment", default=None,
-              help="Shortcut mitigation: restyle training images at random like other sources (gamma, "
-                   "contrast, blur, noise, JPEG re-compression, a grey band over one border, burned-in "
-                   "markers) so that image style stops marking a class. [default: off]")
-@click.option("--equalize/--no-equalize", default=None,
-              help="Shortcut mitigation: equalise each image's grey-level histogram inside the model "
-                   "(training, testing and predict alike; saved with the model), removing brightness "
-                   "and contrast differences between sources. [default: off]")
-@click.option("--source-balanced/--no-source-balanced", default=None,
-              help="Shortcut mitigation: draw training images so that within each class every source "
-                   "(metadata column 'source') is equally likely; class shares stay. [default: off]")
-@click.option("--cross-source/--no-cross-source", default=None,
-              help="After testing, classify the corpus images from sources the training set lacks for "
-                   "some class (for cxr3 the 284 paediatric images) and report how many are called covid "
-                   "(cross_source.csv; the out-of-source block of report.md). [default: on]")
+@_switch("hide_lungs", "Shortcut control: black out the central box [0.15, 0.85]² of every image (train, "
+                       "val, test and predict). If accuracy stays high, the model is not using the lungs.")
+@_switch("style_augment", "Shortcut mitigation: restyle training images at random like other sources "
+                          "(gamma, contrast, blur, noise, JPEG re-compression, a grey band over one border, "
+                          "burned-in markers) so that image style stops marking a class.")
+@_switch("equalize", "Shortcut mitigation: equalise each image's grey-level histogram inside the model "
+                     "(training, testing and predict alike; saved with the model), removing brightness "
+                     "and contrast differences between sources.")
+@_switch("source_balanced", "Shortcut mitigation: draw training images so that within each class every "
+                            "source (metadata column 'source') is equally likely; class shares stay.")
+@_switch("cross_source", "After testing, classify the corpus images from sources the training set lacks "
+                         "for some class (for cxr3 the 284 paediatric images) and report how many are called "
+                         "covid (cross_source.csv; the out-of-source block of report.md).")
 @_option("cam_class", "Class the test-set Grad-CAM overlays explain: predicted, true, or a class name.",
          type=click.Choice(CAM_CLASSES))
 @_option("seed", "Random seed (CPU runs repeat exactly).", type=int)
@@ -131,7 +131,8 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
         fp = block["covid_false_positive"]
         click.echo(f"\nOut of source: {fp['k']} of {fp['n']} non-covid images from sources the training set lacks "
                    f"were called covid ({100 * fp['rate']:.1f} %; lower is better; see report.md).")
-    click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, cross_source.csv, gradcam/)")
+    extra = "cross_source.csv, " if isinstance(block, dict) else ""
+    click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, {extra}gradcam/)")
 
 
 @classify_cli.command("evaluate")
