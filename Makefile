@@ -77,5 +77,5 @@ evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
 	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
 
-mitigations: $(INSTALLED)  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (about an hour on 2 cores).
+mitigations: $(INSTALLED)  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
 	$(CXR) pipeline mitigations $(MITIGATION_ARGS)
