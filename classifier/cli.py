@@ -6,19 +6,15 @@ from pathlib import Path
 
 import click
 
-from cxrdata import CLASSES, SPLITS, ManifestError
-from runkit.device import DeviceError, pick_device
-from runkit.rundir import RunExistsError, read_json
+from cxrdata import CLASSES, SPLITS
+from runkit.cli import OneLineErrors
+from runkit.device import pick_device
+from runkit.rundir import read_json
 
 from .augment import AugmentSettings
-from .config import AUGS, CAM_CLASSES, DEFAULT_SYNTH, PROFILES, ConfigError, make_config
-from .data import SyntheticDataError
-from .labelled import LabelledDataError
-from .models import BACKBONES, CheckpointMismatchError, WeightsError
-from .predict import RunNotUsableError
+from .config import AUGS, CAM_CLASSES, DEFAULT_SYNTH, PROFILES, make_config
+from .models import BACKBONES
 
-USER_ERRORS = (ConfigError, SyntheticDataError, RunExistsError, WeightsError, CheckpointMismatchError,
-               ManifestError, FileNotFoundError, LabelledDataError, RunNotUsableError, DeviceError)
 
 
 def _default(name: str) -> str:
@@ -45,7 +41,7 @@ def _switch(name: str, help: str):
     return click.option(f"--{flag}/--no-{flag}", name, default=None, help=f"{help} {_default(name)}")
 
 
-@click.group("classify")
+@click.group("classify", cls=OneLineErrors)
 def classify_cli():
     """Transfer-learning classifier (normal / covid / pneumonia): train on v1 or v2, evaluate
     with intervals and Grad-CAM, classify files, time the backbones."""
@@ -121,8 +117,6 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
         config = make_config(profile, synth_manifest=synth_manifest, **settings)
         target = run_dir or (RUNS_ROOT / name if name else None)
         run = train_classifier(config, target, resume=resume, overwrite=overwrite)
-    except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
         raise click.ClickException(str(exc) or "interrupted") from None
     click.echo((run / "report.md").read_text(encoding="utf-8").split("\n## Class balance")[0].strip())
@@ -170,13 +164,10 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
     """
     from .evaluate_data import RUNS_ROOT, evaluate_run
 
-    try:
-        target = out or (RUNS_ROOT / name if name else None)
-        result = evaluate_run(run_dir, data, target, split=split, root=root, ignore_unknown=ignore_unknown,
-                              allow_unfinished=allow_unfinished, overwrite=overwrite, cam_class=cam_class,
-                              device=device)
-    except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    target = out or (RUNS_ROOT / name if name else None)
+    result = evaluate_run(run_dir, data, target, split=split, root=root, ignore_unknown=ignore_unknown,
+                          allow_unfinished=allow_unfinished, overwrite=overwrite, cam_class=cam_class,
+                          device=device)
     for skipped in result.unreadable:
         click.echo(f"skipped {skipped['reason']}", err=True)
     if result.in_training:
@@ -214,18 +205,15 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
     from .predict import predict_files, write_csv
 
     failed, rows = 0, []
-    try:
-        for result in predict_files(list(images), run_dir, out, cam_class, device, allow_unfinished):
-            if isinstance(result, ImageReadError):
-                failed += 1
-                click.echo(f"skipped {result}", err=True)
-                continue
-            rows.append(result)
-            probabilities = "  ".join(f"{c} {p:.3f}" for c, p in result.probabilities.items())
-            click.echo(f"{result.file}: {result.predicted}  ({probabilities}); CAM for "
-                       f"{result.cam_class}, border share {result.border_share:.2f} → {result.overlay}")
-    except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    for result in predict_files(list(images), run_dir, out, cam_class, device, allow_unfinished):
+        if isinstance(result, ImageReadError):
+            failed += 1
+            click.echo(f"skipped {result}", err=True)
+            continue
+        rows.append(result)
+        probabilities = "  ".join(f"{c} {p:.3f}" for c, p in result.probabilities.items())
+        click.echo(f"{result.file}: {result.predicted}  ({probabilities}); CAM for "
+                   f"{result.cam_class}, border share {result.border_share:.2f} → {result.overlay}")
     if csv_file:
         write_csv(csv_file, rows)
         click.echo(f"table: {csv_file}")
@@ -250,10 +238,7 @@ def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str
     unknown = [b for b in names if b not in BACKBONES]
     if unknown:
         raise click.ClickException(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}")
-    try:
-        torch_device = pick_device(device)
-    except DeviceError as exc:
-        raise click.ClickException(str(exc)) from None
+    torch_device = pick_device(device)
     click.echo(f"device {torch_device}, {size} px, batch {batch_size}, median of {reps}")
     click.echo(f"{'backbone':<16} {'train img/s':>12} {'infer img/s':>12} {'Grad-CAM ms/img':>16}")
     for name in names:

@@ -39,28 +39,30 @@ def _each(work, manifest: Manifest, size: int, progress: bool, workers: int | No
                         desc=f"decoding {manifest.name} @ {size}px", unit="img")
 
 
-def decode_all(manifest: Manifest, size: int, verify: bool = True, progress: bool = True,
-               workers: int | None = None) -> np.ndarray:
-    """Decode every image of ``manifest``; the first unreadable one raises."""
-    out = np.empty((len(manifest), size, size), dtype=np.uint8)
-    for i, image in enumerate(_each(lambda r: decode(r, size, verify), manifest, size, progress, workers)):
-        out[i] = image
-    return out
+class UnreadableImagesError(ValueError):
+    """Images of a manifest cannot be used; the message names them all (up to a limit)."""
+
+    def __init__(self, manifest: Manifest, failed: list[tuple[Record, str]], shown: int = 5):
+        self.failed = failed
+        listed = "; ".join(reason for _, reason in failed[:shown])
+        more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+        super().__init__(f"{len(failed)} of {len(manifest)} image(s) of {manifest.name} cannot be used: "
+                         f"{listed}{more} (`cxr data verify -m <manifest>` lists every one)")
 
 
-def decode_readable(manifest: Manifest, size: int, progress: bool = True
-                    ) -> tuple[Manifest, np.ndarray, list[tuple[Record, str]]]:
+def decode_readable(manifest: Manifest, size: int, progress: bool = True, verify: bool = True,
+                    workers: int | None = None) -> tuple[Manifest, np.ndarray, list[tuple[Record, str]]]:
     """Decode every readable image of ``manifest``; the unreadable ones (missing, corrupt, not an
     image, checksum mismatch) are left out and returned with the reason, so one bad file never
     stops the others. Returns the readable records, their images and ``(record, reason)`` pairs."""
     def attempt(record: Record) -> np.ndarray | str:
         try:
-            return decode(record, size)
+            return decode(record, size, verify)
         except (ImageReadError, ChecksumError) as exc:
             return str(exc)
 
     kept, images, failed = [], [], []
-    for record, result in zip(manifest.records, _each(attempt, manifest, size, progress)):
+    for record, result in zip(manifest.records, _each(attempt, manifest, size, progress, workers)):
         if isinstance(result, str):
             failed.append((record, result))
         else:
@@ -68,6 +70,16 @@ def decode_readable(manifest: Manifest, size: int, progress: bool = True
             images.append(result)
     stacked = np.stack(images) if images else np.empty((0, size, size), dtype=np.uint8)
     return Manifest(kept, name=manifest.name), stacked, failed
+
+
+def decode_all(manifest: Manifest, size: int, verify: bool = True, progress: bool = True,
+               workers: int | None = None) -> np.ndarray:
+    """Decode every image of ``manifest``; raises :class:`UnreadableImagesError` naming every
+    unreadable one (all are tried first, so one run of the command lists them all)."""
+    _, images, failed = decode_readable(manifest, size, progress, verify, workers)
+    if failed:
+        raise UnreadableImagesError(manifest, failed)
+    return images
 
 
 def cache_key(manifest: Manifest, size: int) -> str:

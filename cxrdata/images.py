@@ -10,7 +10,8 @@ Conversion rules (one per input kind, documented so results can be reproduced):
 * RGB, CMYK, YCbCr: ITU-R 601 luma (Pillow's ``convert("L")``).
 * RGBA, LA, palette with transparency: alpha-composited on black, then luma
   (the same rule the shared corpus was built with).
-* 16-bit / 32-bit integer PNG (``I;16``, ``I``): min-max stretched to 0..255.
+* 16-bit / 32-bit integer PNG (``I;16``, ``I``) and 32-bit float TIFF (``F``): min-max stretched
+  to 0..255 (a float image with NaN or infinite pixels is refused).
 * DICOM (optional ``pydicom`` extra): modality LUT, VOI LUT, MONOCHROME1 inverted, then
   min-max stretched to 0..255.
 
@@ -29,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 _EIGHT_BIT = {"L", "1"}
 _COLOUR = {"RGB", "CMYK", "YCbCr"}
 _ALPHA = {"RGBA", "LA", "PA", "P", "RGBa", "La"}
-_WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 # Refused before decoding: a 43 × 43 cm detector at 0.1 mm pixels is 18.5 megapixels, so anything
 # past this is a decompression bomb (a small file claiming a huge image) or not a chest X-ray.
 MAX_PIXELS = 64 * 10**6
@@ -107,7 +108,10 @@ def _to_gray(image: Image.Image, path: Path) -> np.ndarray:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return np.asarray(Image.alpha_composite(black, rgba).convert("L"), dtype=np.uint8)
     if mode in _WIDE:
-        return stretch_to_uint8(np.asarray(image, dtype=np.float64))
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageReadError(path, "some pixels are NaN or infinite", "re-export it with finite values")
+        return stretch_to_uint8(values)
     raise ImageReadError(path, f"unsupported image mode {mode!r}",
                          "convert it to 8-bit or 16-bit grayscale, RGB or RGBA")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -70,13 +70,18 @@ class Manifest:
     def __init__(self, records: Iterable[Record], name: str = "manifest"):
         self.records = list(records)
         self.name = name
+        self.notices: list[str] = []  # problems read with allow_duplicates, for the caller to show
 
     @classmethod
     def read(cls, csv_path: Path | str, root: Path | str | None = None,
-             default_split: str | None = None) -> "Manifest":
+             default_split: str | None = None, allow_duplicates: bool = False) -> "Manifest":
         """Read and validate ``csv_path``; relative paths resolve against ``root`` (default
         :func:`data_root`). With ``default_split`` the split column is optional and rows
-        without a split get that one."""
+        without a split get that one.
+
+        Refused: a relative path leading outside ``root``, one path with two labels or splits, and
+        (unless ``allow_duplicates``, which lists them in :attr:`notices` instead) a path listed
+        twice or the same image bytes in two splits, which would leak test images into training."""
         csv_path = Path(csv_path)
         if not csv_path.is_file():
             raise ManifestError(f"{csv_path}: manifest not found (run `make manifests` to create "
@@ -91,7 +96,15 @@ class Manifest:
                                     f"a manifest needs {', '.join(required)}")
             records = [_record({**row, "split": row.get("split") or default_split} if default_split else row,
                                root, csv_path, line) for line, row in enumerate(reader, start=2)]
-        return cls(records, name=csv_path.stem)
+        manifest = cls(records, name=csv_path.stem)
+        fatal, duplicates = _conflicts(records, first_line=2)
+        if fatal or (duplicates and not allow_duplicates):
+            problems = fatal + duplicates
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            hint = "" if fatal else " (--allow-duplicates accepts them where a command offers it)"
+            raise ManifestError(f"{csv_path}: {shown}{hint}")
+        manifest.notices = duplicates
+        return manifest
 
     def write(self, csv_path: Path | str, extra_columns: Iterable[str] = ()) -> None:
         """Write the manifest as CSV (atomically), with ``extra_columns`` from each record."""
@@ -162,10 +175,46 @@ def _record(row: dict, root: Path, csv_path: Path, line: int) -> Record:
     if not row.get("path"):
         raise ManifestError(f"{where}: empty path")
     file = Path(row["path"])
+    if not file.is_absolute() and os.path.normpath(file).split(os.sep)[0] == os.pardir:
+        raise ManifestError(f"{where}: path {row['path']!r} leads outside the data root {root}")
     file = file if file.is_absolute() else root / file
     core = {c: row[c] or "" for c in REQUIRED_COLUMNS}
     extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS}
     return Record(file=file, extra=extra, **core)
+
+
+def _conflicts(records: list[Record], first_line: int) -> tuple[list[str], list[str]]:
+    """``(fatal, duplicates)``: one path with two labels or splits (fatal); a path listed twice or
+    the same bytes in two splits (duplicates). Each problem names the lines involved."""
+    by_path, by_bytes = defaultdict(list), defaultdict(list)
+    for line, record in enumerate(records, start=first_line):
+        by_path[os.path.normpath(record.file)].append((line, record))
+        if record.sha256:
+            by_bytes[record.sha256].append((line, record))
+    fatal, duplicates = [], []
+    for rows in by_path.values():
+        if len(rows) > 1:
+            lines = ", ".join(str(line) for line, _ in rows)
+            kinds = {(r.label, r.split) for _, r in rows}
+            (fatal if len(kinds) > 1 else duplicates).append(
+                f"{rows[0][1].path} is listed on lines {lines}"
+                + (" with different labels or splits" if len(kinds) > 1 else " twice"))
+    for rows in by_bytes.values():
+        splits = {r.split for _, r in rows}
+        if len(splits) > 1:
+            duplicates.append("the same image bytes are in splits " + ", ".join(sorted(splits)) + ": "
+                              + ", ".join(f"{r.path} (line {line}, {r.split})" for line, r in rows))
+    return fatal, duplicates
+
+
+def same_bytes_within_splits(manifest: Manifest) -> list[list[Record]]:
+    """Groups of records of one split whose files have the same sha256 (not a leak, but one image
+    counted twice)."""
+    groups = defaultdict(list)
+    for record in manifest:
+        if record.sha256:
+            groups[(record.split, record.sha256)].append(record)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def sha256_of(path: Path) -> str:
@@ -175,14 +224,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def check_file(record: Record) -> None:
-    """Raise if ``record.file`` is missing or its checksum differs from the manifest."""
-    if not record.file.is_file():
-        raise FileNotFoundError(f"{record.file}: file listed in the manifest is missing "
-                                f"(data root: {data_root()}; set CXR_DATA or place the files there)")
-    check_checksum(record)
 
 
 def check_checksum(record: Record) -> None:

@@ -48,6 +48,8 @@ def grouped_stratified_split(rows: list[dict], fractions: dict[str, float], seed
     Greedy over patients in a seeded random order: each patient goes to the split whose
     remaining quota for that patient's labels is largest relative to the split's target, so
     splits fill in proportion and a patient's number of images does not decide its split.
+    Patients whose images share bytes (one picture published under two case ids; rows with a
+    ``sha256``) then follow the first of them into its split, so no image is in two splits.
     Returns ``{patient: split}``.
     """
     groups: dict[str, Counter] = defaultdict(Counter)
@@ -69,7 +71,29 @@ def grouped_stratified_split(rows: list[dict], fractions: dict[str, float], seed
         split = max(fractions, key=room)  # first split wins ties, deterministically
         assignment[patient] = split
         have[split].update(counts)
-    return assignment
+    linked, first = _linked(rows), {}  # linked patients take the split of the first of them
+    for patient in order:
+        first.setdefault(linked[patient], assignment[patient])
+    return {patient: first[linked[patient]] for patient in assignment}
+
+
+def _linked(rows: list[dict]) -> dict[str, str]:
+    """``{patient: representative}``: patients are linked when their images share a sha256."""
+    parent: dict[str, str] = {}
+
+    def root(p: str) -> str:
+        while parent.setdefault(p, p) != p:
+            p = parent[p]
+        return p
+
+    holder: dict[str, str] = {}
+    for row in rows:
+        patient = patient_of(row)
+        root(patient)
+        if row.get("sha256"):
+            other = holder.setdefault(row["sha256"], patient)
+            parent[root(patient)] = root(other)
+    return {p: root(p) for p in parent}
 
 
 def read_metadata(metadata_csv: Path) -> list[dict]:

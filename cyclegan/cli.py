@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from runkit.rundir import RunExistsError
+from runkit.cli import OneLineErrors
 
 from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile
-from .model import NonFiniteLossError
 from .synth import synthesize
 from .train import RUNS_ROOT, TrainingInterrupted, train
 
@@ -20,11 +19,9 @@ CONFIG_FIELDS = [name for name in FIELDS if name != "profile"]
 
 @contextlib.contextmanager
 def clear_errors():
-    """Bad input and stopped runs become one-line messages instead of tracebacks."""
+    """A stopped run is one line and exit status 130 (bad input: see ``runkit.cli``)."""
     try:
         yield
-    except (ValueError, OSError, RunExistsError, NonFiniteLossError) as exc:
-        raise click.ClickException(str(exc)) from None
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(130) from None
@@ -51,7 +48,7 @@ def config_options(f):
     return f
 
 
-@click.group("gan")
+@click.group("gan", cls=OneLineErrors)
 def gan_cli():
     """The CycleGAN that turns normal chest X-rays (A) into synthetic covid ones (B)."""
 

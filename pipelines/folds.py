@@ -18,7 +18,8 @@ VAL_SHARE = 0.1
 def kfold_manifests(manifest: Manifest, k: int, seed: int) -> list[Manifest]:
     """``k`` manifests over all of ``manifest``'s images, each with train/val/test reassigned."""
     _check_enough(manifest, k)
-    rows = [{"image_id": str(i), "patient_id": r.patient_id, "label": r.label} for i, r in enumerate(manifest)]
+    rows = [{"image_id": str(i), "patient_id": r.patient_id, "label": r.label, "sha256": r.sha256}
+            for i, r in enumerate(manifest)]
     part_of = grouped_stratified_split(rows, {str(p): 1 / k for p in range(k)}, seed)
     folds = []
     for fold in range(k):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cxrdata.manifest import Manifest, manifest_path
+from runkit.cli import OneLineErrors
 from runkit.rundir import read_json
 from runkit.timing import peak_rss_mib
 
@@ -51,7 +52,7 @@ def key_values(pairs: tuple[str, ...], option: str) -> dict:
     return out
 
 
-@click.group("pipeline")
+@click.group("pipeline", cls=OneLineErrors)
 def pipeline_cli():
     """The experiment end to end: v1 vs v2 with intervals, one report."""
 
@@ -110,10 +111,7 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
 
 def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> None:
     start = time.perf_counter()
-    try:
-        out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
-    except (CompareError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
     result = read_json(out / "report.json")
     click.echo(f"\nreport: {out / 'report.md'}\n")
     click.echo(headline_table(result))
@@ -157,10 +155,7 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
         raise click.BadParameter(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(MITIGATIONS)}",
                                  param_hint="--variants")
     settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
-    try:
-        run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
     click.echo((MITIGATIONS_ROOT / name / "table.md").read_text(encoding="utf-8"))
 
 
@@ -174,10 +169,7 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
 def progression_cmd(patient, run_dir, dataset, out):
     """One patient's images in time order with Grad-CAM overlays and predicted probabilities."""
     out = out or run_dir / f"progression-{patient}.png"
-    try:
-        shown = render(Manifest.read(manifest_path(dataset)), patient, run_dir, out)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    shown = render(Manifest.read(manifest_path(dataset)), patient, run_dir, out)
     for image in shown["images"]:
         click.echo(f"day {image['offset_days']:>4}: true {image['true']:<9} predicted {image['predicted']}")
     click.echo(f"figure: {out}")

@@ -23,8 +23,8 @@ def test_verify_names_missing_and_mismatched_files(corpus, tmp_path, monkeypatch
     result = CliRunner().invoke(data_cli, ["verify", "-m", str(bad)])
     assert result.exit_code == 1
     assert f"{real.name}: checksum mismatch" in result.output
-    assert "nowhere.png: file listed in the manifest is missing" in result.output
-    assert "2 file(s) missing or mismatched" in result.output
+    assert "nowhere.png: file not found" in result.output
+    assert "2 file(s) missing, mismatched or unreadable" in result.output
 
 
 def test_an_absent_corpus_says_where_to_put_it(tmp_path, monkeypatch):

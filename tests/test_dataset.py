@@ -36,13 +36,16 @@ def test_each_image_is_decoded_once_per_run(cxr3, monkeypatch):
     assert list(cache.cache_dir().glob("*.npy")), "no cache file written"
 
 
-def test_a_checksum_mismatch_stops_decoding_and_names_the_file(cxr3):
+def test_unusable_images_stop_loading_and_are_all_named(cxr3, tmp_path):
     import dataclasses
 
     import pytest
 
-    from cxrdata.manifest import ChecksumError, Manifest
+    from cxrdata import UnreadableImagesError
+    from cxrdata.manifest import Manifest
 
-    record = dataclasses.replace(cxr3[0], sha256="0" * 64)
-    with pytest.raises(ChecksumError, match=record.file.name):
-        CXRDataset(Manifest([record]), 16, progress=False)
+    mismatched = dataclasses.replace(cxr3[0], sha256="0" * 64)
+    missing = dataclasses.replace(cxr3[2], file=tmp_path / "gone.png")
+    with pytest.raises(UnreadableImagesError, match=rf"2 of 3 image\(s\) .*{mismatched.file.name}: checksum "
+                                                    r"mismatch.*gone.png: file not found"):
+        CXRDataset(Manifest([mismatched, cxr3[1], missing]), 16, progress=False)

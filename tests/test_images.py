@@ -102,10 +102,20 @@ def test_missing_file_names_the_file(tmp_path):
         read_grayscale(tmp_path / "nowhere.png")
 
 
+def test_float_tiff_is_stretched_and_non_finite_pixels_are_refused(gray, tmp_path):
+    Image.fromarray(gray.astype(np.float32) / 7.0).save(tmp_path / "float.tiff")
+    np.testing.assert_array_equal(read_grayscale(tmp_path / "float.tiff"), gray)
+    broken = gray.astype(np.float32)
+    broken[3, 3] = np.nan
+    Image.fromarray(broken).save(tmp_path / "nan.tiff")
+    with pytest.raises(ImageReadError, match="nan.tiff: some pixels are NaN"):
+        read_grayscale(tmp_path / "nan.tiff")
+
+
 def test_unsupported_mode_is_refused(tmp_path):
-    Image.fromarray(np.ones((4, 4), dtype=np.float32)).save(tmp_path / "float.tiff")
-    with pytest.raises(ImageReadError, match="float.tiff: unsupported image mode 'F'"):
-        read_grayscale(tmp_path / "float.tiff")
+    Image.new("LAB", (4, 4)).save(tmp_path / "lab.tiff")
+    with pytest.raises(ImageReadError, match="lab.tiff: unsupported image mode 'LAB'"):
+        read_grayscale(tmp_path / "lab.tiff")
 
 
 def png_header_only(path, width: int, height: int) -> None:

@@ -67,3 +67,15 @@ def test_grouped_split_never_separates_a_patient():
     assert set(assignment) == {f"p{k}" for k in range(30)}
     assert assignment == grouped_stratified_split(rows, {"a": 0.5, "b": 0.5}, seed=1)
     assert sum(1 for s in assignment.values() if s == "a") == 15
+
+
+def test_patients_sharing_image_bytes_land_in_one_split():
+    """One picture published under two case ids (cxr3 has such pairs) must not cross splits."""
+    rows = [{"image_id": f"i{i}", "patient_id": f"p{i}", "label": "normal", "sha256": f"s{i}"} for i in range(40)]
+    alone = grouped_stratified_split(rows, {"a": 0.5, "b": 0.5}, seed=1)
+    apart = next(p for p in alone if alone[p] != alone["p0"])
+    rows[int(apart[1:])]["sha256"] = "s0"  # the same bytes as p0's image
+    linked = grouped_stratified_split(rows, {"a": 0.5, "b": 0.5}, seed=1)
+    assert linked["p0"] == linked[apart]
+    assert {p: s for p, s in linked.items() if p not in ("p0", apart)} == \
+        {p: s for p, s in alone.items() if p not in ("p0", apart)}
