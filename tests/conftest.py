@@ -64,6 +64,26 @@ def makris(corpus) -> Manifest:
     return Manifest.read(manifest_path("makris2020"))
 
 
+@pytest.fixture(scope="session")
+def tiny_run(cxr3, small_corpus, tmp_path_factory) -> tuple[Path, Manifest]:
+    """A finished classifier run on 4/2/3 real images per class at 32 px, and its manifest."""
+    from classifier.config import make_config
+    from classifier.train import train_classifier
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)
+    manifest.write(folder / "tiny.csv", ["image_id"])
+    config = make_config(dataset=str(folder / "tiny.csv"), image_size=32, batch_size=4, epochs=1, seed=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crosssource, "corpus_manifest", lambda root=None: small_corpus)
+        patch.setenv("CXR_CACHE", str(folder / "cache"))
+        run = train_classifier(config, folder / "run", progress=False)
+    torch.set_num_threads(threads)
+    return run, manifest
+
+
 def few(manifest: Manifest, split: str, per_class: int) -> Manifest:
     """The first ``per_class`` images of each class in ``split`` (a tiny real subset)."""
     chosen = []

@@ -10,25 +10,18 @@ import pytest
 from click.testing import CliRunner
 
 from classifier.cli import classify_cli
-from classifier.config import make_config
 from classifier.evaluate_data import evaluate_run
 from classifier.labelled import LabelledDataError
 from classifier.predict import RunNotUsableError, predict_files
-from classifier.train import train_classifier
-from conftest import few
 from runkit.rundir import RunExistsError, read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 PROBABILITIES = ("predicted", "p_normal", "p_covid", "p_pneumonia")
 
 
-@pytest.fixture(scope="module")
-def run(cxr3, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval")
-    manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)
-    manifest.write(folder / "tiny.csv", ["image_id"])
-    config = make_config(dataset=str(folder / "tiny.csv"), image_size=32, batch_size=4, epochs=1, seed=3)
-    return train_classifier(config, folder / "run", progress=False), manifest
+@pytest.fixture
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture
