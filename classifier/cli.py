@@ -214,12 +214,81 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
         probabilities = "  ".join(f"{c} {p:.3f}" for c, p in result.probabilities.items())
         click.echo(f"{result.file}: {result.predicted}  ({probabilities}); CAM for "
                    f"{result.cam_class}, border share {result.border_share:.2f} → {result.overlay}")
+        if not result.quality.ok:
+            click.echo(f"  unreliable: {result.quality.sentence()}")
     if csv_file:
         write_csv(csv_file, rows)
         click.echo(f"table: {csv_file}")
     if failed:
         click.echo(f"{failed} of {len(images)} file(s) could not be read (listed above)", err=True)
         sys.exit(1)
+
+
+@classify_cli.command("serve")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Only this machine can reach 127.0.0.1; 0.0.0.0 exposes the page "
+                   "and API to every machine that can reach this one, without authentication.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=20, show_default=True,
+              help="Largest request body (all files of one upload together); larger ones get 413.")
+@click.option("--max-files", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Most files per request; more get 413.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Serve a run that has not finished (its best.pt may come from an early epoch).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_files: int, allow_unfinished: bool,
+              device: str):
+    """Serve a web page (and a JSON API, POST /api/predict) where uploaded PNG/JPEG/DICOM files
+    are classified by RUN's best model: probabilities, Grad-CAM per class, border share and the
+    input quality gate's verdict. A research tool, not a diagnostic device."""
+    import uvicorn
+
+    from .serve import create_app
+
+    app = create_app(run_dir, device, allow_unfinished, max_upload_mb, max_files)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: anyone who can reach this machine can upload images "
+                   "and read the answers (no authentication, no encryption)", err=True)
+    click.echo(f"serving {run_dir} at http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@classify_cli.command("load-test")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--requests", type=click.IntRange(1), default=200, show_default=True, help="Uploads to send.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Uploads in flight at once.")
+def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
+    """Start `serve` for RUN on a free loopback port and send uploads (real test-split images of the
+    run's dataset, every fourth a bad file), checking every answer and the server's memory."""
+    from cxrdata import Manifest, manifest_path
+
+    from .loadtest import run_load
+    from .predict import run_config
+
+    dataset = run_config(run_dir)["dataset"]
+    images = [r.file for r in Manifest.read(manifest_path(dataset)).select(split="test").records[:20]]
+    r = run_load(run_dir, images, requests, concurrency)
+    click.echo(f"{r['correct']}/{r['requests']} answered correctly ({r['bad_files']} bad files), {concurrency} at "
+               f"a time: {r['requests_per_s']:.1f} requests/s, latency p50 {r['latency_p50_s']:.2f} s, "
+               f"p95 {r['latency_p95_s']:.2f} s; server memory {r['rss_before_mb']:.0f} → {r['rss_after_mb']:.0f} MB")
+    if r["correct"] != r["requests"] or not r["server_alive"]:
+        raise click.ClickException("some answers were wrong or the server died (see above)")
+
+
+@classify_cli.command("gate-check")
+@click.option("--dataset", default="cxr3", show_default=True,
+              help="Manifest whose train split fits the gate and val split sets its threshold.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: runs/quality-gate/<dataset>].")
+def gate_check_cmd(dataset: str, out: Path | None):
+    """Measure the input quality gate: false flags on real held-out chest X-rays, detections on
+    photos, drawings, documents, screenshots, flat and noise images. Writes report.md and metrics.json."""
+    from .gatecheck import GATE_ROOT, measure
+
+    measure(dataset, out)
+    click.echo((Path(out or GATE_ROOT / Path(dataset).stem) / "report.md").read_text(encoding="utf-8"))
 
 
 @classify_cli.command("bench")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
@@ -11,9 +12,9 @@ from cxrdata.images import fit_square
 from runkit import checkpoint, device as devices, rundir
 from runkit.rundir import CONFIG, FINISHED, is_finished, read_json
 
-from .evaluate import cam_targets
 from .gradcam import GradCAM, border_share
 from .models import CXRClassifier, model_from_checkpoint
+from .quality import Verdict, checker_for_run
 from .report import save_overlay
 
 
@@ -28,6 +29,7 @@ class Prediction:
     cam_class: str
     border_share: float
     overlay: Path
+    quality: Verdict
 
 
 class RunNotUsableError(ValueError):
@@ -65,6 +67,44 @@ def default_out_dir(run_dir: Path | str) -> Path:
     return PREDICT_ROOT / Path(run_dir).resolve().name
 
 
+@dataclass
+class Analysis:
+    """What the model says about one image: probabilities, and a Grad-CAM map with its border
+    share for each explained class."""
+    image: np.ndarray  # the square grayscale image the model saw
+    probabilities: dict[str, float]
+    predicted: str
+    maps: dict[str, np.ndarray]
+    border_shares: dict[str, float]
+
+
+class Predictor:
+    """A finished run's best model, loaded once, answering for one grayscale image at a time."""
+
+    def __init__(self, run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False):
+        self.device = devices.pick_device(device)
+        self.run_dir = Path(run_dir)
+        self.config = run_config(run_dir, allow_unfinished)
+        self.model, self.size = load_run_model(run_dir, self.device)
+
+    def __call__(self, gray: np.ndarray, cam_classes: tuple[str, ...] = ("predicted",)) -> Analysis:
+        """Classify ``gray`` (any size; centre-cropped and resized as in training) and explain
+        each of ``cam_classes`` ("predicted" or class names), all in one batch."""
+        square = fit_square(gray, self.size)
+        image = torch.tensor(square, dtype=torch.float32).div(255).view(1, 1, self.size, self.size)
+        with GradCAM(self.model) as cam, torch.no_grad():
+            probabilities = self.model(image.to(self.device)).float().softmax(1)[0].cpu()
+            predicted = CLASSES[int(probabilities.argmax())]
+            explained = [predicted if c == "predicted" else c for c in cam_classes]
+            targets = torch.tensor([CLASSES.index(c) for c in explained], device=self.device)
+            maps, _ = cam(image.expand(len(explained), -1, -1, -1).to(self.device), targets)
+        maps = maps.cpu()
+        shares = border_share(maps).tolist()
+        return Analysis(image=square, probabilities=dict(zip(CLASSES, probabilities.tolist())), predicted=predicted,
+                        maps={c: m.numpy() for c, m in zip(explained, maps)},
+                        border_shares=dict(zip(explained, shares)))
+
+
 def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | None = None,
                   cam_class: str = "predicted", device: str = "auto", allow_unfinished: bool = False):
     """Yield a :class:`Prediction` per readable file, or the :class:`ImageReadError` of an
@@ -72,35 +112,32 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
     :func:`default_out_dir`); two files of the same name get distinct overlay names."""
     if cam_class not in ("predicted",) + CLASSES:
         raise ValueError(f"cam_class {cam_class!r}: choose predicted or one of {', '.join(CLASSES)}")
-    torch_device = devices.pick_device(device)
-    run_config(run_dir, allow_unfinished)
-    model, size = load_run_model(run_dir, torch_device)
+    predictor = Predictor(run_dir, device, allow_unfinished)
+    check = checker_for_run(predictor.config)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dir)
     used: set[str] = set()
-    with GradCAM(model) as cam:
-        for file in map(Path, files):
-            try:
-                gray = fit_square(read_grayscale(file), size)
-            except ImageReadError as exc:
-                yield exc
-                continue
-            image = torch.tensor(gray, dtype=torch.float32).div(255).view(1, 1, size, size).to(torch_device)
-            wanted = cam_targets(cam_class, torch.zeros(1, dtype=torch.long))
-            maps, logits = cam(image, None if wanted is None else wanted.to(torch_device))
-            probabilities = logits.float().softmax(1)[0].cpu()
-            explained = int(probabilities.argmax()) if wanted is None else int(wanted[0])
-            overlay_path = out_dir / _unique(f"{file.stem}.cam-{CLASSES[explained]}", used)
-            save_overlay(overlay_path, gray, maps[0].cpu().numpy())
-            yield Prediction(file=file, probabilities=dict(zip(CLASSES, probabilities.tolist())),
-                             predicted=CLASSES[int(probabilities.argmax())], cam_class=CLASSES[explained],
-                             border_share=float(border_share(maps.cpu())[0]), overlay=overlay_path)
+    for file in map(Path, files):
+        try:
+            gray = read_grayscale(file)
+        except ImageReadError as exc:
+            yield exc
+            continue
+        analysis = predictor(gray, (cam_class,))
+        (explained, cam_map), = analysis.maps.items()
+        overlay_path = out_dir / _unique(f"{file.stem}.cam-{explained}", used)
+        save_overlay(overlay_path, analysis.image, cam_map)
+        yield Prediction(file=file, probabilities=analysis.probabilities, predicted=analysis.predicted,
+                         cam_class=explained, border_share=analysis.border_shares[explained], overlay=overlay_path,
+                         quality=check(gray))
 
 
 def write_csv(path: Path | str, predictions: list[Prediction]) -> None:
     """One row per classified file, written atomically."""
-    rundir.write_csv(path, ["file", "predicted", *(f"p_{c}" for c in CLASSES), "cam_class", "border_share", "overlay"],
+    rundir.write_csv(path, ["file", "predicted", *(f"p_{c}" for c in CLASSES), "cam_class", "border_share", "overlay",
+                            "input_ok", "input_check"],
                      ([p.file, p.predicted, *(f"{p.probabilities[c]:.6f}" for c in CLASSES), p.cam_class,
-                       f"{p.border_share:.4f}", p.overlay] for p in predictions))
+                       f"{p.border_share:.4f}", p.overlay, int(p.quality.ok), p.quality.sentence()]
+                      for p in predictions))
 
 
 def _unique(stem: str, used: set[str]) -> str:

@@ -1,6 +1,8 @@
 """Shared fixtures: the real corpus (skips cleanly where it is absent) and an isolated cache."""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,12 @@ def few(manifest: Manifest, split: str, per_class: int) -> Manifest:
     for label in ("normal", "covid", "pneumonia"):
         chosen += manifest.select(split=split, label=label).records[:per_class]
     return Manifest(chosen, name=f"{manifest.name}-{split}-few")
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width``×``height`` pixels, with no pixel data (a bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))

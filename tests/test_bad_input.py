@@ -4,8 +4,6 @@ files of the batch are still processed; every command × bad value gives a one-l
 from __future__ import annotations
 
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +13,11 @@ from PIL import Image
 
 from cxrdata import CXRDataset, ImageReadError, Manifest, UnreadableImagesError, read_grayscale
 from cxrdata.cache import decode_readable
+from conftest import png_header_only
 from cxrdata.manifest import sha256_of
 from pipelines.cli import main
 
 OK = None  # the expected outcome of a file that reads correctly
-
-
-def png_header_only(path: Path, width: int, height: int) -> None:
-    """A PNG whose header claims ``width``×``height`` pixels, with no pixel data (a bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
 def make_files(folder: Path, real: Path) -> dict[str, str | None]:

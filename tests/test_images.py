@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import RAW_SAMPLES
+from conftest import RAW_SAMPLES, png_header_only
 from cxrdata.images import ImageReadError, fit_square, read_grayscale, stretch_to_uint8
 
 
@@ -116,18 +116,6 @@ def test_unsupported_mode_is_refused(tmp_path):
     Image.new("LAB", (4, 4)).save(tmp_path / "lab.tiff")
     with pytest.raises(ImageReadError, match="lab.tiff: unsupported image mode 'LAB'"):
         read_grayscale(tmp_path / "lab.tiff")
-
-
-def png_header_only(path, width: int, height: int) -> None:
-    """A PNG whose header claims ``width``×``height`` pixels, with no pixel data (a bomb's shape)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("side", [100_000, 9_000])  # past Pillow's hard limit; past ours only

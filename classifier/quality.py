@@ -1,0 +1,142 @@
+"""Input quality gate: does an image look like a frontal chest X-ray the model can judge?
+
+Three checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
+uniform (:data:`BLANK_STD`), and it looks like the chest X-rays of the training split. The last
+is an out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
+contrast-normalised thumbnails of the dataset's training images; the score is the Mahalanobis
+distance under that model, and the threshold is the :data:`QUANTILE` of the validation split's
+scores, so about 1 % of real held-out CXRs are flagged by construction (measured by
+``cxr classify gate-check``). The gate does not depend on the classifier's weights, so one gate
+serves every run of a dataset; it is cached under the decode cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cxrdata import Manifest, manifest_path
+from cxrdata.cache import cache_dir, cached_images
+from cxrdata.images import fit_square
+
+# Thumbnail side and components: chosen on documents, screenshots and noise generated with seeds
+# other than those the gate is measured on (never on the test split or the scikit-image samples).
+THUMB = 48  # side of the thumbnails the model of chest X-rays sees
+COMPONENTS = 32  # principal components of the probabilistic PCA
+QUANTILE = 0.99  # of the validation scores: the threshold
+MIN_SIDE = 100  # px; the corpus's smallest image is 156 px on its short side
+BLANK_STD = 4.0  # grey levels; below this the image is (nearly) uniform
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Verdict:
+    """The gate's answer: ``ok`` or the reasons the classification is unreliable."""
+
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    score: float | None = None
+    threshold: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        return "looks like a frontal chest X-ray" if self.ok else "; ".join(self.reasons)
+
+
+def thumbnails(images: np.ndarray) -> np.ndarray:
+    """``(N, THUMB*THUMB)`` per-image standardised thumbnails of ``(N, THUMB, THUMB)`` uint8 images."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    flat -= flat.mean(1, keepdims=True)
+    return flat / np.maximum(flat.std(1, keepdims=True), 1e-6)
+
+
+class QualityGate:
+    """``gate.check(gray)`` → :class:`Verdict`; fitted with :meth:`fit` on real training images."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, variances: np.ndarray, noise: float,
+                 threshold: float):
+        self.mean, self.components, self.variances = mean, components, variances
+        self.noise, self.threshold = float(noise), float(threshold)
+
+    @classmethod
+    def fit(cls, train: np.ndarray, val: np.ndarray) -> "QualityGate":
+        """Fit on ``(N, THUMB, THUMB)`` uint8 training thumbnails; threshold from the validation ones."""
+        from sklearn.decomposition import PCA
+
+        features = thumbnails(train)
+        pca = PCA(n_components=min(COMPONENTS, len(features) - 1), random_state=0).fit(features)
+        gate = cls(pca.mean_, pca.components_, pca.explained_variance_, pca.noise_variance_, threshold=np.inf)
+        gate.threshold = float(np.quantile(gate.scores(val), QUANTILE))
+        return gate
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """The out-of-distribution score of ``(N, THUMB, THUMB)`` uint8 thumbnails (higher: less
+        like the training chest X-rays): the Mahalanobis distance under the probabilistic PCA
+        model, per pixel."""
+        centred = thumbnails(images) - self.mean
+        projected = centred @ self.components.T  # within the principal subspace, and the rest:
+        inside = (projected ** 2 / self.variances).sum(1)
+        outside = ((centred ** 2).sum(1) - (projected ** 2).sum(1)) / self.noise
+        return (inside + outside) / centred.shape[1]
+
+    def check(self, gray: np.ndarray) -> Verdict:
+        """Judge one full-size grayscale image (as :func:`cxrdata.read_grayscale` returns it)."""
+        height, width = gray.shape
+        if min(height, width) < MIN_SIDE:
+            return Verdict(False, [f"too small ({width}×{height} px; a chest X-ray the model can judge "
+                                   f"has at least {MIN_SIDE} px on its short side)"])
+        if float(gray.std()) < BLANK_STD:
+            return Verdict(False, ["blank / nearly uniform"])
+        score = float(self.scores(fit_square(gray, THUMB)[None])[0])
+        if score > self.threshold:
+            return Verdict(False, ["not a chest X-ray like those the model was trained on (out-of-"
+                                   f"distribution score {score:.2f} > threshold {self.threshold:.2f}): "
+                                   "a photo, document, screenshot or lateral view, or a frontal CXR "
+                                   "from a kind of source the model has not seen"], score, self.threshold)
+        return Verdict(True, [], score, self.threshold)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, mean=self.mean, components=self.components, variances=self.variances, noise=self.noise,
+                 threshold=self.threshold)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "QualityGate":
+        with np.load(path) as saved:
+            return cls(saved["mean"], saved["components"], saved["variances"], float(saved["noise"]),
+                       float(saved["threshold"]))
+
+
+def checker_for_run(config: dict):
+    """``check(gray) -> Verdict`` for a run: its dataset's gate, or, where the run's training data
+    is not on this machine, a check that says so (every answer then counts as unchecked)."""
+    try:
+        return gate_for(config["dataset"]).check
+    except (ValueError, OSError) as exc:
+        problem = f"quality gate unavailable ({exc})"
+        return lambda gray: Verdict(False, [problem])
+
+
+def gate_for(dataset: str, progress: bool = False) -> QualityGate:
+    """The gate of a dataset (a manifest name or CSV): fitted on its train split's real images,
+    thresholded on its val split, cached by their files and checksums."""
+    manifest = Manifest.read(manifest_path(dataset))
+    train, val = manifest.select(split="train"), manifest.select(split="val")
+    if len(train) < 2 or len(val) < 1:
+        raise ValueError(f"{dataset}: the quality gate needs training and validation images "
+                         f"({len(train)} train, {len(val)} val)")
+    key = hashlib.sha256(f"gate-v{FORMAT_VERSION}:{THUMB}:{COMPONENTS}:{QUANTILE}:{train.fingerprint()}:"
+                         f"{val.fingerprint()}".encode()).hexdigest()[:20]
+    path = cache_dir() / f"gate-{key}.npz"
+    if path.is_file():
+        return QualityGate.load(path)
+    gate = QualityGate.fit(cached_images(train, THUMB, progress), cached_images(val, THUMB, progress))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gate.save(path)
+    return gate
