@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations
+.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,3 +79,14 @@ evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/
 
 mitigations: $(INSTALLED)  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
 	$(CXR) pipeline mitigations $(MITIGATION_ARGS)
+
+serve: $(INSTALLED)  ## Web page for live testing of a finished run at http://127.0.0.1:8000: RUN=runs/classify/<name>, SERVE_ARGS.
+	@test -n "$(RUN)" || { echo "usage: make serve RUN=runs/compare/demo/classify/seed0-v1 [SERVE_ARGS='--port 8001']" >&2; exit 2; }
+	$(CXR) classify serve $(RUN) $(SERVE_ARGS)
+
+gate-check: $(INSTALLED)  ## Measure the input quality gate (false flags on real CXRs, detections on non-CXR images); DATASET.
+	$(CXR) classify gate-check --dataset $(DATASET)
+
+load-test: $(INSTALLED)  ## 200 uploads, 8 at a time, to a served RUN; checks every answer and the server's memory.
+	@test -n "$(RUN)" || { echo "usage: make load-test RUN=runs/compare/demo/classify/seed0-v1" >&2; exit 2; }
+	$(CXR) classify load-test $(RUN)
