@@ -285,10 +285,9 @@ def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
 def gate_check_cmd(dataset: str, out: Path | None):
     """Measure the input quality gate: false flags on real held-out chest X-rays, detections on
     photos, drawings, documents, screenshots, flat and noise images. Writes report.md and metrics.json."""
-    from .gatecheck import GATE_ROOT, measure
+    from .gatecheck import markdown, measure
 
-    measure(dataset, out)
-    click.echo((Path(out or GATE_ROOT / Path(dataset).stem) / "report.md").read_text(encoding="utf-8"))
+    click.echo(markdown(measure(dataset, out)))
 
 
 @classify_cli.command("bench")

@@ -23,7 +23,7 @@ from . import crosssource, report
 from .evaluate import dataset_cams, write_cams
 from .labelled import LabelledDataError, read_labelled
 from .metrics import classification_metrics
-from .predict import load_run_model, run_config
+from .predict import load_run_model, model_summary, run_config
 
 RUNS_ROOT = Path("runs") / "evaluate"
 SHOWN = 10  # file names listed in the report and warnings before "and N more"
@@ -87,7 +87,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     report.write_predictions(out_dir / "predictions.csv", readable, probabilities,
                              [image["border_share"] for image in cams["images"]])
     true, predicted, sources = crosssource.named(readable, probabilities)
-    metrics = {"model": _model_summary(run_dir, config), "data": settings["data"], "split": split,
+    metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
                "images": len(manifest), "evaluated": len(readable),
                "classes_present": [c for c in CLASSES if (true == c).any()],
                "test": classification_metrics(dataset.labels.numpy(), probabilities),
@@ -103,13 +103,6 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     (out_dir / "report.md").write_text(markdown(out_dir, metrics), encoding="utf-8")
     rundir.mark_finished(out_dir, {"accuracy": metrics["test"]["accuracy"], "evaluated": len(readable)})
     return Evaluation(out_dir, metrics)
-
-
-def _model_summary(run_dir: Path, config: dict) -> dict:
-    path = run_dir / "metrics.json"
-    own = rundir.read_json(path)["test"]["accuracy"] if path.is_file() else None
-    return {"run": str(run_dir), "backbone": config["backbone"], "dataset": config["dataset"],
-            "aug": config["aug"], "image_size": config["image_size"], "own_test_accuracy": own}
 
 
 def _in_training(run_dir: Path, data: Manifest) -> list[str]:

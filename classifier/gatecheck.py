@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cxrdata import Manifest, manifest_path, read_grayscale
-from cxrdata.images import ImageReadError
+from cxrdata.images import ImageReadError, stretch_to_uint8
 from runkit import rundir
 
 from .crosssource import corpus_manifest
@@ -40,10 +40,8 @@ def skimage_samples() -> list[tuple[str, Image.Image]]:
     samples = []
     for name in SKIMAGE_SAMPLES:
         array = np.asarray(getattr(data, name)())
-        if array.dtype == bool:
-            array = array.astype(np.uint8) * 255
-        elif array.dtype != np.uint8:
-            array = (255 * (array - array.min()) / max(np.ptp(array), 1e-12)).astype(np.uint8)
+        if array.dtype != np.uint8:  # boolean masks and float images
+            array = stretch_to_uint8(array)
         samples.append((f"skimage.{name}", Image.fromarray(array)))
     return samples
 

@@ -52,6 +52,20 @@ def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
     return config
 
 
+def model_summary(run_dir: Path | str, config: dict) -> dict:
+    """What a run's model is, and how it scored on its own test split and on the corpus images from
+    sources it did not train on (from its ``metrics.json``, when present)."""
+    run_dir = Path(run_dir)
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    test = metrics.get("test", {})
+    false_positive = metrics.get("cross_source", {}).get("covid_false_positive") or {}
+    return {"run": str(run_dir), "name": run_dir.resolve().name, "backbone": config["backbone"],
+            "dataset": config["dataset"], "aug": config["aug"], "image_size": config["image_size"],
+            "own_test_accuracy": test.get("accuracy"), "own_test_n": test.get("n"),
+            "out_of_source_covid_false_positive": ({"rate": false_positive["rate"], "n": false_positive["n"]}
+                                                   if false_positive.get("n") else None)}
+
+
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
     """The best model of a run and the image size it was trained at."""
     path = Path(run_dir) / "best.pt"
@@ -83,7 +97,6 @@ class Predictor:
 
     def __init__(self, run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False):
         self.device = devices.pick_device(device)
-        self.run_dir = Path(run_dir)
         self.config = run_config(run_dir, allow_unfinished)
         self.model, self.size = load_run_model(run_dir, self.device)
 
@@ -91,13 +104,17 @@ class Predictor:
         """Classify ``gray`` (any size; centre-cropped and resized as in training) and explain
         each of ``cam_classes`` ("predicted" or class names), all in one batch."""
         square = fit_square(gray, self.size)
-        image = torch.tensor(square, dtype=torch.float32).div(255).view(1, 1, self.size, self.size)
-        with GradCAM(self.model) as cam, torch.no_grad():
-            probabilities = self.model(image.to(self.device)).float().softmax(1)[0].cpu()
-            predicted = CLASSES[int(probabilities.argmax())]
-            explained = [predicted if c == "predicted" else c for c in cam_classes]
-            targets = torch.tensor([CLASSES.index(c) for c in explained], device=self.device)
-            maps, _ = cam(image.expand(len(explained), -1, -1, -1).to(self.device), targets)
+        image = torch.tensor(square, dtype=torch.float32).div(255).view(1, 1, self.size, self.size).to(self.device)
+        explained = list(cam_classes)
+        if "predicted" in explained:  # which class that is must be known before explaining it
+            with torch.no_grad():
+                answer = CLASSES[int(self.model(image).argmax())]
+            explained = [answer if c == "predicted" else c for c in explained]
+        targets = torch.tensor([CLASSES.index(c) for c in explained], device=self.device)
+        with GradCAM(self.model) as cam:
+            maps, logits = cam(image.expand(len(explained), -1, -1, -1), targets)
+        probabilities = logits[0].float().softmax(0).cpu()
+        predicted = CLASSES[int(probabilities.argmax())]
         maps = maps.cpu()
         shares = border_share(maps).tolist()
         return Analysis(image=square, probabilities=dict(zip(CLASSES, probabilities.tolist())), predicted=predicted,

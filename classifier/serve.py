@@ -24,10 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
-from runkit.rundir import read_json
 
 from .gradcam import border_area
-from .predict import Predictor
+from .predict import Predictor, model_summary
 from .quality import checker_for_run
 from .report import overlay
 
@@ -36,20 +35,6 @@ DEFAULT_MAX_FILES = 16
 BORDER_SHORTCUT = 1.3  # × the even map's border share: above it, the sentence warns of a shortcut
 DISCLAIMER = ("Research tool for studying GAN-augmented classifiers, not a diagnostic device: "
               "never use it to make decisions about patients.")
-
-
-def model_summary(run_dir: Path, config: dict) -> dict:
-    """What the page shows about the model that answers."""
-    metrics_file = run_dir / "metrics.json"
-    metrics = read_json(metrics_file) if metrics_file.is_file() else {}
-    summary = {"run": run_dir.resolve().name, "path": str(run_dir), "dataset": config.get("dataset"),
-               "backbone": config.get("backbone"), "aug": config.get("aug"), "image_size": config.get("image_size"),
-               "test_accuracy": metrics.get("test", {}).get("accuracy"), "test_n": metrics.get("test", {}).get("n"),
-               "out_of_source_covid_false_positive": None}
-    false_positive = metrics.get("cross_source", {}).get("covid_false_positive") or {}
-    if false_positive.get("n"):
-        summary["out_of_source_covid_false_positive"] = {"rate": false_positive["rate"], "n": false_positive["n"]}
-    return summary
 
 
 def border_sentence(share: float) -> str | None:
@@ -72,7 +57,7 @@ class Service:
 
     def __init__(self, run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False):
         self.predictor = Predictor(run_dir, device, allow_unfinished)
-        self.model = model_summary(Path(run_dir), self.predictor.config)
+        self.summary = model_summary(run_dir, self.predictor.config)
         self.check = checker_for_run(self.predictor.config)
         self._lock = threading.Lock()
 
@@ -115,7 +100,7 @@ def create_app(run_dir: Path | str, device: str = "auto", allow_unfinished: bool
 
     @app.get("/api/model")
     def model() -> dict:
-        return {**service.model, "disclaimer": DISCLAIMER, "max_upload_mb": max_upload_mb, "max_files": max_files}
+        return {**service.summary, "disclaimer": DISCLAIMER, "max_upload_mb": max_upload_mb, "max_files": max_files}
 
     @app.post("/api/predict")
     async def predict(request: Request):
@@ -138,8 +123,8 @@ def create_app(run_dir: Path | str, device: str = "auto", allow_unfinished: bool
                 results.append({"name": name, "ok": False, "error": str(exc)})
         if not any(r["ok"] for r in results):
             return JSONResponse({"detail": "; ".join(r["error"] for r in results), "results": results,
-                                 "model": service.model}, status_code=422)
-        return {"model": service.model, "disclaimer": DISCLAIMER, "results": results}
+                                 "model": service.summary}, status_code=422)
+        return {"model": service.summary, "disclaimer": DISCLAIMER, "results": results}
 
     return app
 

@@ -43,7 +43,7 @@ def test_a_real_image_gets_probabilities_overlays_per_class_and_a_verdict(client
         assert overlay.startswith("data:image/png;base64,")
         assert Image.open(io.BytesIO(base64.b64decode(overlay.split(",", 1)[1]))).size == (32, 32)
     assert set(result["quality"]) >= {"ok", "reasons", "sentence"} and result["reliable"] == result["quality"]["ok"]
-    assert response.json()["model"]["run"] == tiny_run[0].name
+    assert response.json()["model"]["name"] == tiny_run[0].name
     same, = predict_files([record.file], tiny_run[0], tmp_path)  # the CLI answers the same
     assert same.probabilities == pytest.approx(result["probabilities"], abs=1e-6)
 
