@@ -1,5 +1,6 @@
 # Every target installs the project first (.venv), so a fresh clone needs no manual step.
-# Variables: CXR_DATA (data root), DATASET (cxr3 | makris2020), FORCE=1 (let clean delete runs).
+# Variables: CXR_DATA (data root), DATASET (cxr3 | makris2020), FORCE=1 (let clean delete runs),
+# FETCH=1 (targets that need the corpus fetch it when it is missing).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 
-.PHONY: help install data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,10 +22,17 @@ $(INSTALLED): setup.cfg
 
 install: $(INSTALLED)  ## Create .venv and install the project (editable) with its test extras.
 
-data: $(INSTALLED)  ## Verify every manifest row's file against its sha256.
+corpus: $(INSTALLED)
+	@$(CXR) data root >/dev/null 2>&1 || { if [ "$(FETCH)" = 1 ]; then $(CXR) data fetch $(FETCH_ARGS); \
+	  else $(CXR) data root; fi; }
+
+fetch: $(INSTALLED)  ## Build the corpus from its public sources (verified, resumable): CXR_DATA, FETCH_ARGS.
+	$(CXR) data fetch $(FETCH_ARGS)
+
+data: corpus  ## Verify every manifest row's file against its sha256.
 	$(CXR) data verify
 
-manifests: $(INSTALLED)  ## Regenerate data_manifests/*.csv from the corpus metadata (deterministic).
+manifests: corpus  ## Regenerate data_manifests/*.csv from the corpus metadata (deterministic).
 	$(CXR) data manifests
 
 test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real images).
@@ -36,21 +44,21 @@ tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:600
 	mkdir -p runs
 	$(BIN)/tensorboard --logdir runs --port 6006
 
-demo: $(INSTALLED)  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
+demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
 	$(CXR) data verify
 	$(CXR) pipeline demo
 
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: $(INSTALLED)  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
+compare: corpus  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
 	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
 	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
-gan-train: $(INSTALLED)  ## Train the CycleGAN: PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
+gan-train: corpus  ## Train the CycleGAN: PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
 	$(CXR) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
@@ -59,7 +67,7 @@ synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv
 CAM_CLASS ?= predicted
-classify: $(INSTALLED)  ## Train + test a classifier: AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
+classify: corpus  ## Train + test a classifier: AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
 	$(CXR) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(CLASSIFY_ARGS)
@@ -77,14 +85,14 @@ evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
 	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
 
-mitigations: $(INSTALLED)  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
+mitigations: corpus  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
 	$(CXR) pipeline mitigations $(MITIGATION_ARGS)
 
 serve: $(INSTALLED)  ## Web page for live testing of a finished run at http://127.0.0.1:8000: RUN=runs/classify/<name>, SERVE_ARGS.
 	@test -n "$(RUN)" || { echo "usage: make serve RUN=runs/compare/demo/classify/seed0-v1 [SERVE_ARGS='--port 8001']" >&2; exit 2; }
 	$(CXR) classify serve $(RUN) $(SERVE_ARGS)
 
-gate-check: $(INSTALLED)  ## Measure the input quality gate (false flags on real CXRs, detections on non-CXR images); DATASET.
+gate-check: corpus  ## Measure the input quality gate (false flags on real CXRs, detections on non-CXR images); DATASET.
 	$(CXR) classify gate-check --dataset $(DATASET)
 
 load-test: $(INSTALLED)  ## 200 uploads, 8 at a time, to a served RUN; checks every answer and the server's memory.

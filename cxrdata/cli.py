@@ -1,4 +1,4 @@
-"""``cxr data``: build manifests, verify the data, time image reading."""
+"""``cxr data``: fetch the corpus, build manifests, verify the data, time image reading."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,9 @@ from runkit.cli import OneLineErrors
 
 from . import cache
 from .dataset import CXRDataset
+from .fetch import PACKAGED_METADATA, Fetcher, read_metadata, write_metadata
 from .manifest import MANIFEST_DIR, Manifest, data_root, manifest_path, same_bytes_within_splits
+from .sources import SOURCES
 from .splits import DEFAULT_SEED, write_manifests
 
 MANIFEST_NAMES = ("cxr3", "makris2020")
@@ -26,8 +28,9 @@ def require_data_root() -> Path:
     root = data_root()
     if not (root / "metadata.csv").is_file():
         raise click.ClickException(
-            f"no chest X-ray corpus at {root}: put the corpus (metadata.csv and images/) there, "
-            "or point CXR_DATA at the folder that holds it")
+            f"no chest X-ray corpus at {root}: `make fetch` (or FETCH=1 on the make "
+            "command; cxr data fetch) downloads it from the public sources, or point CXR_DATA at a "
+            "folder that holds it")
     return root
 
 
@@ -35,6 +38,81 @@ def require_data_root() -> Path:
 def data_cli():
     """Manifests and checks for the chest X-ray corpus (data root: $CXR_DATA, else
     ../shared/data/cxr beside the repository, else data/cxr)."""
+
+
+@data_cli.command("root")
+def root_cmd():
+    """Print the data root; exit 1, saying how to get the corpus, when none is there."""
+    click.echo(require_data_root())
+
+
+@data_cli.command("fetch")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to build the corpus in [default: the data root, $CXR_DATA or data/cxr].")
+@click.option("--sources", default=",".join(SOURCES), show_default=True,
+              help="Comma-separated sources to fetch (cxr3 needs ieee8023, figure1 and nih; the "
+                   "Makris split needs ieee8023 and kaggle-paediatric).")
+@click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Parallel downloads of per-image sources (archives are read one at a time).")
+@click.option("--mirror", "mirrors", multiple=True, metavar="SOURCE=URL",
+              help="Use URL instead of a source's base URL (a mirror, or a local server in tests); "
+                   "repeatable. The path layout below it must be the source's.")
+@click.option("--metadata", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=PACKAGED_METADATA, show_default="the corpus metadata shipped with the package",
+              help="Corpus metadata CSV: which images, their originals' names and hashes.")
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Retries per download after a network error or hash mismatch (waits 1, 2, 3 … s).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds to wait for a server to connect or send the next bytes.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when the destination already holds a corpus.")
+def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, if_missing):
+    """Download the corpus's originals from their public sources (pinned revisions), check each
+    against its SHA-256, convert them exactly as the corpus was made and write them with the
+    metadata. Resumable: run it again after an interruption or failure; verified images are skipped.
+    Sources, URLs and licences: README, "Data sources"."""
+    dest = (dest or data_root()).expanduser().resolve()
+    if if_missing and (dest / "metadata.csv").is_file():
+        click.echo(f"corpus present at {dest}; nothing fetched")
+        return
+    chosen = parse_sources(sources)
+    base_urls = parse_mirrors(mirrors)
+    rows = read_metadata(metadata)
+    fetcher = Fetcher(dest, mirrors=base_urls, jobs=jobs, retries=retries, timeout=timeout)
+    report = fetcher.run([row for row in rows if row["source"] in chosen])
+    click.echo(f"{dest}: {report.summary()}")
+    if report.bytes_differ:
+        click.echo(f"  warning: {len(report.bytes_differ)} image(s) came from verified originals but "
+                   "their PNG bytes differ from the corpus's (another Pillow or zlib compresses "
+                   "differently); `cxr data verify` will list them", err=True)
+    if report.failed:
+        for image_id, url, reason in report.failed[:20]:
+            click.echo(f"  failed {image_id}: {url}: {reason}", err=True)
+        if len(report.failed) > 20:
+            click.echo(f"  … and {len(report.failed) - 20} more", err=True)
+        raise click.ClickException(f"{len(report.failed)} image(s) could not be fetched (listed "
+                                   "above); run the same command again to retry them")
+    write_metadata(metadata, dest)
+    click.echo(f"corpus ready at {dest}" + ("" if dest == data_root() else f" (set CXR_DATA={dest})"))
+
+
+def parse_sources(text: str) -> set[str]:
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - set(SOURCES)
+    if unknown or not chosen:
+        raise click.BadParameter(f"{', '.join(sorted(unknown)) or 'none given'}; choose from "
+                                 f"{', '.join(SOURCES)}", param_hint="--sources")
+    return chosen
+
+
+def parse_mirrors(pairs: tuple[str, ...]) -> dict[str, str]:
+    mirrors = {}
+    for pair in pairs:
+        name, _, url = pair.partition("=")
+        if name not in SOURCES or not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{pair!r}: expected SOURCE=http(s)://… with SOURCE one of "
+                                     f"{', '.join(SOURCES)}", param_hint="--mirror")
+        mirrors[name] = url
+    return mirrors
 
 
 @data_cli.command("manifests")

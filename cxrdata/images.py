@@ -21,6 +21,7 @@ pixel is decoded.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -160,3 +161,27 @@ def fit_square(gray: np.ndarray, size: int) -> np.ndarray:
     if side != size:
         square = square.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(square, dtype=np.uint8)
+
+
+CORPUS_MAX_SIDE = 512
+
+
+def corpus_png(path: Path | str) -> bytes:
+    """The corpus form of an original image, as PNG bytes: 8-bit grayscale by :func:`read_grayscale`,
+    shrunk (never enlarged) to at most :data:`CORPUS_MAX_SIDE` px on the longer side with Lanczos
+    (sizes rounded down), the original's ICC profile kept, saved with ``optimize=True``.
+
+    With Pillow 13 this reproduces every corpus PNG byte for byte (``tests/test_fetch.py`` pins it);
+    another zlib or Pillow may compress the same pixels to other bytes.
+    """
+    gray = Image.fromarray(read_grayscale(path))
+    icc = None
+    if not is_dicom(Path(path)):
+        with Image.open(path) as original:
+            icc = original.info.get("icc_profile")
+    scale = CORPUS_MAX_SIDE / max(gray.size)
+    if scale < 1:
+        gray = gray.resize(tuple(max(1, int(side * scale)) for side in gray.size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    gray.save(out, "PNG", optimize=True, **({"icc_profile": icc} if icc else {}))
+    return out.getvalue()

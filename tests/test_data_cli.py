@@ -32,6 +32,9 @@ def test_an_absent_corpus_says_where_to_put_it(tmp_path, monkeypatch):
     result = CliRunner().invoke(data_cli, ["verify"])
     assert result.exit_code == 1
     assert "no chest X-ray corpus at" in result.output and "CXR_DATA" in result.output
+    assert "make fetch" in result.output
+    root = CliRunner().invoke(data_cli, ["root"])
+    assert root.exit_code == 1 and "make fetch" in root.output
 
 
 def test_verify_reports_manifest_defects_in_one_line(corpus, tmp_path):

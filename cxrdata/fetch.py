@@ -1,0 +1,214 @@
+"""``cxr data fetch``: build the corpus from the public originals.
+
+For each metadata row of the chosen sources: download the original (per image, or out of the
+source's archives), check it against ``original_sha256``, convert it as the corpus was made
+(:func:`cxrdata.images.corpus_png`) and write it under its corpus path, atomically. An image
+already there with the right ``sha256`` is skipped, so an interrupted fetch continues where it
+stopped; a download cut off half-way continues from its last byte (:mod:`cxrdata.download`).
+Work files live in ``<dest>/.fetch/`` and are removed once used.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import tarfile
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm import tqdm
+
+from .download import ResumingHTTP, fetch_verified
+from .images import ImageReadError, corpus_png
+from .sources import SOURCES, Source
+
+PACKAGED_METADATA = Path(__file__).with_name("corpus-metadata.csv")
+WORK = ".fetch"
+
+
+@dataclass
+class FetchReport:
+    """What one fetch did, image by image (ids); ``failed`` holds (image id, URL, reason)."""
+
+    fetched: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    bytes_differ: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.fetched)} fetched, {len(self.skipped)} skipped (already there and "
+                f"verified), {len(self.failed)} failed")
+
+
+def read_metadata(path: Path) -> list[dict]:
+    """Rows of a corpus metadata CSV, with their file names checked to stay inside the corpus."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for line, row in enumerate(rows, start=2):
+        relative = Path(row.get("path") or "")
+        name = row.get("original_name") or ""
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts \
+                or not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"{path}, line {line}: path {row.get('path')!r} / original_name "
+                             f"{name!r} must be a relative path inside the corpus and a bare file name")
+    return rows
+
+
+def check_writable(dest: Path) -> None:
+    """Refuse, before any download, a destination that cannot be written."""
+    try:
+        (dest / WORK).mkdir(parents=True, exist_ok=True)
+        probe = dest / WORK / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"{dest}: cannot write the corpus there ({exc.strerror or exc}); "
+                      "choose another --dest or CXR_DATA") from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Fetcher:
+    """Fetches metadata rows into ``dest``; see the module docstring."""
+
+    def __init__(self, dest: Path, *, mirrors: dict[str, str] | None = None, jobs: int = 4,
+                 retries: int = 3, timeout: float = 60.0, progress: bool = True):
+        self.dest, self.mirrors, self.jobs, self.retries = dest, mirrors or {}, jobs, retries
+        self.work = dest / WORK
+        self.downloader = ResumingHTTP(self.work / "partial", timeout=timeout, progress=progress)
+        self.progress = progress
+        self.report = FetchReport()
+
+    def run(self, rows: list[dict]) -> FetchReport:
+        check_writable(self.dest)
+        for name, source in SOURCES.items():
+            pending = []
+            for row in (r for r in rows if r["source"] == name):
+                target = self.dest / row["path"]
+                if target.is_file() and sha256_of(target) == row["sha256"]:
+                    self.report.skipped.append(row["image_id"])
+                else:
+                    pending.append(row)
+            if pending:
+                (self._per_image if source.file_url else self._from_archives)(source, pending)
+        return self.report
+
+    # -- per-image sources -------------------------------------------------------------------
+    def _per_image(self, source: Source, rows: list[dict]) -> None:
+        base = self.mirrors.get(source.name)
+        with ThreadPoolExecutor(self.jobs) as pool, \
+                tqdm(total=len(rows), desc=source.name, unit="image", disable=not self.progress) as bar:
+            for _ in pool.map(lambda row: self._one_image(source, row, base), rows):
+                bar.update()
+
+    def _one_image(self, source: Source, row: dict, base: str | None) -> None:
+        url = source.url_of(row["original_name"], base)
+        try:
+            original = fetch_verified(url, self.work / source.name / row["original_name"],
+                                      row["original_sha256"], self.downloader, self.retries)
+        except Exception as exc:  # HTTP status, hash mismatch, network errors after the last retry
+            self._fail(row, url, exc)
+            return
+        self._convert(row, original, url)
+
+    # -- archive sources ---------------------------------------------------------------------
+    def _from_archives(self, source: Source, rows: list[dict]) -> None:
+        """Stream each archive once, taking out the wanted members. An archive whose member list
+        is known from an earlier run and holds none of the wanted images is not fetched again."""
+        wanted = {row["original_name"]: row for row in rows}
+        problems = []
+        for url in source.archive_urls(self.mirrors.get(source.name)):
+            key = self.work / "archives" / hashlib.sha1(url.encode()).hexdigest()[:20]
+            listing = key.with_suffix(".members")  # "name<TAB>sha256 if it was read" per member
+            if not wanted or (listing.is_file() and not _may_hold(listing.read_text(), wanted)):
+                continue
+            try:
+                fetch_verified(url, key, None, self.downloader, self.retries)
+                members = []
+                for name, read in _members(key):
+                    row, digest = wanted.get(name), ""
+                    if row is not None:
+                        data = read()
+                        digest = hashlib.sha256(data).hexdigest()
+                        if digest == row["original_sha256"]:
+                            original = self.work / source.name / name
+                            write_atomically(original, data)
+                            self._convert(row, original, url)
+                            del wanted[name]
+                    members.append(f"{name}\t{digest}")
+                write_atomically(listing, "\n".join(members).encode())
+            except Exception as exc:  # one bad archive loses its images, not the others'
+                problems.append(f"{url}: {' '.join(str(exc).split()) or type(exc).__name__}")
+            finally:
+                key.unlink(missing_ok=True)
+        for row in wanted.values():
+            self._fail(row, source.base_url if not problems else problems[0],
+                       f"{row['original_name']} with sha256 {row['original_sha256'][:12]}… is in "
+                       "none of the archives read" + (f"; unreadable: {'; '.join(problems)}" if problems else ""))
+
+    # -- shared ------------------------------------------------------------------------------
+    def _convert(self, row: dict, original: Path, url: str) -> None:
+        try:
+            png = corpus_png(original)
+        except ImageReadError as exc:
+            self._fail(row, url, exc)
+            return
+        write_atomically(self.dest / row["path"], png)
+        original.unlink(missing_ok=True)
+        if hashlib.sha256(png).hexdigest() != row["sha256"]:
+            self.report.bytes_differ.append(row["image_id"])
+        self.report.fetched.append(row["image_id"])
+
+    def _fail(self, row: dict, url: str, exc: BaseException | str) -> None:
+        reason = exc if isinstance(exc, str) else " ".join(str(exc).split()) or type(exc).__name__
+        self.report.failed.append((row["image_id"], url, reason))
+
+
+def _may_hold(listing: str, wanted: dict[str, dict]) -> bool:
+    """Whether an archive with this member listing may hold a wanted original."""
+    for line in listing.splitlines():
+        name, _, digest = line.partition("\t")
+        if name in wanted and digest in ("", wanted[name]["original_sha256"]):
+            return True
+    return False
+
+
+def _members(archive: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(base name, reader of its bytes) for each file in a zip or tar(.gz) archive, in order."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield Path(info.filename).name, lambda info=info: zf.read(info)
+        return
+    with tarfile.open(archive, "r|*") as tf:  # streamed: one pass over a 4 GB .tar.gz
+        for member in tf:
+            if member.isfile():
+                yield Path(member.name).name, lambda member=member: tf.extractfile(member).read()
+
+
+def write_metadata(rows_source: Path, dest: Path) -> None:
+    """Put the metadata the corpus was fetched with at ``dest/metadata.csv`` (atomically)."""
+    write_atomically(dest / "metadata.csv", rows_source.read_bytes())
+    shutil.rmtree(dest / WORK, ignore_errors=True)
+
