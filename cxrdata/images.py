@@ -168,8 +168,9 @@ CORPUS_MAX_SIDE = 512
 
 def corpus_png(path: Path | str) -> bytes:
     """The corpus form of an original image, as PNG bytes: 8-bit grayscale by :func:`read_grayscale`,
-    shrunk (never enlarged) to at most :data:`CORPUS_MAX_SIDE` px on the longer side with Lanczos
-    (sizes rounded down), the original's ICC profile kept, saved with ``optimize=True``.
+    shrunk (never enlarged) to at most :data:`CORPUS_MAX_SIDE` px on the longer side by Pillow's
+    ``thumbnail`` with Lanczos (its size rounding and its box reduction of images more than twice
+    too large are part of the recipe), the original's ICC profile kept, saved with ``optimize=True``.
 
     With Pillow 13 this reproduces every corpus PNG byte for byte (``tests/test_fetch.py`` pins it);
     another zlib or Pillow may compress the same pixels to other bytes.
@@ -179,9 +180,7 @@ def corpus_png(path: Path | str) -> bytes:
     if not is_dicom(Path(path)):
         with Image.open(path) as original:
             icc = original.info.get("icc_profile")
-    scale = CORPUS_MAX_SIDE / max(gray.size)
-    if scale < 1:
-        gray = gray.resize(tuple(max(1, int(side * scale)) for side in gray.size), Image.Resampling.LANCZOS)
+    gray.thumbnail((CORPUS_MAX_SIDE, CORPUS_MAX_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     gray.save(out, "PNG", optimize=True, **({"icc_profile": icc} if icc else {}))
     return out.getvalue()
