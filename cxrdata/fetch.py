@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .download import ResumingHTTP, fetch_verified
 from .images import ImageReadError, corpus_png
+from .manifest import sha256_of
 from .sources import SOURCES, Source
 
 PACKAGED_METADATA = Path(__file__).with_name("corpus-metadata.csv")
@@ -68,14 +69,6 @@ def check_writable(dest: Path) -> None:
     except OSError as exc:
         raise OSError(f"{dest}: cannot write the corpus there ({exc.strerror or exc}); "
                       "choose another --dest or CXR_DATA") from None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_atomically(path: Path, data: bytes) -> None:
