@@ -9,6 +9,9 @@ CXR := $(BIN)/cxr
 INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
+# NPROC=N: training runs on N processes under torchrun (one per GPU; on CPU, N processes share the
+# cores). For several machines run torchrun yourself: README, "More than one GPU or machine".
+TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 .PHONY: help install corpus fetch data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
@@ -46,20 +49,20 @@ tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:600
 
 demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
 	$(CXR) data verify
-	$(CXR) pipeline demo
+	$(TRAIN) pipeline demo
 
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: corpus  ## v1 vs v2 with intervals: N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
-	$(CXR) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
+compare: corpus  ## v1 vs v2 with intervals: NPROC, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
+	$(TRAIN) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
 	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
-gan-train: corpus  ## Train the CycleGAN: PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
-	$(CXR) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) $(GAN_ARGS)
+gan-train: corpus  ## Train the CycleGAN: NPROC, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
+	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
 	$(CXR) gan synth --n $(N) --run $(or $(GAN_RUN),runs/gan/$(or $(PROFILE),cpu)) $(SYNTH_ARGS)
@@ -67,8 +70,8 @@ synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv
 CAM_CLASS ?= predicted
-classify: corpus  ## Train + test a classifier: AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
-	$(CXR) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
+classify: corpus  ## Train + test a classifier: NPROC, AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
+	$(TRAIN) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(CLASSIFY_ARGS)
 

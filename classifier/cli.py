@@ -8,6 +8,7 @@ import click
 
 from cxrdata import CLASSES, SPLITS
 from runkit.cli import OneLineErrors
+from runkit.distributed import world_from_env
 from runkit.device import pick_device
 from runkit.rundir import read_json
 
@@ -110,6 +111,11 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
     train_images.csv, metrics.json, report.md (per-class, per-source and out-of-source results),
     confusion.png, predictions.csv, cross_source.csv, gradcam.json and gradcam/ (an overlay per
     test image, a grid per class).
+
+    Under torchrun (make classify NPROC=N) each process trains on its share of every epoch with
+    --batch-size images per batch; on GPUs batch norm statistics are synchronised across
+    processes, on CPUs each process normalises with its own batch's statistics (README, "More than
+    one GPU or machine").
     """
     from .train import RUNS_ROOT, train_classifier
 
@@ -119,6 +125,8 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
         run = train_classifier(config, target, resume=resume, overwrite=overwrite)
     except KeyboardInterrupt as exc:
         raise click.ClickException(str(exc) or "interrupted") from None
+    if not world_from_env().is_main:
+        return  # rank 0 reports
     click.echo((run / "report.md").read_text(encoding="utf-8").split("\n## Class balance")[0].strip())
     block = read_json(run / "metrics.json")["cross_source"]
     if isinstance(block, dict):

@@ -58,7 +58,8 @@ def model_summary(run_dir: Path | str, config: dict) -> dict:
     run_dir = Path(run_dir)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     test = metrics.get("test", {})
-    false_positive = metrics.get("cross_source", {}).get("covid_false_positive") or {}
+    cross_source = metrics.get("cross_source")  # a sentence instead of a table when it was skipped
+    false_positive = (cross_source.get("covid_false_positive") if isinstance(cross_source, dict) else None) or {}
     return {"run": str(run_dir), "name": run_dir.resolve().name, "backbone": config["backbone"],
             "dataset": config["dataset"], "aug": config["aug"], "image_size": config["image_size"],
             "own_test_accuracy": test.get("accuracy"), "own_test_n": test.get("n"),

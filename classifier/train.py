@@ -10,16 +10,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, WeightedRandomSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from cxrdata import CLASSES, CXRDataset
-from runkit import checkpoint, device as devices, rundir, seed as seeds
+from runkit import checkpoint, device as devices, distributed, rundir, seed as seeds
+from runkit.interrupts import deferred_interrupts
 
 from .augment import augment
 from .config import ClassifierConfig
-from .data import build_splits
+from .data import Splits, build_splits
 from .models import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
 from .evaluate import predict_probabilities, write_cross_source, write_evaluation
@@ -28,6 +29,7 @@ from .shortcuts import restyle, source_balanced_weights
 RUNS_ROOT = Path("runs") / "classify"
 # Settings that may change when resuming: they do not alter the epochs already trained.
 RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "cam_class", "cross_source")
+INTERRUPTED = "interrupted; last.pt in {} holds the last finished epoch: continue with --resume"
 
 
 def default_run_dir(config: ClassifierConfig) -> Path:
@@ -44,25 +46,43 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     """
     # data, device and weights fail before the run folder is touched (e.g. no synthetic data, offline)
     splits = build_splits(config)
-    device = devices.pick_device(config.device)
+    world = distributed.world_from_env()
+    if len(splits.train) < 2 * world.size:
+        raise ValueError(f"{world.size} processes (--nproc_per_node / NPROC) for {len(splits.train)} training "
+                         f"images: each process needs at least 2 (batch norm); use at most "
+                         f"{max(1, len(splits.train) // 2)}")
+    with distributed.session(config.device) as (world, device):
+        return _train(config, splits, Path(run_dir) if run_dir is not None else default_run_dir(config), world,
+                      device, resume=resume, overwrite=overwrite, progress=progress and world.is_main)
+
+
+def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distributed.World, device: torch.device, *,
+           resume: bool, overwrite: bool, progress: bool) -> Path:
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
     model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize).to(device)
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    rundir.open_run(run_dir, config.to_dict(), overwrite=overwrite, resume=resume,
-                    resumable_keys=RESUMABLE_KEYS)
-    splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
-    if progress:
-        tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
-                                                 for split, counts in splits.class_counts().items()))
-    datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress)
-                for name in ("train", "val", "test")}
-    with rundir.sigterm_as_interrupt():
-        try:
-            history = fit(model, datasets["train"], datasets["val"], config, run_dir, device, progress)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"interrupted; last.pt in {run_dir} holds the last finished epoch: "
-                                    "continue with --resume") from None
+    if world.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
+    if world.rank:
+        seeds.seed_everything(config.seed + world.rank)  # each rank's own augmentation draws
+    record = distributed.record(config.to_dict(), world, config.batch_size)
+
+    def claim() -> None:
+        if resume and (run_dir / rundir.CONFIG).is_file():
+            distributed.check_resume_world(rundir.read_json(run_dir / rundir.CONFIG).get("world_size", 1),
+                                           world, run_dir)
+        rundir.open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE_KEYS)
+        splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
+        if progress:
+            tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
+                                                     for split, counts in splits.class_counts().items()))
+
+    distributed.on_main(world, claim)
+    names = ("train", "val", "test") if world.is_main else ("train",)  # rank 0 alone evaluates
+    datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
+    history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)
+    if not world.is_main:
+        return run_dir
     best = checkpoint.load(run_dir / "best.pt", map_location=device)
     load_weights(model, best, run_dir / "best.pt")
     cross_source = write_cross_source(model, splits, config, run_dir, device, progress)
@@ -92,92 +112,151 @@ def configure_stage(model: CXRClassifier, config: ClassifierConfig, stage: str) 
     return devices.adam(groups)
 
 
-def train_loader(dataset: CXRDataset, config: ClassifierConfig) -> DataLoader:
+def train_loader(dataset: CXRDataset, config: ClassifierConfig,
+                 world: distributed.World = distributed.World()) -> DataLoader:
     """Shuffled batches, or weighted draws (class-balanced and/or source-balanced); a last
-    batch of one is dropped (batch norm needs two)."""
-    drop_last = len(dataset) % config.batch_size == 1
-    if not (config.weighted_sampling or config.source_balanced):
-        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=drop_last)
-    weights = torch.ones(len(dataset), dtype=torch.double)
-    if config.source_balanced:
-        weights = source_balanced_weights(dataset.labels.tolist(), [r.source for r in dataset.manifest])
-    if config.weighted_sampling:
-        per_class = torch.zeros(len(CLASSES), dtype=torch.double).index_add_(0, dataset.labels, weights)
-        weights = weights / per_class[dataset.labels]
-    sampler = WeightedRandomSampler(weights, num_samples=len(dataset))
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last)
+    batch of one is dropped (batch norm needs two). With several ranks, each rank gets a
+    disjoint share of every epoch (call ``loader.sampler.set_epoch`` each epoch)."""
+    weighted = config.weighted_sampling or config.source_balanced
+    if weighted:
+        weights = torch.ones(len(dataset), dtype=torch.double)
+        if config.source_balanced:
+            weights = source_balanced_weights(dataset.labels.tolist(), [r.source for r in dataset.manifest])
+        if config.weighted_sampling:
+            per_class = torch.zeros(len(CLASSES), dtype=torch.double).index_add_(0, dataset.labels, weights)
+            weights = weights / per_class[dataset.labels]
+    if world.distributed:
+        sampler = (ShardedWeightedSampler(weights, len(dataset), world, config.seed) if weighted else
+                   DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=config.seed))
+    elif weighted:
+        sampler = WeightedRandomSampler(weights, num_samples=len(dataset))
+    else:
+        sampler = None
+    share = len(sampler) if sampler is not None else len(dataset)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                      drop_last=share % config.batch_size == 1)
 
 
-def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset, config: ClassifierConfig,
-        run_dir: Path, device: torch.device, progress: bool = True) -> dict:
+class ShardedWeightedSampler(Sampler):
+    """Weighted draws with replacement for one rank: every rank draws the same epoch from a
+    generator seeded by ``seed`` and the epoch, and keeps every ``world.size``-th draw."""
+
+    def __init__(self, weights: torch.Tensor, draws: int, world: distributed.World, seed: int):
+        self.weights, self.world, self.seed, self.epoch = weights, world, seed, 0
+        self.per_rank = -(-draws // world.size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        draws = torch.multinomial(self.weights, self.per_rank * self.world.size, replacement=True,
+                                  generator=generator)
+        return iter(draws[self.world.rank::self.world.size].tolist())
+
+
+def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None, config: ClassifierConfig,
+        run_dir: Path, device: torch.device, progress: bool = True,
+        world: distributed.World = distributed.World()) -> dict:
     """Train for ``config.epochs`` (or until early stopping), keeping best.pt (by val accuracy,
-    then val loss) and last.pt (everything needed to resume). Returns the training summary."""
-    state = _resume_state(run_dir, model, device)
-    loader = train_loader(train_set, config)
+    then val loss) and last.pt (everything needed to resume). Returns the training summary.
+
+    With several ranks each trains on its share of every epoch and DistributedDataParallel
+    averages the gradients; rank 0 alone evaluates ``val_set`` and writes. Ctrl-C or SIGTERM (to
+    any rank) stops every rank after the current batch, with last.pt from the last whole epoch.
+    """
+    state = _resume_state(run_dir, model, device, world)
+    loader = train_loader(train_set, config, world)
     scaler = devices.grad_scaler(device)
-    optimizer, stage = None, None
-    writer = SummaryWriter(log_dir=str(run_dir), purge_step=state["epoch"] + 1)
+    optimizer, stage, trained = None, None, model
+    writer = SummaryWriter(log_dir=str(run_dir), purge_step=state["epoch"] + 1) if world.is_main else None
     try:
-        for epoch in range(state["epoch"] + 1, config.epochs):
-            if config.early_stopping and state["epochs_without_gain"] >= config.early_stopping:
+        with deferred_interrupts() as stop:
+            for epoch in range(state["epoch"] + 1, config.epochs):
+                if config.early_stopping and state["epochs_without_gain"] >= config.early_stopping:
+                    if progress:
+                        tqdm.write(f"early stop: no better val score for {config.early_stopping} epochs")
+                    break
+                if stage_of(epoch, config) != stage:
+                    stage = stage_of(epoch, config)
+                    optimizer = configure_stage(model, config, stage)
+                    trained = distributed.wrap(model, world, device)  # after requires_grad is set
+                    if state.get("stage") == stage and "optimizer" in state:
+                        optimizer.load_state_dict(state.pop("optimizer"))
+                        scaler.load_state_dict(state.pop("scaler"))
+                if hasattr(loader.sampler, "set_epoch"):
+                    loader.sampler.set_epoch(epoch)
+                train_loss, train_acc = train_epoch(trained, loader, optimizer, scaler, config, device,
+                                                     f"epoch {epoch + 1}/{config.epochs} ({stage})", progress, stop)
+                val_loss, val_acc = distributed.on_main(
+                    world, lambda: evaluate_loss(model, val_set, config.batch_size, device))
+                record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
+                          "val_loss": val_loss, "val_accuracy": val_acc}
+                state["history"].append(record)
+                improved = (val_acc, -val_loss) > tuple(state["best_score"])
+                if improved:
+                    state["best_score"], state["epochs_without_gain"] = [val_acc, -val_loss], 0
+                else:
+                    state["epochs_without_gain"] += 1
+                state.update(epoch=epoch, stage=stage)
+                rngs = distributed.gather(seeds.rng_state())
+                if world.is_main:
+                    _save_epoch(model, optimizer, scaler, rngs, state, record, improved, config, run_dir, world)
+                    _log_epoch(writer, record, optimizer)
                 if progress:
-                    tqdm.write(f"early stop: no better val score for {config.early_stopping} epochs")
-                break
-            if stage_of(epoch, config) != stage:
-                stage = stage_of(epoch, config)
-                optimizer = configure_stage(model, config, stage)
-                if state.get("stage") == stage and "optimizer" in state:
-                    optimizer.load_state_dict(state.pop("optimizer"))
-                    scaler.load_state_dict(state.pop("scaler"))
-            train_loss, train_acc = train_epoch(model, loader, optimizer, scaler, config, device,
-                                                 f"epoch {epoch + 1}/{config.epochs} ({stage})", progress)
-            val_loss, val_acc = evaluate_loss(model, val_set, config.batch_size, device)
-            record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
-                      "val_loss": val_loss, "val_accuracy": val_acc}
-            state["history"].append(record)
-            if (val_acc, -val_loss) > tuple(state["best_score"]):
-                state["best_score"], state["epochs_without_gain"] = [val_acc, -val_loss], 0
-                checkpoint.atomic_save(checkpoint_payload(model, epoch=epoch, val_accuracy=val_acc,
-                                                          val_loss=val_loss, image_size=config.image_size),
-                                       run_dir / "best.pt")
-            else:
-                state["epochs_without_gain"] += 1
-            state.update(epoch=epoch, stage=stage)
-            checkpoint.atomic_save(checkpoint_payload(
-                model, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), rng=seeds.rng_state(),
-                image_size=config.image_size, **{k: v for k, v in state.items() if k not in ("optimizer", "scaler")}),
-                run_dir / "last.pt")
-            _log_epoch(writer, record, optimizer)
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
-                           f"val loss {val_loss:.4f} acc {val_acc:.3f}")
+                    tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
+                               f"val loss {val_loss:.4f} acc {val_acc:.3f}")
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(INTERRUPTED.format(run_dir)) from None
     finally:
-        writer.close()
+        if writer:
+            writer.close()
     epochs_run = len(state["history"])
     return {"epochs_run": epochs_run, "stopped_early": epochs_run < config.epochs,
             "history": state["history"]}
 
 
-def _resume_state(run_dir: Path, model: CXRClassifier, device: torch.device) -> dict:
-    """The saved training state from last.pt (weights and RNG restored), or a fresh one."""
+def _save_epoch(model, optimizer, scaler, rngs: list, state: dict, record: dict, improved: bool,
+                config: ClassifierConfig, run_dir: Path, world: distributed.World) -> None:
+    """best.pt when the epoch improved on val, and last.pt (with every rank's RNG state)."""
+    if improved:
+        checkpoint.atomic_save(checkpoint_payload(model, epoch=record["epoch"], val_accuracy=record["val_accuracy"],
+                                                  val_loss=record["val_loss"], image_size=config.image_size),
+                               run_dir / "best.pt")
+    checkpoint.atomic_save(checkpoint_payload(
+        model, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), rng=rngs[0], other_ranks_rng=rngs[1:],
+        world_size=world.size, image_size=config.image_size,
+        **{k: v for k, v in state.items() if k not in ("optimizer", "scaler")}), run_dir / "last.pt")
+
+
+def _resume_state(run_dir: Path, model: CXRClassifier, device: torch.device,
+                  world: distributed.World = distributed.World()) -> dict:
+    """The saved training state from last.pt (weights and this rank's RNG restored), or a fresh one."""
     path = run_dir / "last.pt"
     if not path.is_file():
         return {"epoch": -1, "history": [], "best_score": [-1.0, -float("inf")], "epochs_without_gain": 0}
     saved = checkpoint.load(path, map_location=device)
+    distributed.check_resume_world(saved.get("world_size", 1), world, path)
     load_weights(model, saved, path)
-    seeds.set_rng_state(saved["rng"])
+    seeds.set_rng_state(saved["rng"] if world.rank == 0 else saved["other_ranks_rng"][world.rank - 1])
     return {k: saved[k] for k in ("epoch", "stage", "history", "best_score", "epochs_without_gain",
                                   "optimizer", "scaler")}
 
 
-def train_epoch(model: CXRClassifier, loader: DataLoader, optimizer: torch.optim.Optimizer,
+def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, config: ClassifierConfig, device: torch.device,
-                desc: str = "train", progress: bool = True) -> tuple[float, float]:
-    """One pass over ``loader`` with augmentation; returns mean loss and accuracy."""
-    set_training_mode(model)
-    total_loss, correct, seen = 0.0, 0, 0
+                desc: str = "train", progress: bool = True, stop=None) -> tuple[float, float]:
+    """One pass over ``loader`` with augmentation; returns mean loss and accuracy (over all
+    ranks). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was requested on any."""
+    set_training_mode(getattr(model, "module", model))
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
     for images, labels in bar:
+        if distributed.anyone(stop is not None and stop.requested):
+            raise KeyboardInterrupt("stop requested")
         images = augment(images.to(device, non_blocking=True), config.augment)
         if config.style_augment:
             images = restyle(images)
@@ -189,11 +268,11 @@ def train_epoch(model: CXRClassifier, loader: DataLoader, optimizer: torch.optim
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total_loss += loss.item() * len(labels)
-        correct += (logits.argmax(1) == labels).sum().item()
-        seen += len(labels)
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-    return total_loss / seen, correct / seen
+        totals += torch.tensor([loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels)],
+                               dtype=torch.float64)
+        bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}")
+    loss_sum, correct, seen = distributed.total(totals).tolist()
+    return loss_sum / seen, correct / seen
 
 
 def evaluate_loss(model: CXRClassifier, dataset: CXRDataset, batch_size: int,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from runkit.cli import OneLineErrors
+from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile
@@ -66,14 +67,17 @@ def gan_cli():
 def train_cmd(profile: str, name: str | None, run_dir: Path | None, resume: bool, overwrite: bool,
               quiet: bool, **settings):
     """Train (or --resume) a CycleGAN; TensorBoard events, grids and checkpoints go to the run
-    directory. Ctrl-C saves a checkpoint at the end of the current iteration."""
+    directory. Ctrl-C saves a checkpoint at the end of the current iteration. Under torchrun
+    (make gan-train NPROC=N) --batch-size is per process: N processes at batch b train as one
+    process at batch N·b would."""
     if name and run_dir:
         raise click.UsageError("pass --name or --run, not both")
     with clear_errors():
         config = from_profile(profile, **settings)
         run_dir = train(config, RUNS_ROOT / name if name else run_dir, resume=resume, overwrite=overwrite,
                         progress=not quiet)
-    click.echo(f"finished: {run_dir} (TensorBoard: make tensorboard; samples in {run_dir / 'samples'})")
+    if world_from_env().is_main:
+        click.echo(f"finished: {run_dir} (TensorBoard: make tensorboard; samples in {run_dir / 'samples'})")
 
 
 @gan_cli.command("synth")

@@ -22,7 +22,7 @@ class Domain:
     """The **train-split** images of ``label`` in ``manifest``, decoded once at ``load_size``.
 
     :meth:`batch` draws random images with random ``crop_size`` crops (and horizontal flips if
-    ``flip``) from the global torch RNG; :meth:`fixed` gives the same centre crops every time.
+    ``flip``); :meth:`fixed` gives the same centre crops every time.
     """
 
     def __init__(self, manifest: Manifest, label: str, load_size: int, crop_size: int,
@@ -39,14 +39,24 @@ class Domain:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def batch(self, size: int) -> torch.Tensor:
-        """``(size, 1, crop, crop)`` randomly chosen, cropped and flipped images (with replacement)."""
+    def batch(self, size: int, generator: torch.Generator | None = None, part: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """``(size, 1, crop, crop)`` randomly chosen, cropped and flipped images (with replacement),
+        drawn from ``generator`` (default: the global torch RNG).
+
+        ``part=(rank, ranks)``: the draw is made for all ``size`` images on every rank, and only the
+        rank-th of ``ranks`` equal slices is cut out and returned. So N ranks with the same
+        generator state see, between them, exactly the images one process drawing ``size`` would.
+        """
+        rank, ranks = part
         margin = self.dataset.size - self.crop_size
+        indices = torch.randint(len(self), (size,), generator=generator)
+        corners = torch.randint(margin + 1, (size, 2), generator=generator)
+        flips = torch.rand(size, generator=generator) < 0.5
         crops = []
-        for index in torch.randint(len(self), (size,)).tolist():
-            top, left = torch.randint(margin + 1, (2,)).tolist()
-            crop = self.dataset.uint8(index)[:, top:top + self.crop_size, left:left + self.crop_size]
-            if self.flip and torch.rand(()) < 0.5:
+        for i in range(rank * size // ranks, (rank + 1) * size // ranks):
+            top, left = corners[i].tolist()
+            crop = self.dataset.uint8(int(indices[i]))[:, top:top + self.crop_size, left:left + self.crop_size]
+            if self.flip and flips[i]:
                 crop = crop.flip(-1)
             crops.append(crop)
         return to_unit_range(torch.stack(crops))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from runkit import distributed
 from runkit.device import adam, autocast, grad_scaler
 
 from .config import GANConfig
@@ -59,10 +60,53 @@ def load_network(net: nn.Module, state: dict, name: str, source: Path | str) -> 
     net.load_state_dict(state)
 
 
-class CycleGAN:
-    """Networks, optimizers, LR schedules, image pools and the reference training step."""
+class GeneratorPass(nn.Module):
+    """Every generator call of a G step in one ``forward``: DistributedDataParallel averages the
+    gradients of one call per step, so the two generators are called through this one module."""
 
-    def __init__(self, config: GANConfig, device: torch.device):
+    def __init__(self, G_A: nn.Module, G_B: nn.Module):
+        super().__init__()
+        self.G_A, self.G_B = G_A, G_B
+
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
+        # A generator's translation and identity passes run as one batch: instance norm is
+        # per image, so the result equals two calls, with fewer and larger matrix products.
+        fake_B, idt_A = _generate(self.G_A, real_A, real_B if identity else None)
+        fake_A, idt_B = _generate(self.G_B, real_B, real_A if identity else None)
+        return fake_B, idt_A, fake_A, idt_B, self.G_B(fake_B), self.G_A(fake_A)
+
+
+class DiscriminatorPass(nn.Module):
+    """Both discriminators on real and (pooled) fake images in one ``forward`` (see above);
+    returns ``(D_A real, D_A fake), (D_B real, D_B fake)`` predictions."""
+
+    def __init__(self, D_A: nn.Module, D_B: nn.Module):
+        super().__init__()
+        self.D_A, self.D_B = D_A, D_B
+
+    def forward(self, real_A, real_B, fake_A, fake_B):
+        # one call per discriminator on real and fake together: instance norm is per image
+        return (self.D_A(torch.cat([real_B, fake_B])).chunk(2),
+                self.D_B(torch.cat([real_A, fake_A])).chunk(2))
+
+
+def _generate(net: nn.Module, source: torch.Tensor, same_domain: torch.Tensor | None):
+    """``net(source)`` and, when given, ``net(same_domain)`` (the identity pass), in one call."""
+    if same_domain is None:
+        return net(source), None
+    return net(torch.cat([source, same_domain])).chunk(2)
+
+
+class CycleGAN:
+    """Networks, optimizers, LR schedules, image pools and the reference training step.
+
+    With several ranks (``world``), the generator and discriminator passes are wrapped in
+    DistributedDataParallel: each rank steps on its own images and gradients are averaged, so
+    N ranks at batch b update exactly as one process at batch N·b would (instance norm is per
+    image). Each rank keeps its own image pool.
+    """
+
+    def __init__(self, config: GANConfig, device: torch.device, world: distributed.World = distributed.World()):
         self.config = config
         self.device = device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -81,6 +125,8 @@ class CycleGAN:
         self.gan_loss = LSGANLoss().to(device)
         self.pool_fake_A = ImagePool(config.pool_size)
         self.pool_fake_B = ImagePool(config.pool_size)
+        self.generators = distributed.wrap(GeneratorPass(self.G_A, self.G_B), world, device)
+        self.discriminators = distributed.wrap(DiscriminatorPass(self.D_A, self.D_B), world, device)
 
     G_A = property(lambda self: self.nets["G_A"])
     G_B = property(lambda self: self.nets["G_B"])
@@ -96,17 +142,12 @@ class CycleGAN:
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration: G step with both D frozen, then D step on pooled fakes. Returns the
-        detached loss terms; raises :class:`NonFiniteLossError` before any update they would spoil."""
+        detached loss terms (means over all ranks); raises :class:`NonFiniteLossError` before any update they would spoil."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
         cfg = self.config
         identity = cfg.lambda_identity > 0
         with autocast(self.device):
-            # A generator's translation and identity passes run as one batch: instance norm is
-            # per image, so the result equals two calls, with fewer and larger matrix products.
-            fake_B, idt_A = self._generate(self.G_A, real_A, real_B if identity else None)
-            fake_A, idt_B = self._generate(self.G_B, real_B, real_A if identity else None)
-            rec_A = self.G_B(fake_B)
-            rec_B = self.G_A(fake_A)
+            fake_B, idt_A, fake_A, idt_B, rec_A, rec_B = self.generators(real_A, real_B, identity)
         self._set_discriminators_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
         with autocast(self.device):
@@ -126,25 +167,21 @@ class CycleGAN:
         self._set_discriminators_trainable(True)
         self.opt_D.zero_grad(set_to_none=True)
         with autocast(self.device):
-            losses["D_A"] = self._discriminator_loss(self.D_A, real_B, self.pool_fake_B.query(fake_B))
-            losses["D_B"] = self._discriminator_loss(self.D_B, real_A, self.pool_fake_A.query(fake_A))
-        self._require_finite(losses)
+            pooled_B = self.pool_fake_B.query(fake_B)  # the reference's order of pool draws
+            pooled_A = self.pool_fake_A.query(fake_A)
+            (real_B_pred, fake_B_pred), (real_A_pred, fake_A_pred) = self.discriminators(
+                real_A, real_B, pooled_A.detach(), pooled_B.detach())
+            losses["D_A"] = self._discriminator_loss(real_B_pred, fake_B_pred)
+            losses["D_B"] = self._discriminator_loss(real_A_pred, fake_A_pred)
+        averaged = self._require_finite(losses)
         self.scaler.scale(losses["D_A"] + losses["D_B"]).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()
         for scheduler in self.schedulers:
             scheduler.step()
-        return {name: loss.detach() for name, loss in losses.items()}
+        return dict(zip(losses, averaged))
 
-    @staticmethod
-    def _generate(net: nn.Module, source: torch.Tensor, same_domain: torch.Tensor | None):
-        """``net(source)`` and, when given, ``net(same_domain)`` (the identity pass), in one call."""
-        if same_domain is None:
-            return net(source), None
-        return net(torch.cat([source, same_domain])).chunk(2)
-
-    def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        pred_real, pred_fake = net(torch.cat([real, fake.detach()])).chunk(2)  # one call, per-image norm
+    def _discriminator_loss(self, pred_real: torch.Tensor, pred_fake: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
 
     def _set_discriminators_trainable(self, trainable: bool) -> None:
@@ -152,11 +189,13 @@ class CycleGAN:
             net.requires_grad_(trainable)
 
     @staticmethod
-    def _require_finite(losses: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([loss.detach().float() for loss in losses.values()])
+    def _require_finite(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The losses' means over all ranks; raises if one is not finite (on any rank)."""
+        values = distributed.mean(torch.stack([loss.detach().float() for loss in losses.values()]))
         if not bool(torch.isfinite(values).all()):
             bad = ", ".join(f"{n}={v:g}" for n, v in zip(losses, values.tolist()) if not math.isfinite(v))
             raise NonFiniteLossError(f"non-finite loss ({bad})")
+        return values
 
     @torch.no_grad()
     def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> tuple[torch.Tensor, ...]:

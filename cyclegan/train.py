@@ -9,10 +9,11 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
+from runkit import distributed
 from runkit.checkpoint import atomic_save, load
-from runkit.device import pick_device, tune_for
+from runkit.device import tune_for
 from runkit.interrupts import deferred_interrupts
-from runkit.rundir import mark_finished, open_run
+from runkit.rundir import CONFIG, mark_finished, open_run, read_json
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
 from .config import GANConfig
@@ -52,63 +53,97 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
     :class:`TrainingInterrupted` after saving on Ctrl-C/SIGTERM, :class:`NonFiniteLossError`
     (keeping the last good checkpoint) when a loss stops being finite.
     """
-    device = pick_device(config.device)
+    with distributed.session(config.device) as (world, device):
+        return _train(config, Path(run_dir or default_run_dir(config)), world, device, resume=resume,
+                      overwrite=overwrite, progress=progress and world.is_main)
+
+
+def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: torch.device, *,
+           resume: bool, overwrite: bool, progress: bool) -> Path:
     domain_A, domain_B = load_domains(config.manifest, config.effective_load_size, config.size,
                                       config.flip, progress)
     tune_for(device)
     seed_everything(config.seed)
-    model = CycleGAN(config, device)  # whatever it refuses, it refuses before the run folder is claimed
-    run_dir = open_run(Path(run_dir or default_run_dir(config)), config.to_dict(), overwrite=overwrite,
-                       resume=resume, resumable_keys=RESUMABLE)
-    start = _restore(model, run_dir / CHECKPOINT, config) if resume else 0
+    model = CycleGAN(config, device, world)  # whatever it refuses, it refuses before the run folder is claimed
+    if world.rank:
+        seed_everything(config.seed + world.rank)  # each rank's own image-pool draws
+    data_rng = torch.Generator().manual_seed(config.seed)  # the same on every rank: see Domain.batch
+    record = distributed.record(config.to_dict(), world, config.batch_size)
+
+    def claim() -> None:
+        if resume and (run_dir / CONFIG).is_file():
+            distributed.check_resume_world(read_json(run_dir / CONFIG).get("world_size", 1), world, run_dir)
+        open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE)
+
+    distributed.on_main(world, claim)
+    start = _restore(model, data_rng, run_dir / CHECKPOINT, config, world) if resume else 0
     # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
-    writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None)
+    writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None) if world.is_main else None
     try:
-        _loop(model, domain_A, domain_B, writer, run_dir, start, progress)
+        _loop(model, domain_A, domain_B, data_rng, writer, run_dir, start, world, progress)
     finally:
-        writer.close()
-    mark_finished(run_dir, {"iterations": config.iterations, "checkpoint": CHECKPOINT})
+        if writer:
+            writer.close()
+    if world.is_main:
+        mark_finished(run_dir, {"iterations": config.iterations, "checkpoint": CHECKPOINT})
     return run_dir
 
 
-def _restore(model: CycleGAN, path: Path, config: GANConfig) -> int:
-    """Load ``path`` into ``model`` and the RNGs; the iteration to continue from (0 if none)."""
+def _restore(model: CycleGAN, data_rng: torch.Generator, path: Path, config: GANConfig,
+             world: distributed.World) -> int:
+    """Load ``path`` into ``model`` and the RNGs (this rank's share); the iteration to continue
+    from (0 if none)."""
     if not path.is_file():
         return 0  # interrupted before its first checkpoint: start over
     state = load(path, map_location=model.device)
+    distributed.check_resume_world(state.get("world_size", 1), world, path)
     model.load_state_dict(state, path)
-    set_rng_state(state["rng"])
+    own = state if world.rank == 0 else state["other_ranks"][world.rank - 1]
+    model.pool_fake_A.load_state_dict(own["pool_fake_A"], model.device)
+    model.pool_fake_B.load_state_dict(own["pool_fake_B"], model.device)
+    set_rng_state(own["rng"])
+    data_rng.set_state(state["data_rng"])
     if state["iteration"] > config.iterations:
         raise ValueError(f"{path}: already at iteration {state['iteration']}, beyond --iterations "
                          f"{config.iterations}; pass a larger --iterations to extend the run")
     return state["iteration"]
 
 
-def _save(model: CycleGAN, path: Path, iteration: int) -> None:
-    atomic_save({**model.state_dict(), "rng": rng_state(), "iteration": iteration,
-                 "config": model.config.to_dict()}, path)
+def _save(model: CycleGAN, data_rng: torch.Generator, path: Path, iteration: int,
+          world: distributed.World) -> None:
+    """Rank 0 writes the checkpoint, with every rank's RNG state and image pools."""
+    per_rank = distributed.gather({"rng": rng_state(), "pool_fake_A": model.pool_fake_A.state_dict(),
+                                   "pool_fake_B": model.pool_fake_B.state_dict()})
+    if world.is_main:
+        atomic_save({**model.state_dict(), **per_rank[0], "other_ranks": per_rank[1:], "world_size": world.size,
+                     "data_rng": data_rng.get_state(), "iteration": iteration,
+                     "config": model.config.to_dict()}, path)
 
 
-def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, writer: SummaryWriter,
-          run_dir: Path, start: int, progress: bool) -> None:
+def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.Generator,
+          writer: SummaryWriter | None, run_dir: Path, start: int, world: distributed.World,
+          progress: bool) -> None:
+    """Train from ``start``; only rank 0 (``writer`` given) logs, draws samples and saves."""
     cfg = model.config
     checkpoint = run_dir / CHECKPOINT
     fixed_A, fixed_B = domain_A.fixed(cfg.n_samples), domain_B.fixed(cfg.n_samples)
-    (run_dir / SAMPLES).mkdir(exist_ok=True)
+    if writer:
+        (run_dir / SAMPLES).mkdir(exist_ok=True)
+    draw = dict(size=cfg.batch_size * world.size, generator=data_rng, part=(world.rank, world.size))
     saved_at, logged_at, logged_time = start, start, time.perf_counter()
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
                desc=f"CycleGAN {cfg.size}px", unit="it")
     with deferred_interrupts() as stop:
         for iteration in bar:
             try:
-                losses = model.step(domain_A.batch(cfg.batch_size), domain_B.batch(cfg.batch_size))
+                losses = model.step(domain_A.batch(**draw), domain_B.batch(**draw))
             except NonFiniteLossError as exc:
                 kept = f"{checkpoint} (iteration {saved_at})" if saved_at else "no checkpoint yet"
                 raise NonFiniteLossError(f"{exc} at iteration {iteration + 1}; training stopped, "
                                          f"last good checkpoint kept: {kept}") from None
             done = iteration + 1
             last = done == cfg.iterations
-            if done % cfg.log_every == 0 or last:
+            if writer and (done % cfg.log_every == 0 or last):
                 now = time.perf_counter()
                 speed = (done - logged_at) / (now - logged_time)
                 values = {name: loss.item() for name, loss in losses.items()}
@@ -118,14 +153,16 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, writer: SummaryWr
                 writer.add_scalar("iterations_per_s", speed, done)
                 bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G_A", "D_A", "cycle_A")})
                 logged_at, logged_time = done, now
-            if done % cfg.sample_every == 0 or last:
+            if writer and (done % cfg.sample_every == 0 or last):
                 grid = sample_grid(model, fixed_A, fixed_B)
                 writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
                 save_image(grid, run_dir / SAMPLES / f"iter_{done:06d}.png")
-            if done % cfg.checkpoint_every == 0 or last or stop.requested:
-                _save(model, checkpoint, done)
+            stopping = distributed.anyone(stop.requested)  # a signal to any rank stops them all
+            if done % cfg.checkpoint_every == 0 or last or stopping:
+                _save(model, data_rng, checkpoint, done, world)
                 saved_at = done
-            if stop.requested:
-                writer.flush()
+            if stopping:
+                if writer:
+                    writer.flush()
                 raise TrainingInterrupted(f"interrupted at iteration {done}; checkpoint saved to "
                                           f"{checkpoint}; continue with --resume")

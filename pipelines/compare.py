@@ -20,6 +20,7 @@ from cxrdata.manifest import Manifest, manifest_path, sha256_of
 from cyclegan.config import from_profile
 from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
+from runkit import distributed
 from runkit.device import pick_device
 from runkit.rundir import read_json, write_json
 
@@ -111,18 +112,29 @@ def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, ove
                 progress: bool = True, log=print) -> Path:
     """Run (or reuse) every step of the experiment and write ``report.json`` and ``report.md``."""
     out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_config(out_dir, config, overwrite)
-    replicates = plan(config, out_dir)
-    steps = tqdm(replicates, desc="replicates", unit="replicate", disable=not progress)
-    for replicate in steps:
-        steps.set_postfix_str(replicate.name)
-        _gan_and_synthesis(config, replicate, out_dir, overwrite, progress, log)
-        _classifiers(config, replicate, out_dir, overwrite, progress, log)
-    if config.lungs_hidden_control:
-        _lungs_hidden(config, replicates[0], out_dir, overwrite, progress, log)
-    write_json(out_dir / "replicates.json", [_describe(r) for r in replicates])
-    return write_report(config, replicates, out_dir)
+    with distributed.session() as (world, _):  # under torchrun: one process group for every step
+        if not world.is_main:  # rank 0 reports, writes and synthesises; every rank trains
+            log, progress = (lambda *args: None), False
+
+        def prepare() -> list[Replicate]:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _check_or_write_config(out_dir, config, overwrite)
+            return plan(config, out_dir)
+
+        replicates = distributed.on_main(world, prepare)
+        steps = tqdm(replicates, desc="replicates", unit="replicate", disable=not progress)
+        for replicate in steps:
+            steps.set_postfix_str(replicate.name)
+            _gan_and_synthesis(config, replicate, out_dir, overwrite, progress, log)
+            _classifiers(config, replicate, out_dir, overwrite, progress, log)
+        if config.lungs_hidden_control:
+            _lungs_hidden(config, replicates[0], out_dir, overwrite, progress, log)
+
+        def report() -> Path:
+            write_json(out_dir / "replicates.json", [_describe(r) for r in replicates])
+            return write_report(config, replicates, out_dir)
+
+        return distributed.on_main(world, report)
 
 
 def default_name(config: CompareConfig) -> str:
@@ -178,7 +190,8 @@ def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progres
         raise CompareError(f"GAN_RUN={replicate.gan_run}: no checkpoint.pt there; train one with "
                            "`make gan-train` or leave GAN_RUN empty to train one here")
     _check_gan_split(replicate)
-    _ensure_synthesis(config, replicate, overwrite, progress, log)
+    distributed.on_main(distributed.world_from_env(),
+                        lambda: _ensure_synthesis(config, replicate, overwrite, progress, log))
 
 
 def _check_gan_split(replicate: Replicate) -> None:
@@ -235,8 +248,9 @@ def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log
     _classifier_run(config, replicate, out_dir, "v1", overwrite, progress, log, aug="v1")
     for n in config.synthetic_counts:
         name = "v2" if n == config.n_synthetic else f"v2-n{n}"
+        subset = distributed.on_main(distributed.world_from_env(), lambda: synthetic_subset(replicate, n))
         _classifier_run(config, replicate, out_dir, name, overwrite, progress, log, aug="v2",
-                        synth_manifest=str(synthetic_subset(replicate, n)))
+                        synth_manifest=str(subset))
 
 
 def _lungs_hidden(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:

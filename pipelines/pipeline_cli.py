@@ -8,6 +8,7 @@ import click
 
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.cli import OneLineErrors
+from runkit.distributed import world_from_env
 from runkit.rundir import read_json
 from runkit.timing import peak_rss_mib
 
@@ -112,6 +113,8 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
 def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> None:
     start = time.perf_counter()
     out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
+    if not world_from_env().is_main:
+        return  # rank 0 reports
     result = read_json(out / "report.json")
     click.echo(f"\nreport: {out / 'report.md'}\n")
     click.echo(headline_table(result))

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from runkit.distributed import WORLD_KEYS, on_main, world_from_env
 from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json
 
 
@@ -20,14 +21,22 @@ def same_settings(a: dict, b: dict) -> bool:
 def ensure(run_dir: Path, config: dict, run: Callable[..., Path], *, overwrite: bool = False) -> tuple[Path, str]:
     """Call ``run(run_dir, resume=…, overwrite=…)`` unless ``run_dir`` already finished ``config``.
 
-    Returns the run folder and what happened: ``reused``, ``resumed`` or ``ran``.
+    Returns the run folder and what happened: ``reused``, ``resumed`` or ``ran``. Under torchrun,
+    rank 0 decides and every rank acts on its decision (the world size a run recorded is not a
+    setting: resuming with another one is refused by the trainer, with the reason).
     """
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG).is_file() and not overwrite:
-        if not same_settings(read_json(run_dir / CONFIG), config):
-            raise RunExistsError(f"{run_dir} holds a run with other settings; pass --overwrite to redo "
-                                 "it, or choose another --name")
-        if (run_dir / FINISHED).is_file():
-            return run_dir, "reused"
-        return run(run_dir, resume=True, overwrite=False), "resumed"
-    return run(run_dir, resume=False, overwrite=overwrite), "ran"
+
+    def decide() -> str:
+        if (run_dir / CONFIG).is_file() and not overwrite:
+            recorded = {k: v for k, v in read_json(run_dir / CONFIG).items() if k not in WORLD_KEYS}
+            if not same_settings(recorded, config):
+                raise RunExistsError(f"{run_dir} holds a run with other settings; pass --overwrite to redo "
+                                     "it, or choose another --name")
+            return "reused" if (run_dir / FINISHED).is_file() else "resumed"
+        return "ran"
+
+    how = on_main(world_from_env(), decide)
+    if how != "reused":
+        run(run_dir, resume=how == "resumed", overwrite=overwrite and how == "ran")
+    return run_dir, how

@@ -6,13 +6,11 @@ overwrite; one that holds an unfinished run fails unless asked to resume or over
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import os
 import shutil
-import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,19 +97,3 @@ def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, .
 def mark_finished(run_dir: Path, summary: dict | None = None) -> None:
     write_json(Path(run_dir) / FINISHED, {"finished_at": datetime.now(timezone.utc).isoformat(),
                                           **(summary or {})})
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Turn SIGTERM into ``KeyboardInterrupt`` inside the block, so one handler saves state."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

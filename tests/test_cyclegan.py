@@ -184,9 +184,11 @@ def test_batched_passes_equal_separate_calls():
     model = CycleGAN(from_profile("cpu", size=32, ngf=8, n_blocks=2, ndf=8), torch.device("cpu"))
     a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
-        fake, identity = model._generate(model.G_A, a, b)
-        torch.testing.assert_close(fake, model.G_A(a), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(identity, model.G_A(b), rtol=1e-5, atol=1e-5)
-        assert model._generate(model.G_A, a, None)[1] is None
-        separate = 0.5 * (model.gan_loss(model.D_A(b), True) + model.gan_loss(model.D_A(fake), False))
-        torch.testing.assert_close(model._discriminator_loss(model.D_A, b, fake), separate, rtol=1e-5, atol=1e-6)
+        fake_B, idt_A, fake_A, idt_B, rec_A, rec_B = model.generators(a, b, True)
+        for batched, separate in ((fake_B, model.G_A(a)), (idt_A, model.G_A(b)), (fake_A, model.G_B(b)),
+                                  (idt_B, model.G_B(a)), (rec_A, model.G_B(model.G_A(a)))):
+            torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-5)
+        assert model.generators(a, b, False)[1] is None
+        (real_pred, fake_pred), _ = model.discriminators(a, b, fake_A, fake_B)
+        torch.testing.assert_close(real_pred, model.D_A(b), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fake_pred, model.D_A(fake_B), rtol=1e-5, atol=1e-6)

@@ -102,9 +102,9 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_csv, tmp_path, m
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch):
     real_batch, calls = Domain.batch, []
 
-    def nan_on_third_iteration(self, size):
+    def nan_on_third_iteration(self, *args, **kwargs):
         calls.append(1)
-        images = real_batch(self, size)
+        images = real_batch(self, *args, **kwargs)
         return images * float("nan") if len(calls) >= 5 else images  # 2 calls per iteration
 
     monkeypatch.setattr(Domain, "batch", nan_on_third_iteration)

@@ -1,0 +1,221 @@
+"""Both trainers under torchrun: 2 processes on CPU (gloo), tiny images from the real corpus.
+
+Equality with a single process: N ranks at batch b average their gradients, which is the
+gradient of one process at batch N·b (the losses are batch means and instance norm is per image),
+and every rank draws the same global batch and keeps its slice. Weights agree to 1e-5 after
+training, except the biases of convolutions followed by instance norm: the norm removes them, so
+their true gradient is zero, Adam turns the rounding noise left in it into full-size steps, and
+they differ by up to the learning rate per step without changing any output (the generator
+outputs are compared too).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from conftest import few
+from classifier.cli import classify_cli
+from cxrdata import Manifest
+from cyclegan.cli import gan_cli
+from pipelines.pipeline_cli import pipeline_cli
+from cyclegan.model import build_discriminator, build_generator
+from cyclegan.train import train
+from cyclegan.config import from_profile
+from runkit.checkpoint import load
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+GAN = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=0, log_every=2, sample_every=2, checkpoint_every=100,
+           n_samples=2)
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def gan_args(**settings) -> list[str]:
+    return [a for k, v in {**GAN, **settings}.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def torchrun(*args: str, nproc: int = 2, wait: bool = True, timeout: float = 300):
+    command = [str(BIN / "torchrun"), "--standalone", f"--nproc_per_node={nproc}", "--no-python", "--",
+               str(BIN / "cxr"), *args]
+    if not wait:
+        return subprocess.Popen(command, env=ONE_THREAD, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(cxr3, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ddp") / "tiny.csv"
+    (few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 2)).write(path, extra_columns=("image_id",))
+    return path
+
+
+def cancelled_biases(net: nn.Module, prefix: str) -> set[str]:
+    """Biases of convolutions directly followed by instance norm (see the module docstring)."""
+    modules = list(net.named_modules())
+    return {f"{prefix}.{name}.bias" for (name, conv), (_, norm) in zip(modules, modules[1:])
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.GroupNorm)
+            and norm.num_groups == norm.num_channels}  # the project's instance norm
+
+
+def assert_same_cyclegan(a: dict, b: dict, config) -> None:
+    builders = {"G_A": build_generator, "G_B": build_generator, "D_A": build_discriminator,
+                "D_B": build_discriminator}
+    for name, build in builders.items():
+        skip = cancelled_biases(build(config), name)
+        assert skip  # the rule still finds them
+        for key, value in a[name].items():
+            if f"{name}.{key}" not in skip:
+                torch.testing.assert_close(b[name][key], value, rtol=0, atol=1e-5, msg=f"{name}.{key}")
+    net_a, net_b = build_generator(config), build_generator(config)
+    net_a.load_state_dict(a["G_A"])
+    net_b.load_state_dict(b["G_A"])
+    images = torch.rand(2, 1, config.size, config.size) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(net_b(images), net_a(images), rtol=0, atol=1e-4)
+
+
+def test_two_ranks_at_batch_one_equal_one_process_at_batch_two(tiny_csv, tmp_path, one_thread):
+    config = from_profile("cpu", manifest=str(tiny_csv), batch_size=2, iterations=4, **GAN)
+    single = load(train(config, tmp_path / "one", progress=False) / "checkpoint.pt")
+    result = torchrun("gan", "train", "--run", str(tmp_path / "two"), "--manifest", str(tiny_csv), "--quiet",
+                      "--batch-size", "1", "--iterations", "4", *gan_args())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("finished:") == 1  # rank 0 alone reports
+    double = load(tmp_path / "two" / "checkpoint.pt")
+    assert double["world_size"] == 2 and len(double["other_ranks"]) == 1
+    assert_same_cyclegan(single, double, config)
+    record = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert record["world_size"] == 2 and record["global_batch_size"] == 2 and record["batch_size"] == 1
+    assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (tmp_path / "two" / "samples").iterdir()) == ["iter_000002.png", "iter_000004.png"]
+
+
+def rank_pid(parent: int, local_rank: int) -> int | None:
+    """The pid of torchrun's worker with this LOCAL_RANK (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        if ppid == parent and f"LOCAL_RANK={local_rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def test_sigterm_to_one_rank_stops_both_and_resume_matches_an_uninterrupted_run(tiny_csv, tmp_path):
+    args = ["--manifest", str(tiny_csv), "--quiet", "--batch-size", "1", "--iterations", "40",
+            *gan_args(pool_size=3, sample_every=4)]
+    straight = torchrun("gan", "train", "--run", str(tmp_path / "straight"), *args)
+    assert straight.returncode == 0, straight.stdout
+    run = tmp_path / "split"
+    launcher = torchrun("gan", "train", "--run", str(run), *args, wait=False)
+    deadline = time.monotonic() + 120
+    while not (run / "samples" / "iter_000004.png").exists():  # training is under way
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read()
+        time.sleep(0.05)
+    os.kill(rank_pid(launcher.pid, 1), signal.SIGTERM)
+    output, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    assert output.count("interrupted at iteration") == 2, output  # both ranks stopped, at one iteration
+    saved = load(run / "checkpoint.pt")
+    assert 4 <= saved["iteration"] < 40 and saved["world_size"] == 2
+    assert f"interrupted at iteration {saved['iteration']};" in output
+
+    resumed = torchrun("gan", "train", "--run", str(run), "--resume", *args)
+    assert resumed.returncode == 0, resumed.stdout
+    a, b = load(tmp_path / "straight" / "checkpoint.pt"), load(run / "checkpoint.pt")
+    assert b["iteration"] == 40
+    for name in ("G_A", "G_B", "D_A", "D_B"):
+        for key, value in a[name].items():
+            torch.testing.assert_close(b[name][key], value, rtol=0, atol=1e-6, msg=f"{name}.{key}")
+
+    one_process = CliRunner().invoke(gan_cli, ["train", "--run", str(run), "--resume", *args, "--iterations", "41"])
+    assert one_process.exit_code == 1
+    assert "written by 2 process(es), resumed with 1; resume with --nproc_per_node 2" in one_process.output
+
+
+def test_two_rank_classifier_writes_once_and_its_metrics_equal_a_later_evaluation(tiny_csv, tmp_path):
+    run = tmp_path / "run"
+    result = torchrun("classify", "train", "--dataset", str(tiny_csv), "--run-dir", str(run), "--epochs", "2",
+                      "--image-size", "32", "--batch-size", "2", "--no-cross-source")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("Test accuracy") == 1
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    record = json.loads((run / "config.json").read_text())
+    assert record["world_size"] == 2 and record["global_batch_size"] == 4
+    assert load(run / "last.pt")["world_size"] == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    evaluation = CliRunner().invoke(classify_cli, ["evaluate", str(run), str(tiny_csv), "--split", "test",
+                                                   "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    assert evaluation.exit_code == 0, evaluation.output
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert again["test"]["accuracy"] == metrics["test"]["accuracy"]
+    with open(run / "predictions.csv") as a, open(tmp_path / "eval" / "predictions.csv") as b:
+        first = {r["path"]: r for r in csv.DictReader(a)}
+        second = {r["path"]: r for r in csv.DictReader(b)}
+    assert first.keys() == second.keys()
+    for path, row in first.items():
+        for c in ("p_normal", "p_covid", "p_pneumonia"):
+            assert abs(float(row[c]) - float(second[path][c])) < 1e-5, (path, c)
+
+
+def test_bad_set_ups_are_named(tiny_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(gan_cli, ["train", "--run", str(tmp_path / "g"), "--manifest", str(tiny_csv),
+                                          *gan_args(), "--iterations", "1"])
+    assert result.exit_code == 1
+    assert "WORLD_SIZE=2 but MASTER_ADDR, MASTER_PORT not set: start it with torchrun" in result.output
+
+    monkeypatch.setenv("WORLD_SIZE", "7")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    result = CliRunner().invoke(classify_cli, ["train", "--dataset", str(tiny_csv), "--run-dir", str(tmp_path / "c"),
+                                               "--epochs", "1", "--image-size", "32"])
+    assert result.exit_code == 1
+    assert "7 processes (--nproc_per_node / NPROC) for 12 training images" in result.output
+    assert "use at most 6" in result.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_experiment_runs_under_torchrun_with_one_writer(tmp_path, monkeypatch, cxr3):
+    records = few(cxr3, "train", 4).records + few(cxr3, "val", 1).records + few(cxr3, "test", 2).records
+    progression = [r for r in cxr3 if r.patient_id == "ieee8023-178"]  # the report's progression figure
+    dataset = tmp_path / "tiny.csv"
+    Manifest(records + progression, name="tiny").write(dataset, extra_columns=cxr3.extra_columns)
+    monkeypatch.chdir(tmp_path)
+    settings = [a for k, v in {"epochs": 1, "image_size": 32, "batch_size": 2, "cross_source": "false"}.items()
+                for a in ("--set", f"{k}={v}")]
+    settings += [a for k, v in {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 3,
+                                "n_samples": 2}.items() for a in ("--gan-set", f"{k}={v}")]
+    result = torchrun("pipeline", "compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
+                      "--name", "ddp", *settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("report: ") == 1
+    out = tmp_path / "runs" / "compare" / "ddp"
+    assert (out / "report.md").is_file()
+    assert len(Manifest.read(out / "synthetic" / "manifest.csv", root=out / "synthetic")) == 2
+    for run in [out / "gan", *(out / "classify").iterdir()]:
+        assert json.loads((run / "config.json").read_text())["world_size"] == 2, run
+    again = CliRunner().invoke(pipeline_cli, ["compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
+                                              "--name", "ddp", *settings])
+    assert again.exit_code == 0, again.output  # one process reuses what two made
+    assert again.output.count(": reused") == 5 and ": ran" not in again.output
