@@ -54,15 +54,16 @@ demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: corpus  ## v1 vs v2 with intervals: NPROC, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
+compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
 	$(TRAIN) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
-	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(COMPARE_ARGS)
+	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(if $(PRECISION),--precision $(PRECISION)) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
-gan-train: corpus  ## Train the CycleGAN: NPROC, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
-	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) $(GAN_ARGS)
+gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
+	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) \
+	  $(if $(PRECISION),--precision $(PRECISION)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
 	$(CXR) gan synth --n $(N) --run $(or $(GAN_RUN),runs/gan/$(or $(PROFILE),cpu)) $(SYNTH_ARGS)
@@ -70,10 +71,10 @@ synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv
 CAM_CLASS ?= predicted
-classify: corpus  ## Train + test a classifier: NPROC, AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
+classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
 	$(TRAIN) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
-	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(CLASSIFY_ARGS)
+	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(PRECISION),--precision $(PRECISION)) $(CLASSIFY_ARGS)
 
 bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: every path at tiny sizes).
 	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES))

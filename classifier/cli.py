@@ -9,7 +9,7 @@ import click
 from cxrdata import CLASSES, SPLITS
 from runkit.cli import OneLineErrors
 from runkit.distributed import world_from_env
-from runkit.device import pick_device
+from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
 from .augment import AugmentSettings
@@ -95,6 +95,9 @@ def classify_cli():
          type=click.Choice(CAM_CLASSES))
 @_option("seed", "Random seed (CPU runs repeat exactly).", type=int)
 @_option("device", "auto (CUDA with mixed precision when present, else CPU), cpu, cuda or cuda:N.")
+@_option("precision", "Training arithmetic: fp32; bf16 (autocast; CUDA, or CPUs with AMX or AVX512-BF16); "
+                      "auto (CUDA mixed precision; on CPUs fp32 until bf16 is the measured default: README, "
+                      "'Precision').", type=click.Choice(PRECISIONS))
 @click.option("--name", default=None,
               help="Run folder name under runs/classify/ [default: <dataset>-<aug>-<backbone>, "
                    "e.g. cxr3-v1-resnet18; '-lungs-hidden' added with --hide-lungs].")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxrdata import CLASSES
+from runkit.device import PRECISIONS
 
 from .augment import AugmentSettings
 from .models import BACKBONES
@@ -47,6 +48,7 @@ class ClassifierConfig:
     cam_class: str = "predicted"  # class the test-set Grad-CAM overlays explain
     seed: int = 2020
     device: str = "auto"
+    precision: str = "auto"  # fp32 | bf16 | auto (runkit.device); training only, evaluation follows auto
     profile: str = "cpu"
 
     def __post_init__(self):
@@ -62,6 +64,8 @@ class ClassifierConfig:
         if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
             raise ConfigError(f"weights {self.weights!r}: expected imagenet, none or an existing "
                               "state-dict file")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.cam_class not in CAM_CLASSES:
             raise ConfigError(f"unknown cam_class {self.cam_class!r}; choose one of {', '.join(CAM_CLASSES)}")
         for name in ("image_size", "batch_size", "epochs"):

@@ -28,7 +28,7 @@ from .shortcuts import restyle, source_balanced_weights
 
 RUNS_ROOT = Path("runs") / "classify"
 # Settings that may change when resuming: they do not alter the epochs already trained.
-RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "cam_class", "cross_source")
+RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "precision", "cam_class", "cross_source")
 INTERRUPTED = "interrupted; last.pt in {} holds the last finished epoch: continue with --resume"
 
 
@@ -65,12 +65,13 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:
         seeds.seed_everything(config.seed + world.rank)  # each rank's own augmentation draws
-    record = distributed.record(config.to_dict(), world, config.batch_size)
+    record = {**config.to_dict(), rundir.RUNTIME: {**devices.precision_record(device, config.precision),
+                                                   **distributed.runtime(world, config.batch_size)}}
 
     def claim() -> None:
         if resume and (run_dir / rundir.CONFIG).is_file():
-            distributed.check_resume_world(rundir.read_json(run_dir / rundir.CONFIG).get("world_size", 1),
-                                           world, run_dir)
+            recorded = rundir.read_json(run_dir / rundir.CONFIG)
+            distributed.check_resume_world(distributed.recorded_world_size(recorded), world, run_dir)
         rundir.open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE_KEYS)
         splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
         if progress:
@@ -170,7 +171,7 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
     """
     state = _resume_state(run_dir, model, device, world)
     loader = train_loader(train_set, config, world)
-    scaler = devices.grad_scaler(device)
+    scaler = devices.grad_scaler(device, config.precision)
     optimizer, stage, trained = None, None, model
     writer = SummaryWriter(log_dir=str(run_dir), purge_step=state["epoch"] + 1) if world.is_main else None
     try:
@@ -262,7 +263,7 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
             images = restyle(images)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with devices.autocast(device):
+        with devices.autocast(device, config.precision):
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
         scaler.scale(loss).backward()

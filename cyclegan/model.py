@@ -121,7 +121,7 @@ class CycleGAN:
         decay = config.decay_iterations
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(
             opt, lambda it: lr_factor(it, config.iterations, decay)) for opt in (self.opt_G, self.opt_D)]
-        self.scaler = grad_scaler(device)
+        self.scaler = grad_scaler(device, config.precision)
         self.gan_loss = LSGANLoss().to(device)
         self.pool_fake_A = ImagePool(config.pool_size)
         self.pool_fake_B = ImagePool(config.pool_size)
@@ -146,11 +146,11 @@ class CycleGAN:
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
         cfg = self.config
         identity = cfg.lambda_identity > 0
-        with autocast(self.device):
+        with autocast(self.device, self.config.precision):
             fake_B, idt_A, fake_A, idt_B, rec_A, rec_B = self.generators(real_A, real_B, identity)
         self._set_discriminators_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
-        with autocast(self.device):
+        with autocast(self.device, self.config.precision):
             losses = {"G_A": self.gan_loss(self.D_A(fake_B), True),
                       "G_B": self.gan_loss(self.D_B(fake_A), True),
                       "cycle_A": F.l1_loss(rec_A, real_A) * cfg.lambda_cycle,
@@ -166,7 +166,7 @@ class CycleGAN:
 
         self._set_discriminators_trainable(True)
         self.opt_D.zero_grad(set_to_none=True)
-        with autocast(self.device):
+        with autocast(self.device, self.config.precision):
             pooled_B = self.pool_fake_B.query(fake_B)  # the reference's order of pool draws
             pooled_A = self.pool_fake_A.query(fake_A)
             (real_B_pred, fake_B_pred), (real_A_pred, fake_A_pred) = self.discriminators(
@@ -201,7 +201,7 @@ class CycleGAN:
     def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``real A, fake B, rec A, real B, fake A, rec B`` for image grids (fp32, on CPU)."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
-        with autocast(self.device):
+        with autocast(self.device, self.config.precision):
             fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
             rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
         return tuple(t.float().cpu() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B))

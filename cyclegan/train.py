@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 from runkit import distributed
 from runkit.checkpoint import atomic_save, load
-from runkit.device import tune_for
+from runkit.device import precision_record, tune_for
 from runkit.interrupts import deferred_interrupts
-from runkit.rundir import CONFIG, mark_finished, open_run, read_json
+from runkit.rundir import CONFIG, RUNTIME, mark_finished, open_run, read_json
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
 from .config import GANConfig
@@ -25,7 +25,7 @@ SAMPLES = "samples"
 RUNS_ROOT = Path("runs") / "gan"
 GRID_COLUMNS = ("real A", "fake B", "rec A", "real B", "fake A", "rec B")
 # Settings a resumed run may change: extending `iterations` also re-plans the LR decay from there.
-RESUMABLE = ("iterations", "device", "log_every", "sample_every", "checkpoint_every")
+RESUMABLE = ("iterations", "device", "precision", "log_every", "sample_every", "checkpoint_every")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -68,11 +68,13 @@ def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: t
     if world.rank:
         seed_everything(config.seed + world.rank)  # each rank's own image-pool draws
     data_rng = torch.Generator().manual_seed(config.seed)  # the same on every rank: see Domain.batch
-    record = distributed.record(config.to_dict(), world, config.batch_size)
+    record = {**config.to_dict(), RUNTIME: {**precision_record(device, config.precision),
+                                            **distributed.runtime(world, config.batch_size)}}
 
     def claim() -> None:
         if resume and (run_dir / CONFIG).is_file():
-            distributed.check_resume_world(read_json(run_dir / CONFIG).get("world_size", 1), world, run_dir)
+            distributed.check_resume_world(distributed.recorded_world_size(read_json(run_dir / CONFIG)), world,
+                                           run_dir)
         open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE)
 
     distributed.on_main(world, claim)

@@ -14,6 +14,7 @@ free) and measures the matmul rate beside it, so a noisy machine's drift does no
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from runkit.device import native_bf16
 from runkit.timing import peak_rss_mib, summary, timed
 
 RUNS_ROOT = Path("runs") / "bench"
@@ -43,12 +45,13 @@ class Plan:
     matmul_n: int
     reps: int
     warmup: int
+    busy_size: int  # the CycleGAN step timed beside a busy program
 
 
 FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
-            data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1)
+            data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1, busy_size=128)
 QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
-             data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1)
+             data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1, busy_size=32)
 
 
 # ---- the steps (each runs in its own process) ----------------------------------------------------
@@ -61,27 +64,46 @@ def step_matmul(plan: Plan) -> dict:
     return {"n": plan.matmul_n, "kernel": fastest(rates), "gflops": kernels[fastest(rates)], "kernels": kernels}
 
 
-def step_gan(plan: Plan, arch: str, size: int, batch: int) -> dict:
+def step_gan(plan: Plan, arch: str, size: int, batch: int, precision: str = "fp32") -> dict:
     from cyclegan.bench import REFERENCE_PASSES, convolution_seconds, seconds_per_iteration
     from cyclegan.config import from_profile
     from cyclegan.model import CHANNELS, build_discriminator, build_generator
 
     from runkit.flops import forward_flops, matmul_gflops
 
-    config = from_profile(arch, batch_size=batch)
+    config = from_profile(arch, batch_size=batch, precision=precision)
     beside = matmul_gflops(plan.matmul_n, repeats=3)
     result = seconds_per_iteration(config, size, reps=plan.reps, warmup=plan.warmup)
     beside += matmul_gflops(plan.matmul_n, repeats=3)
-    convolutions = convolution_seconds(config, size, reps=plan.reps, warmup=plan.warmup)
     example = torch.zeros(batch, CHANNELS, size, size)
     flops = 3 * REFERENCE_PASSES * (forward_flops(build_generator(config), example)
                                     + forward_flops(build_discriminator(config), example))
-    return {"arch": arch, "size": size, "batch": batch, "ngf": config.ngf, "n_blocks": config.n_blocks,
-            "seconds_per_iteration": result, "flops_per_iteration": flops,
-            "achieved_gflops": flops / result["median"] / 1e9,
-            "matmul_gflops_beside": statistics.median(beside),
-            "convolutions_alone_seconds": convolutions,
-            "convolutions_alone_gflops": flops / convolutions / 1e9}
+    row = {"arch": arch, "size": size, "batch": batch, "precision": precision, "ngf": config.ngf,
+           "n_blocks": config.n_blocks, "seconds_per_iteration": result, "flops_per_iteration": flops,
+           "achieved_gflops": flops / result["median"] / 1e9, "matmul_gflops_beside": statistics.median(beside)}
+    if precision == "fp32":  # the fp32 convolutions' own speed: what an fp32 step could reach
+        convolutions = convolution_seconds(config, size, reps=plan.reps, warmup=plan.warmup)
+        row.update(convolutions_alone_seconds=convolutions, convolutions_alone_gflops=flops / convolutions / 1e9)
+    return row
+
+
+def step_gan_busy(plan: Plan, arch: str, size: int) -> dict:
+    """An fp32 CycleGAN step on an idle machine, then beside one busy single-threaded program."""
+    import os
+
+    from cyclegan.bench import seconds_per_iteration
+    from cyclegan.config import from_profile
+
+    config = from_profile(arch, precision="fp32")
+    idle = seconds_per_iteration(config, size, reps=plan.reps, warmup=plan.warmup)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = seconds_per_iteration(config, size, reps=plan.reps, warmup=plan.warmup)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    return {"arch": arch, "size": size, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
+            "idle": idle, "busy": busy, "slowdown": busy["median"] / idle["median"]}
 
 
 def step_gan_data(plan: Plan) -> dict:
@@ -151,15 +173,16 @@ def step_epoch(plan: Plan) -> dict:
     return result
 
 
-STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_data": step_gan_data, "classifier": step_classifier,
+STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_busy": step_gan_busy, "gan_data": step_gan_data, "classifier": step_classifier,
          "data": step_data, "epoch": step_epoch}
 
 
-def run_step(name: str, quick: bool, *args) -> dict:
-    """Run one step in a subprocess; its result with its own peak RSS in MiB."""
+def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
+    """Run one step in a subprocess (with ``env`` added to its environment); its result with its
+    own peak RSS in MiB."""
     command = [sys.executable, "-m", "pipelines.bench", name, "--quick" if quick else "--full",
                *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"bench step {name} {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,13 +211,22 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
     result["matmul"] = run_step("matmul", quick)
     log(f"matmul fp32: {result['matmul']['gflops']['median']:.1f} GFLOP/s")
     result["gan"] = []
+    precisions = ("fp32", "bf16") if torch.cuda.is_available() or native_bf16() else ("fp32",)
     for arch in plan.gan_archs:
         batches = sorted({1, from_profile(arch).batch_size})
         for size in plan.gan_sizes:
             for batch in batches:
-                row = run_step("gan", quick, arch, size, batch)
-                result["gan"].append(row)
-                log(f"gan {arch} {size}px batch {batch}: {row['seconds_per_iteration']['median']:.3f} s/iter")
+                for precision in precisions:
+                    row = run_step("gan", quick, arch, size, batch, precision)
+                    result["gan"].append(row)
+                    log(f"gan {arch} {size}px batch {batch} {precision}: "
+                        f"{row['seconds_per_iteration']['median']:.3f} s/iter")
+    result["gan_busy"] = []
+    for arch in plan.gan_archs:  # OpenMP threads that sleep (the project's setting) vs spin
+        for wait in ("sleep", "spin"):
+            row = run_step("gan_busy", quick, arch, plan.busy_size, env={"CXR_OMP_WAIT": wait})
+            result["gan_busy"].append(row)
+            log(f"gan {arch} {plan.busy_size}px beside a busy program ({wait}): {row['slowdown']:.2f}× slower")
     result["gan_data"] = run_step("gan_data", quick)
     result["classifier"] = []
     for backbone in backbones:
@@ -238,13 +270,19 @@ def table(result: dict) -> str:
                          f"{'GFLOP/s':<10}")
     for g in result["gan"]:
         s = g["seconds_per_iteration"]
-        label = f"CycleGAN {g['arch']} (ngf {g['ngf']}, {g['n_blocks']} blk) {g['size']}px b{g['batch']}"
+        label = (f"CycleGAN {g['arch']} (ngf {g['ngf']}, {g['n_blocks']} blk) {g['size']}px b{g['batch']} "
+                 f"{g.get('precision', 'fp32')}")
         lines.append(f"{label:<46} {s['median']:>10.3f} {_range(s):>17} {'s/iter':<10} {g['peak_rss_mib']:>8.0f}")
         beside = g["matmul_gflops_beside"]
         lines.append(f"{'  achieved (reference FLOPs / time)':<46} {g['achieved_gflops']:>10.1f} "
                      f"{_percent(g['achieved_gflops'], beside):>17} {'GFLOP/s':<10}")
-        lines.append(f"{'  its convolutions alone':<46} {g['convolutions_alone_gflops']:>10.1f} "
-                     f"{_percent(g['convolutions_alone_gflops'], beside):>17} {'GFLOP/s':<10}")
+        if "convolutions_alone_gflops" in g:
+            lines.append(f"{'  its fp32 convolutions alone':<46} {g['convolutions_alone_gflops']:>10.1f} "
+                         f"{_percent(g['convolutions_alone_gflops'], beside):>17} {'GFLOP/s':<10}")
+    for b in result.get("gan_busy", []):
+        label = f"CycleGAN {b['arch']} {b['size']}px fp32, busy/idle, OMP {b['omp_wait_policy']}"
+        lines.append(f"{label:<46} {b['slowdown']:>10.2f} {b['idle']['median']:>8.3f}→{b['busy']['median']:<8.3f} "
+                     f"{'× (s/iter)':<10}")
     d = result["gan_data"]
     lines.append(f"{'CycleGAN batch draw from cache':<46} {1000 * d['seconds_per_batch']['median']:>10.2f} "
                  f"{'':>17} {'ms/batch':<10} {d['peak_rss_mib']:>8.0f}")

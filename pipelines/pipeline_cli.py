@@ -8,6 +8,7 @@ import click
 
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.cli import OneLineErrors
+from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env
 from runkit.rundir import read_json
 from runkit.timing import peak_rss_mib
@@ -15,6 +16,7 @@ from runkit.timing import peak_rss_mib
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .mitigations import RUNS_ROOT as MITIGATIONS_ROOT, VARIANTS as MITIGATIONS, run_mitigations
+from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
 from .progression import render
 from .report import headline_table
 
@@ -87,6 +89,9 @@ def experiment_options(command):
                           "test; its images are then classified out of source by every model."),
         click.option("--no-lungs-hidden", is_flag=True,
                      help="Skip the control that retrains v1 with the lung region blacked out."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Arithmetic of every training step (the CycleGAN and the classifiers): fp32, bf16 "
+                          "or auto; see `cxr classify train --help` [default: each profile's, auto]."),
         click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: from the settings]."),
         click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings."),
     ]
@@ -96,14 +101,16 @@ def experiment_options(command):
 
 
 def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
-                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden) -> CompareConfig:
-    classifier = key_values(classifier_set, "--set")
+                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden, precision) -> CompareConfig:
+    classifier, gan = key_values(classifier_set, "--set"), key_values(gan_set, "--gan-set")
     if backbone:
         classifier["backbone"] = backbone
+    if precision:
+        classifier["precision"] = gan["precision"] = precision
     try:
         return CompareConfig(dataset=dataset, n_synthetic=n_synthetic, seeds=int_list(seeds, "--seeds"),
                              folds=folds, classifier_profile=classifier_profile, classifier=classifier,
-                             gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
+                             gan_profile=gan_profile, gan=gan,
                              gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
                              holdout_source=holdout_source, lungs_hidden_control=not no_lungs_hidden)
     except CompareError as exc:
@@ -137,6 +144,26 @@ def demo_cmd(name, overwrite):
     """The whole experiment on the CPU demo settings (reuses finished steps when re-run)."""
     config = CompareConfig(seeds=DEMO["seeds"], classifier=DEMO["classifier"], gan=DEMO["gan"])
     run_and_print(config, name, overwrite)
+
+
+@pipeline_cli.command("precision")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per precision.")
+@click.option("--n", "n_synthetic", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Images each run synthesises for the synthesis metrics.")
+@click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
+              help="Override a CycleGAN setting of every run (default: the CPU profile); repeatable.")
+@click.option("--name", default="cpu", show_default=True, help="Folder under runs/precision/.")
+@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+def precision_cmd(seeds, n_synthetic, gan_set, name, overwrite):
+    """Does bf16 train the CycleGAN as well as fp32? Trains it in both precisions for each seed,
+    synthesises from each run, and tables the last losses, the synthesis metrics and the speed,
+    with whether each bf16 mean lies within the fp32 seeds' range (runs/precision/<name>/table.md)."""
+    from runkit.device import amp_dtype, pick_device
+
+    amp_dtype(pick_device("auto"), "bf16")  # refuses a machine without native bf16, before any run
+    path = run_precision_check(int_list(seeds, "--seeds"), PRECISION_ROOT / name, key_values(gan_set, "--gan-set"),
+                               n_synthetic, overwrite, log=click.echo)
+    click.echo(path.read_text(encoding="utf-8"))
 
 
 @pipeline_cli.command("mitigations")

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from runkit.distributed import WORLD_KEYS, on_main, world_from_env
-from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json
+from runkit.distributed import on_main, world_from_env
+from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json, settings
 
 
 def same_settings(a: dict, b: dict) -> bool:
@@ -22,15 +22,14 @@ def ensure(run_dir: Path, config: dict, run: Callable[..., Path], *, overwrite: 
     """Call ``run(run_dir, resume=…, overwrite=…)`` unless ``run_dir`` already finished ``config``.
 
     Returns the run folder and what happened: ``reused``, ``resumed`` or ``ran``. Under torchrun,
-    rank 0 decides and every rank acts on its decision (the world size a run recorded is not a
-    setting: resuming with another one is refused by the trainer, with the reason).
+    rank 0 decides and every rank acts on its decision. The ``runtime`` record (precision used,
+    world size) is not a setting; resuming with another world size is refused by the trainer.
     """
     run_dir = Path(run_dir)
 
     def decide() -> str:
         if (run_dir / CONFIG).is_file() and not overwrite:
-            recorded = {k: v for k, v in read_json(run_dir / CONFIG).items() if k not in WORLD_KEYS}
-            if not same_settings(recorded, config):
+            if not same_settings(settings(read_json(run_dir / CONFIG)), config):
                 raise RunExistsError(f"{run_dir} holds a run with other settings; pass --overwrite to redo "
                                      "it, or choose another --name")
             return "reused" if (run_dir / FINISHED).is_file() else "resumed"

@@ -93,14 +93,16 @@ def session(device_name: str = "auto"):
             dist.destroy_process_group()
 
 
-def record(config: dict, world: World, batch_size: int) -> dict:
-    """A run's ``config.json``: the config, plus the world size and global batch under torchrun."""
+def runtime(world: World, batch_size: int) -> dict:
+    """For a run's ``config.json`` (``runtime``): the world size and global batch under torchrun."""
     if not world.distributed:
-        return config
-    return {**config, "world_size": world.size, "global_batch_size": batch_size * world.size}
+        return {}
+    return {"world_size": world.size, "global_batch_size": batch_size * world.size}
 
 
-WORLD_KEYS = ("world_size", "global_batch_size")
+def recorded_world_size(config: dict) -> int:
+    """The number of processes a run's ``config.json`` says it ran on."""
+    return config.get("runtime", {}).get("world_size", 1)
 
 
 def mean(values: torch.Tensor) -> torch.Tensor:

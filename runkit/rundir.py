@@ -56,6 +56,14 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / FINISHED).is_file()
 
 
+RUNTIME = "runtime"  # config.json's record of what the machine chose (precision, processes): never compared
+
+
+def settings(config: dict) -> dict:
+    """A config without its :data:`RUNTIME` record: what must match for a resume or a reuse."""
+    return {k: v for k, v in config.items() if k != RUNTIME}
+
+
 def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bool = False,
              resumable_keys: tuple[str, ...] = ()) -> Path:
     """Prepare ``run_dir`` for a run of ``config`` and write its ``config.json``.
@@ -84,7 +92,7 @@ def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bo
 
 
 def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, ...]) -> None:
-    old = read_json(run_dir / CONFIG)
+    old, config = settings(read_json(run_dir / CONFIG)), settings(config)
     differing = sorted(k for k in set(old) | set(config)
                        if k not in resumable_keys and json.dumps(old.get(k), default=str, sort_keys=True)
                        != json.dumps(config.get(k), default=str, sort_keys=True))

@@ -6,21 +6,29 @@ import json
 import pytest
 
 from pipelines.bench import run_bench
+from runkit.device import native_bf16
 
 
 @pytest.mark.integration
 def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     path = run_bench(quick=True, backbones=("resnet18", "densenet121"), out_dir=tmp_path, log=lambda m: None)
     result = json.loads(path.read_text())
-    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_data", "classifier", "data", "epoch"):
+    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "data",
+                "epoch"):
         assert key in result, key
     assert result["matmul"]["gflops"]["median"] > 0
     assert result["matmul"]["gflops"] == result["matmul"]["kernels"][result["matmul"]["kernel"]]
     assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
+    precisions = {"fp32", "bf16"} if native_bf16() else {"fp32"}
+    assert {(g["arch"], g["precision"]) for g in result["gan"]} == {(a, p) for a in ("cpu", "paper") for p in precisions}
     for row in result["gan"]:
         assert row["flops_per_iteration"] > 0 and row["achieved_gflops"] > 0 and row["peak_rss_mib"] > 0
-        assert row["matmul_gflops_beside"] > 0 and row["convolutions_alone_gflops"] > 0
+        assert row["matmul_gflops_beside"] > 0
+        assert (row["convolutions_alone_gflops"] > 0) if row["precision"] == "fp32" else "convolutions_alone_gflops" not in row
         assert len(row["seconds_per_iteration"]["all"]) == 2
+    assert [(b["arch"], b["omp_wait_policy"]) for b in result["gan_busy"]] == [
+        ("cpu", "PASSIVE"), ("cpu", "(OpenMP default)"), ("paper", "PASSIVE"), ("paper", "(OpenMP default)")]
+    assert all(b["slowdown"] > 0 for b in result["gan_busy"])
     assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "densenet121"]
     for c in result["classifier"]:
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0

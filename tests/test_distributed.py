@@ -96,7 +96,8 @@ def test_two_ranks_at_batch_one_equal_one_process_at_batch_two(tiny_csv, tmp_pat
     assert double["world_size"] == 2 and len(double["other_ranks"]) == 1
     assert_same_cyclegan(single, double, config)
     record = json.loads((tmp_path / "two" / "config.json").read_text())
-    assert record["world_size"] == 2 and record["global_batch_size"] == 2 and record["batch_size"] == 1
+    assert record["runtime"]["world_size"] == 2 and record["runtime"]["global_batch_size"] == 2
+    assert record["batch_size"] == 1
     assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == 1
     assert sorted(p.name for p in (tmp_path / "two" / "samples").iterdir()) == ["iter_000002.png", "iter_000004.png"]
 
@@ -157,7 +158,7 @@ def test_two_rank_classifier_writes_once_and_its_metrics_equal_a_later_evaluatio
     assert result.stdout.count("Test accuracy") == 1
     assert len(list(run.glob("events.out.tfevents.*"))) == 1
     record = json.loads((run / "config.json").read_text())
-    assert record["world_size"] == 2 and record["global_batch_size"] == 4
+    assert record["runtime"]["world_size"] == 2 and record["runtime"]["global_batch_size"] == 4
     assert load(run / "last.pt")["world_size"] == 2
     metrics = json.loads((run / "metrics.json").read_text())
     evaluation = CliRunner().invoke(classify_cli, ["evaluate", str(run), str(tiny_csv), "--split", "test",
@@ -214,7 +215,7 @@ def test_the_experiment_runs_under_torchrun_with_one_writer(tmp_path, monkeypatc
     assert (out / "report.md").is_file()
     assert len(Manifest.read(out / "synthetic" / "manifest.csv", root=out / "synthetic")) == 2
     for run in [out / "gan", *(out / "classify").iterdir()]:
-        assert json.loads((run / "config.json").read_text())["world_size"] == 2, run
+        assert json.loads((run / "config.json").read_text())["runtime"]["world_size"] == 2, run
     again = CliRunner().invoke(pipeline_cli, ["compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
                                               "--name", "ddp", *settings])
     assert again.exit_code == 0, again.output  # one process reuses what two made
