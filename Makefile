@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # cores). For several machines run torchrun yourself: README, "More than one GPU or machine".
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
-.PHONY: help install corpus fetch data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2, BAC
 
 bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: every path at tiny sizes).
 	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES))
+
+precision-check: corpus  ## CycleGAN in fp32 and bf16 over 3 seeds (CPU profile): runs/precision/cpu/table.md; PRECISION_ARGS.
+	$(CXR) pipeline precision $(PRECISION_ARGS)
 
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache

@@ -72,3 +72,23 @@ def test_bad_precisions_are_named(tmp_path):
     result = CliRunner().invoke(gan_cli, ["train", "--precision", "fp8", "--run", str(tmp_path / "g")])
     assert result.exit_code == 1 and "precision must be one of auto, fp32, bf16, got 'fp8'" in result.output
     assert not (tmp_path / "g").exists() and not (tmp_path / "c").exists()
+
+
+@native
+def test_the_precision_check_tables_both_precisions_over_seeds(cxr3, tmp_path, monkeypatch, one_thread):
+    from pipelines.precision import run_precision_check
+
+    manifest = tmp_path / "tiny.csv"
+    (few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 1)).write(manifest)
+    settings = {"manifest": str(manifest), "size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 4,
+                "log_every": 1, "n_samples": 1}
+    path = run_precision_check((0, 1), tmp_path / "check", settings, n_synthetic=2, progress=False, log=lambda m: None)
+    rows = json.loads((tmp_path / "check" / "results.json").read_text())
+    assert [(r["precision"], r["seed"]) for r in rows] == [("fp32", 0), ("fp32", 1), ("bf16", 0), ("bf16", 1)]
+    assert json.loads((tmp_path / "check" / "gan-bf16-seed1" / "config.json").read_text())["runtime"]["precision"] == "bf16"
+    lines = path.read_text().splitlines()
+    loss = next(line for line in lines if line.startswith("| loss G_A |"))
+    fp32 = [r["loss G_A"] for r in rows if r["precision"] == "fp32"]
+    bf16 = sum(r["loss G_A"] for r in rows if r["precision"] == "bf16") / 2
+    assert loss.endswith("| yes |" if min(fp32) <= bf16 <= max(fp32) else "| **no** |")
+    assert sum(line.startswith("| synthetic:") for line in lines) == 3
