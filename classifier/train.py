@@ -65,20 +65,15 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:
         seeds.seed_everything(config.seed + world.rank)  # each rank's own augmentation draws
-    record = {**config.to_dict(), rundir.RUNTIME: {**devices.precision_record(device, config.precision),
-                                                   **distributed.runtime(world, config.batch_size)}}
-
-    def claim() -> None:
-        if resume and (run_dir / rundir.CONFIG).is_file():
-            recorded = rundir.read_json(run_dir / rundir.CONFIG)
-            distributed.check_resume_world(distributed.recorded_world_size(recorded), world, run_dir)
-        rundir.open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE_KEYS)
+    def record_training_set() -> None:
         splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
         if progress:
             tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
                                                      for split, counts in splits.class_counts().items()))
 
-    distributed.on_main(world, claim)
+    distributed.claim_run(world, run_dir, config.to_dict(), runtime=devices.precision_record(device, config.precision),
+                          batch_size=config.batch_size, resume=resume, overwrite=overwrite,
+                          resumable_keys=RESUMABLE_KEYS, after=record_training_set)
     names = ("train", "val", "test") if world.is_main else ("train",)  # rank 0 alone evaluates
     datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
     history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)
@@ -240,7 +235,6 @@ def _resume_state(run_dir: Path, model: CXRClassifier, device: torch.device,
     if not path.is_file():
         return {"epoch": -1, "history": [], "best_score": [-1.0, -float("inf")], "epochs_without_gain": 0}
     saved = checkpoint.load(path, map_location=device)
-    distributed.check_resume_world(saved.get("world_size", 1), world, path)
     load_weights(model, saved, path)
     seeds.set_rng_state(saved["rng"] if world.rank == 0 else saved["other_ranks_rng"][world.rank - 1])
     return {k: saved[k] for k in ("epoch", "stage", "history", "best_score", "epochs_without_gain",

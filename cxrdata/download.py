@@ -31,6 +31,11 @@ class DownloadError(RuntimeError):
         self.url, self.reason = url, reason
 
 
+def url_key(url: str) -> str:
+    """A short file name that stands for ``url``."""
+    return hashlib.sha1(url.encode()).hexdigest()[:20]
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -44,7 +49,7 @@ class ResumingHTTP:
     progress: bool = False
 
     def part_of(self, url: str) -> Path:
-        return self.partial_dir / f"{hashlib.sha1(url.encode()).hexdigest()[:20]}.part"
+        return self.partial_dir / f"{url_key(url)}.part"
 
     def __call__(self, url: str, output_file, pooch_obj=None, check_only: bool = False) -> None:
         part = self.part_of(url)

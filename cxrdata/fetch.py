@@ -22,7 +22,9 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
-from .download import ResumingHTTP, fetch_verified
+from runkit.rundir import write_bytes
+
+from .download import ResumingHTTP, fetch_verified, url_key
 from .images import ImageReadError, corpus_png
 from .manifest import sha256_of
 from .sources import SOURCES, Source
@@ -69,16 +71,6 @@ def check_writable(dest: Path) -> None:
     except OSError as exc:
         raise OSError(f"{dest}: cannot write the corpus there ({exc.strerror or exc}); "
                       "choose another --dest or CXR_DATA") from None
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Fetcher:
@@ -131,7 +123,7 @@ class Fetcher:
         wanted = {row["original_name"]: row for row in rows}
         problems = []
         for url in source.archive_urls(self.mirrors.get(source.name)):
-            key = self.work / "archives" / hashlib.sha1(url.encode()).hexdigest()[:20]
+            key = self.work / "archives" / url_key(url)
             listing = key.with_suffix(".members")  # "name<TAB>sha256 if it was read" per member
             if not wanted or (listing.is_file() and not _may_hold(listing.read_text(), wanted)):
                 continue
@@ -145,13 +137,13 @@ class Fetcher:
                         digest = hashlib.sha256(data).hexdigest()
                         if digest == row["original_sha256"]:
                             original = self.work / source.name / name
-                            write_atomically(original, data)
+                            write_bytes(original, data)
                             self._convert(row, original, url)
                             del wanted[name]
                     members.append(f"{name}\t{digest}")
-                write_atomically(listing, "\n".join(members).encode())
+                write_bytes(listing, "\n".join(members).encode())
             except Exception as exc:  # one bad archive loses its images, not the others'
-                problems.append(f"{url}: {' '.join(str(exc).split()) or type(exc).__name__}")
+                problems.append(f"{url}: {_reason(exc)}")
             finally:
                 key.unlink(missing_ok=True)
         for row in wanted.values():
@@ -166,15 +158,19 @@ class Fetcher:
         except ImageReadError as exc:
             self._fail(row, url, exc)
             return
-        write_atomically(self.dest / row["path"], png)
+        write_bytes(self.dest / row["path"], png)
         original.unlink(missing_ok=True)
         if hashlib.sha256(png).hexdigest() != row["sha256"]:
             self.report.bytes_differ.append(row["image_id"])
         self.report.fetched.append(row["image_id"])
 
     def _fail(self, row: dict, url: str, exc: BaseException | str) -> None:
-        reason = exc if isinstance(exc, str) else " ".join(str(exc).split()) or type(exc).__name__
-        self.report.failed.append((row["image_id"], url, reason))
+        self.report.failed.append((row["image_id"], url, exc if isinstance(exc, str) else _reason(exc)))
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _may_hold(listing: str, wanted: dict[str, dict]) -> bool:
@@ -202,6 +198,6 @@ def _members(archive: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
 
 def write_metadata(rows_source: Path, dest: Path) -> None:
     """Put the metadata the corpus was fetched with at ``dest/metadata.csv`` (atomically)."""
-    write_atomically(dest / "metadata.csv", rows_source.read_bytes())
+    write_bytes(dest / "metadata.csv", rows_source.read_bytes())
     shutil.rmtree(dest / WORK, ignore_errors=True)
 

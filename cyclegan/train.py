@@ -13,7 +13,7 @@ from runkit import distributed
 from runkit.checkpoint import atomic_save, load
 from runkit.device import precision_record, tune_for
 from runkit.interrupts import deferred_interrupts
-from runkit.rundir import CONFIG, RUNTIME, mark_finished, open_run, read_json
+from runkit.rundir import mark_finished
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
 from .config import GANConfig
@@ -68,16 +68,9 @@ def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: t
     if world.rank:
         seed_everything(config.seed + world.rank)  # each rank's own image-pool draws
     data_rng = torch.Generator().manual_seed(config.seed)  # the same on every rank: see Domain.batch
-    record = {**config.to_dict(), RUNTIME: {**precision_record(device, config.precision),
-                                            **distributed.runtime(world, config.batch_size)}}
-
-    def claim() -> None:
-        if resume and (run_dir / CONFIG).is_file():
-            distributed.check_resume_world(distributed.recorded_world_size(read_json(run_dir / CONFIG)), world,
-                                           run_dir)
-        open_run(run_dir, record, overwrite=overwrite, resume=resume, resumable_keys=RESUMABLE)
-
-    distributed.on_main(world, claim)
+    distributed.claim_run(world, run_dir, config.to_dict(), runtime=precision_record(device, config.precision),
+                          batch_size=config.batch_size, resume=resume, overwrite=overwrite,
+                          resumable_keys=RESUMABLE)
     start = _restore(model, data_rng, run_dir / CHECKPOINT, config, world) if resume else 0
     # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
     writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None) if world.is_main else None
@@ -98,7 +91,6 @@ def _restore(model: CycleGAN, data_rng: torch.Generator, path: Path, config: GAN
     if not path.is_file():
         return 0  # interrupted before its first checkpoint: start over
     state = load(path, map_location=model.device)
-    distributed.check_resume_world(state.get("world_size", 1), world, path)
     model.load_state_dict(state, path)
     own = state if world.rank == 0 else state["other_ranks"][world.rank - 1]
     model.pool_fake_A.load_state_dict(own["pool_fake_A"], model.device)

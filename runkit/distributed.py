@@ -11,11 +11,13 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .device import pick_device
+from .rundir import CONFIG, RUNTIME, open_run, read_json
 
 # Long enough for rank 0 to evaluate a validation split while the others wait in a collective;
 # short enough that a rank that died without a word does not hang the others for long.
@@ -44,8 +46,6 @@ class World:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def describe(self) -> dict:
-        return {"world_size": self.size, "backend": dist.get_backend() if self.distributed else None}
 
 
 def world_from_env() -> World:
@@ -91,18 +91,6 @@ def session(device_name: str = "auto"):
     finally:
         if joined_here and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def runtime(world: World, batch_size: int) -> dict:
-    """For a run's ``config.json`` (``runtime``): the world size and global batch under torchrun."""
-    if not world.distributed:
-        return {}
-    return {"world_size": world.size, "global_batch_size": batch_size * world.size}
-
-
-def recorded_world_size(config: dict) -> int:
-    """The number of processes a run's ``config.json`` says it ran on."""
-    return config.get("runtime", {}).get("world_size", 1)
 
 
 def mean(values: torch.Tensor) -> torch.Tensor:
@@ -158,11 +146,31 @@ def from_main(obj):
 
 
 def check_resume_world(saved: int, world: World, path) -> None:
-    """Refuse to resume a checkpoint written by a different number of processes."""
+    """Refuse to resume a run written by a different number of processes."""
     if saved != world.size:
         raise ValueError(f"{path}: written by {saved} process(es), resumed with {world.size}; resume with "
                          f"--nproc_per_node {saved} (each process's random state is in the checkpoint, and "
                          f"with {world.size} the global batch and the order of images would change)")
+
+
+def claim_run(world: World, run_dir: Path, config: dict, *, runtime: dict, batch_size: int, resume: bool,
+              overwrite: bool, resumable_keys: tuple[str, ...], after=None) -> None:
+    """Rank 0 claims ``run_dir`` (:func:`runkit.rundir.open_run`) for ``config``, recording
+    ``runtime`` plus, under torchrun, the world size and global batch; a resume with another world
+    size is refused first. ``after()`` then runs on rank 0 too. Every rank gets any error."""
+    if world.distributed:
+        runtime = {**runtime, "world_size": world.size, "global_batch_size": batch_size * world.size}
+
+    def claim() -> None:
+        if resume and (run_dir / CONFIG).is_file():
+            recorded = read_json(run_dir / CONFIG).get(RUNTIME, {})
+            check_resume_world(recorded.get("world_size", 1), world, run_dir)
+        open_run(run_dir, {**config, RUNTIME: runtime}, overwrite=overwrite, resume=resume,
+                 resumable_keys=resumable_keys)
+        if after:
+            after()
+
+    on_main(world, claim)
 
 
 def on_main(world: World, fn):
