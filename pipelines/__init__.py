@@ -2,7 +2,7 @@
 import os as _os
 
 # OpenMP threads that wait by sleeping rather than spinning: beside one other busy program on
-# 2 cores, spinning threads slowed a CycleGAN step about 3×, sleeping ones 1.6–1.8×, at a 3–14 %
+# 2 cores, spinning threads slowed a CycleGAN step about 3×, sleeping ones 1.6–1.8×, at a 4–14 %
 # cost on an idle machine (docs/performance.md, "A busy machine"). It must be set before torch is imported;
 # an OMP_WAIT_POLICY already in the environment wins, and CXR_OMP_WAIT=spin restores OpenMP's default.
 if _os.environ.get("CXR_OMP_WAIT") == "spin":
