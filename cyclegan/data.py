@@ -9,8 +9,9 @@ DOMAIN_LABELS = {"A": "normal", "B": "covid"}
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float [-1, 1]."""
-    return images.float().div(127.5).sub(1.0)
+    """uint8 [0, 255] → [-1, 1] in torch's default float dtype (float32 unless a caller, such as
+    the float64 equality tests, chose another)."""
+    return images.to(torch.get_default_dtype()).div(127.5).sub(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from runkit import machine
 from runkit.device import native_bf16
 from runkit.timing import peak_rss_mib, summary, timed
 
@@ -207,7 +208,8 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
     plan = QUICK if quick else FULL
     result = {"when": datetime.now(timezone.utc).isoformat(), "quick": quick, "device": _device(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-              "cpu": _cpu_name(), "plan": plan.__dict__}
+              "cpu": machine.cpu_name(), "cpu_features": machine.cpu_features(),
+              "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "plan": plan.__dict__}
     result["matmul"] = run_step("matmul", quick)
     log(f"matmul fp32: {result['matmul']['gflops']['median']:.1f} GFLOP/s")
     result["gan"] = []
@@ -246,20 +248,12 @@ def _device() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def table(result: dict) -> str:
     """The benchmark as one plain-text table."""
     ceiling = result["matmul"]["gflops"]["median"]
-    lines = [f"device {result['device']} ({result['cpu']}), torch {result['torch']}, {result['threads']} threads",
+    features = " ".join(result.get("cpu_features", []))
+    lines = [f"device {result['device']} ({result['cpu']}; {features}), torch {result['torch']}, "
+             f"{result['threads']} threads",
              f"{'measurement':<46} {'median':>10} {'min–max':>17} {'unit':<10} {'peak MiB':>8}",
              f"{'matmul fp32 ceiling, ' + result['matmul']['kernel']:<46} {ceiling:>10.1f} "
              f"{_range(result['matmul']['gflops']):>17} {'GFLOP/s':<10} "

@@ -10,8 +10,14 @@ import torch
 
 from classifier import crosssource
 from cxrdata.manifest import Manifest, data_root, manifest_path
+from runkit.machine import describe
 
 RAW_SAMPLES = data_root().parent / "raw-samples"
+
+
+def pytest_report_header(config) -> str:
+    """Which CPU the suite ran on: float results differ in the last bits between CPUs."""
+    return f"cpu: {describe()}"
 
 
 @pytest.fixture(autouse=True)

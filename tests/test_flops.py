@@ -27,12 +27,17 @@ def test_transposed_conv_flops_by_hand():
 
 def test_every_matmul_kernel_computes_the_product():
     a, b = torch.randn(48, 48), torch.randn(48, 48)
+    exact = a.double() @ b.double()
+    # the forward error bound of a float32 dot product of length k: k·eps·Σ|a_i b_i|
+    bound = a.shape[1] * torch.finfo(torch.float32).eps * (a.double().abs() @ b.double().abs())
     kernels = matmul_kernels(a, b)
     assert "torch.mm" in kernels
     for name, kernel in kernels.items():
         product = kernel()
         product = product.to_dense() if product.is_mkldnn else product
-        assert torch.allclose(product, a @ b, atol=1e-4), name
+        assert ((product.double() - exact).abs() <= bound).all(), name
+    wrong = (a @ b.T).double()  # the bound is tight enough to reject a kernel that computes another product
+    assert not ((wrong - exact).abs() <= bound).all()
 
 
 def test_matmul_ceiling_is_the_fastest_kernels_rates(monkeypatch):
