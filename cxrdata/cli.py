@@ -85,12 +85,16 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, if_missi
                    "their PNG bytes differ from the corpus's (another Pillow or zlib compresses "
                    "differently); `cxr data verify` will list them", err=True)
     if report.failed:
-        for image_id, url, reason in report.failed[:20]:
-            click.echo(f"  failed {image_id}: {url}: {reason}", err=True)
-        if len(report.failed) > 20:
-            click.echo(f"  … and {len(report.failed) - 20} more", err=True)
-        raise click.ClickException(f"{len(report.failed)} image(s) could not be fetched (listed "
-                                   "above); run the same command again to retry them")
+        for host, count in report.unreachable_hosts().items():  # one cause, said once
+            click.echo(f"  {count} image(s) failed: cannot reach {host}; the machine may be offline or "
+                       "the host blocked: retry later, or fetch from a copy with --mirror SOURCE=URL", err=True)
+        per_image = [f for f in report.failed if not f.unreachable]
+        for failure in per_image[:20]:
+            click.echo(f"  failed {failure.image_id}: {failure.url}: {failure.reason}", err=True)
+        if len(per_image) > 20:
+            click.echo(f"  … and {len(per_image) - 20} more", err=True)
+        raise click.ClickException(f"{len(report.failed)} image(s) could not be fetched (see above); "
+                                   "run the same command again to retry them")
     write_metadata(metadata, dest)
     click.echo(f"corpus ready at {dest}" + ("" if dest == data_root() else f" (set CXR_DATA={dest})"))
 

@@ -13,9 +13,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pooch
 import requests
+import urllib3
 from tqdm import tqdm
 
 pooch.get_logger().setLevel(logging.WARNING)
@@ -29,6 +31,31 @@ class DownloadError(RuntimeError):
     def __init__(self, url: str, reason: str):
         super().__init__(f"{url}: {reason}")
         self.url, self.reason = url, reason
+
+
+# what urllib3 raised → why the host could not be reached (NewConnectionError before its base class)
+UNREACHABLE = ((urllib3.exceptions.NameResolutionError, "its name does not resolve"),
+               (urllib3.exceptions.NewConnectionError, "the connection was refused or the network is unreachable"),
+               (urllib3.exceptions.ConnectTimeoutError, "connecting timed out"),
+               (urllib3.exceptions.SSLError, "the TLS handshake failed"))
+
+
+def unreachable(url: str, exc: BaseException) -> str | None:
+    """``"HOST (why)"`` when ``exc`` says the server of ``url`` could not be reached at all: a
+    cause shared by every file from that host. None for an answer about one file (an HTTP
+    status, a hash mismatch, a body cut off part-way)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for kind, why in UNREACHABLE:
+            if isinstance(current, kind):
+                return f"{urlsplit(url).netloc or url} ({why})"
+        # requests wraps urllib3's MaxRetryError in args[0]; MaxRetryError keeps the cause in .reason
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+    return None
 
 
 def url_key(url: str) -> str:

@@ -15,16 +15,18 @@ import os
 import shutil
 import tarfile
 import zipfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from runkit.rundir import write_bytes
 
-from .download import ResumingHTTP, fetch_verified, url_key
+from .download import ResumingHTTP, fetch_verified, unreachable, url_key
 from .images import ImageReadError, corpus_png
 from .manifest import sha256_of
 from .sources import SOURCES, Source
@@ -33,18 +35,32 @@ PACKAGED_METADATA = Path(__file__).with_name("corpus-metadata.csv")
 WORK = ".fetch"
 
 
+@dataclass(frozen=True)
+class Failure:
+    """An image not fetched: the URL tried, why, and the host it could not reach, if that was it."""
+
+    image_id: str
+    url: str
+    reason: str
+    unreachable: str | None = None  # "HOST (why)": every image from that host fails alike
+
+
 @dataclass
 class FetchReport:
-    """What one fetch did, image by image (ids); ``failed`` holds (image id, URL, reason)."""
+    """What one fetch did, image by image (ids)."""
 
     fetched: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
     bytes_differ: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{len(self.fetched)} fetched, {len(self.skipped)} skipped (already there and "
                 f"verified), {len(self.failed)} failed")
+
+    def unreachable_hosts(self) -> dict[str, int]:
+        """``"HOST (why)"`` → how many images failed for that one cause."""
+        return dict(Counter(f.unreachable for f in self.failed if f.unreachable))
 
 
 def read_metadata(path: Path) -> list[dict]:
@@ -83,6 +99,7 @@ class Fetcher:
         self.downloader = ResumingHTTP(self.work / "partial", timeout=timeout, progress=progress)
         self.progress = progress
         self.report = FetchReport()
+        self.unreachable: dict[str, str] = {}  # host → "HOST (why)", once a download found it so
 
     def run(self, rows: list[dict]) -> FetchReport:
         check_writable(self.dest)
@@ -108,6 +125,10 @@ class Fetcher:
 
     def _one_image(self, source: Source, row: dict, base: str | None) -> None:
         url = source.url_of(row["original_name"], base)
+        host = self._known_unreachable(url)
+        if host:  # offline: the other images of that host would each wait through their retries
+            self._fail(row, url, f"not tried: cannot reach {host}", host)
+            return
         try:
             original = fetch_verified(url, self.work / source.name / row["original_name"],
                                       row["original_sha256"], self.downloader, self.retries)
@@ -121,11 +142,16 @@ class Fetcher:
         """Stream each archive once, taking out the wanted members. An archive whose member list
         is known from an earlier run and holds none of the wanted images is not fetched again."""
         wanted = {row["original_name"]: row for row in rows}
-        problems = []
+        problems, causes = [], set()
         for url in source.archive_urls(self.mirrors.get(source.name)):
             key = self.work / "archives" / url_key(url)
             listing = key.with_suffix(".members")  # "name<TAB>sha256 if it was read" per member
             if not wanted or (listing.is_file() and not _may_hold(listing.read_text(), wanted)):
+                continue
+            host = self._known_unreachable(url)
+            if host:  # the same host, already found unreachable: not tried again
+                problems.append(f"{url}: not tried: cannot reach {host}")
+                causes.add(host)
                 continue
             try:
                 fetch_verified(url, key, None, self.downloader, self.retries)
@@ -144,14 +170,29 @@ class Fetcher:
                 write_bytes(listing, "\n".join(members).encode())
             except Exception as exc:  # one bad archive loses its images, not the others'
                 problems.append(f"{url}: {_reason(exc)}")
+                causes.add(self._note_unreachable(url, exc))
             finally:
                 key.unlink(missing_ok=True)
+        host = causes.pop() if len(causes) == 1 else None  # every archive failed for the same host
         for row in wanted.values():
             self._fail(row, source.base_url if not problems else problems[0],
                        f"{row['original_name']} with sha256 {row['original_sha256'][:12]}… is in "
-                       "none of the archives read" + (f"; unreadable: {'; '.join(problems)}" if problems else ""))
+                       "none of the archives read" + (f"; unreadable: {'; '.join(problems)}" if problems else ""),
+                       host)
 
     # -- shared ------------------------------------------------------------------------------
+    def _known_unreachable(self, url: str) -> str | None:
+        """``"HOST (why)"`` if an earlier download found ``url``'s host unreachable."""
+        return self.unreachable.get(urlsplit(url).netloc)
+
+    def _note_unreachable(self, url: str, exc: BaseException) -> str | None:
+        """``"HOST (why)"`` if ``exc`` says ``url``'s host cannot be reached (remembered for the
+        other downloads from it), else None."""
+        host = unreachable(url, exc)
+        if host:
+            self.unreachable[urlsplit(url).netloc] = host
+        return host
+
     def _convert(self, row: dict, original: Path, url: str) -> None:
         try:
             png = corpus_png(original)
@@ -164,8 +205,10 @@ class Fetcher:
             self.report.bytes_differ.append(row["image_id"])
         self.report.fetched.append(row["image_id"])
 
-    def _fail(self, row: dict, url: str, exc: BaseException | str) -> None:
-        self.report.failed.append((row["image_id"], url, exc if isinstance(exc, str) else _reason(exc)))
+    def _fail(self, row: dict, url: str, exc: BaseException | str, host: str | None = None) -> None:
+        if isinstance(exc, BaseException):
+            exc, host = _reason(exc), self._note_unreachable(url, exc)
+        self.report.failed.append(Failure(row["image_id"], url, exc, host))
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cxrdata.cli import data_cli
+from cxrdata.download import fetch_verified
 from cxrdata.fetch import PACKAGED_METADATA
 from cxrdata.images import corpus_png
 from cxrdata.manifest import REPO_ROOT, data_root
@@ -138,6 +139,32 @@ def test_failures_are_named_with_url_and_reason_and_nothing_partial_is_kept(stan
         assert not (dest / row["path"]).exists()
         assert not (dest / ".fetch" / "ieee8023" / row["original_name"]).exists()
     assert not (dest / "metadata.csv").exists()  # an incomplete corpus does not look ready
+
+
+def test_an_unreachable_host_is_said_once_with_its_cause_and_tried_once(stand_in, tmp_path, monkeypatch):
+    """Offline (a name that does not resolve, a refused connection): one line per host and cause,
+    naming --mirror, instead of a line per image; and once a host is found unreachable, its other
+    files are not tried (each would wait through its retries)."""
+    from cxrdata import fetch
+
+    tried = []
+    monkeypatch.setattr(fetch, "fetch_verified", lambda url, *args: tried.append(url) or fetch_verified(url, *args))
+    refused, unresolved = "http://127.0.0.1:1", "http://corpus-host.invalid"  # RFC 6761: never resolves
+    mirrors = {"ieee8023": refused, "figure1": refused, "nih": unresolved, "kaggle-paediatric": unresolved}
+    result = CliRunner().invoke(data_cli, ["fetch", "--dest", str(tmp_path / "cxr"), "--metadata", str(stand_in.metadata),
+                                           "--retries", "0", "--timeout", "5", "--jobs", "1",
+                                           *(f"--mirror={name}={url}/{name}" for name, url in mirrors.items())])
+    assert len(tried) == 2, tried  # one download per host
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "cannot reach" in line]
+    assert len(lines) == 2, result.output
+    assert any("127.0.0.1:1 (the connection was refused" in line for line in lines)
+    assert any("corpus-host.invalid (its name does not resolve)" in line for line in lines)
+    assert all("offline" in line and "--mirror SOURCE=URL" in line for line in lines)
+    assert "failed ieee8023" not in result.output and "failed nih" not in result.output
+    per_host = {"127.0.0.1:1": sum(r["source"] in ("ieee8023", "figure1") for r in stand_in.rows)}
+    assert f"{per_host['127.0.0.1:1']} image(s) failed: cannot reach 127.0.0.1:1" in result.output
+    assert f"{len(stand_in.rows)} image(s) could not be fetched" in result.output
 
 
 def test_a_dropped_connection_resumes_from_its_last_byte_on_the_next_run(stand_in, tmp_path):
