@@ -13,8 +13,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
 
-from cxrdata import CLASSES, CXRDataset, Manifest
+from cxrdata import CLASSES, CXRDataset, Manifest, read_grayscale
 from cxrdata.cache import decode_readable
 from runkit import device as devices, rundir
 from runkit.rundir import RunExistsError
@@ -24,6 +25,7 @@ from .evaluate import dataset_cams, write_cams
 from .labelled import LabelledDataError, read_labelled
 from .metrics import classification_metrics
 from .predict import load_run_model, model_summary, run_config
+from .quality import checker_for_run
 
 RUNS_ROOT = Path("runs") / "evaluate"
 SHOWN = 10  # file names listed in the report and warnings before "and N more"
@@ -70,6 +72,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
         raise RunExistsError(f"{out_dir} holds a finished evaluation; pass --overwrite to replace it, or "
                              "--name for another")
     model, size = load_run_model(run_dir, torch_device)
+    check = checker_for_run(config)
     readable, images, failed = decode_readable(manifest, size, progress=progress)
     if not len(readable):
         raise LabelledDataError(f"{data}: none of the {len(manifest)} images could be read (first: "
@@ -84,8 +87,13 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
                                                 progress)
     cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
-    report.write_predictions(out_dir / "predictions.csv", readable, probabilities,
-                             [image["border_share"] for image in cams["images"]])
+    verdicts = [check(read_grayscale(r.file)) for r in tqdm(readable, desc="quality gate", unit="image",
+                                                            leave=False, disable=not progress)]
+    flagged = [{"file": r.path, "reason": v.sentence()} for r, v in zip(readable, verdicts) if not v.ok]
+    shares = [image["border_share"] for image in cams["images"]]
+    report.write_predictions(out_dir / "predictions.csv", readable, probabilities, {
+        "border_share": ["" if share is None else f"{share:.4f}" for share in shares],
+        "quality_ok": [str(int(v.ok)) for v in verdicts], "quality": [v.sentence() for v in verdicts]})
     true, predicted, sources = crosssource.named(readable, probabilities)
     metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
                "images": len(manifest), "evaluated": len(readable),
@@ -95,6 +103,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
                "per_source": crosssource.per_source(true, predicted, sources),
                "gradcam": {k: v for k, v in cams.items() if k != "images"},
                "unreadable": [{"file": str(r.file), "reason": reason} for r, reason in failed],
+               "quality_flagged": flagged,
                "in_training": _in_training(run_dir, readable), "ignored_folders": ignored}
     rundir.write_json(out_dir / "metrics.json", metrics)
     low, high = metrics["test"]["accuracy_ci95"]
@@ -138,6 +147,12 @@ def markdown(out_dir: Path, m: dict) -> str:
         out += [f"- {u['reason']}" for u in m["unreadable"][:SHOWN]]
         out += ([f"- … and {len(m['unreadable']) - SHOWN} more (all in metrics.json)"]
                 if len(m["unreadable"]) > SHOWN else []) + [""]
+    if m["quality_flagged"]:
+        out += [f"**{len(m['quality_flagged'])} image(s) flagged by the input quality gate** (evaluated and "
+                "counted, but the model's answer on them is unreliable; per image: `predictions.csv`):", ""]
+        out += [f"- `{q['file']}`: {q['reason']}" for q in m["quality_flagged"][:SHOWN]]
+        out += ([f"- … and {len(m['quality_flagged']) - SHOWN} more (all in metrics.json)"]
+                if len(m["quality_flagged"]) > SHOWN else []) + [""]
     if m["ignored_folders"]:
         out += [f"Folders ignored (not a class name): {_listed(m['ignored_folders'])}.", ""]
     out += [f"**Accuracy {100 * test['accuracy']:.1f} %** ({test['correct']}/{test['n']}; Wilson 95% interval "

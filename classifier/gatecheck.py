@@ -132,6 +132,17 @@ def non_cxr_sets(seed: int = 0) -> dict[str, list[tuple[str, Image.Image]]]:
             "screenshots": screenshots(20, seed + 1), "flat": flat_images(), "noise": noise_images(20, seed + 2)}
 
 
+def strips(manifest: Manifest, n: int) -> list[tuple[str, Image.Image]]:
+    """Real chest X-rays squeezed into 2000 × 100 and 100 × 2000 strips: no longer X-ray-shaped,
+    though a centre crop of one still looks like lung."""
+    images = []
+    for record in manifest.records[:: max(1, len(manifest) // n)][:n]:
+        gray = Image.fromarray(read_grayscale(record.file))
+        images += [(f"{record.path} {w}×{h}", gray.resize((w, h), Image.Resampling.LANCZOS))
+                   for w, h in ((2000, 100), (100, 2000))]
+    return images
+
+
 def _verdicts(gate: QualityGate, images: list[tuple[str, Image.Image]]) -> list[tuple[str, bool]]:
     """``(name, flagged)`` for each image, read back from a PNG file as an upload is."""
     flagged = []
@@ -171,7 +182,8 @@ def measure(dataset: str = "cxr3", out_dir: Path | None = None, progress: bool =
         false_flags[name] = _rate(flags)
         examples[name] = [r.path for r, f in zip(images, flags) if f][:10]
     detections, missed, every = {}, {}, []
-    for category, images in non_cxr_sets().items():
+    squeezed = {f"{dataset} test images squeezed into strips": strips(held_out[f"{dataset} test split"], 10)}
+    for category, images in {**non_cxr_sets(), **squeezed}.items():
         verdicts = _verdicts(gate, images)
         detections[category] = _rate([f for _, f in verdicts])
         missed[category] = [name for name, f in verdicts if not f]

@@ -1,8 +1,9 @@
 """Input quality gate: does an image look like a frontal chest X-ray the model can judge?
 
-Three checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
-uniform (:data:`BLANK_STD`), and it looks like the chest X-rays of the training split. The last
-is an out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
+Four checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
+uniform (:data:`BLANK_STD`), its shape is not far from the training images' (width / height
+within their range widened by :data:`ASPECT_SLACK`: the score below sees a centre crop, which
+hides a strip's shape), and it looks like the chest X-rays of the training split. The last is an out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
 contrast-normalised thumbnails of the dataset's training images; the score is the Mahalanobis
 distance under that model, and the threshold is the :data:`QUANTILE` of the validation split's
 scores, so about 1 % of real held-out CXRs are flagged by construction (measured by
@@ -20,7 +21,7 @@ import numpy as np
 
 from cxrdata import Manifest, manifest_path
 from cxrdata.cache import cache_dir, cached_images
-from cxrdata.images import fit_square
+from cxrdata.images import fit_square, image_size
 
 # Thumbnail side and components: chosen on documents, screenshots and noise generated with seeds
 # other than those the gate is measured on (never on the test split or the scikit-image samples).
@@ -29,7 +30,10 @@ COMPONENTS = 32  # principal components of the probabilistic PCA
 QUANTILE = 0.99  # of the validation scores: the threshold
 MIN_SIDE = 100  # px; the corpus's smallest image is 156 px on its short side
 BLANK_STD = 4.0  # grey levels; below this the image is (nearly) uniform
-FORMAT_VERSION = 1
+# The training images' width / height range is widened by this factor each way (cxr3's training
+# split: 0.75-2.24; a 2000 × 100 strip is 20).
+ASPECT_SLACK = 1.25
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -59,18 +63,21 @@ class QualityGate:
     """``gate.check(gray)`` → :class:`Verdict`; fitted with :meth:`fit` on real training images."""
 
     def __init__(self, mean: np.ndarray, components: np.ndarray, variances: np.ndarray, noise: float,
-                 threshold: float):
+                 threshold: float, aspect_range: tuple[float, float]):
         self.mean, self.components, self.variances = mean, components, variances
         self.noise, self.threshold = float(noise), float(threshold)
+        self.aspect_range = (float(aspect_range[0]), float(aspect_range[1]))
 
     @classmethod
-    def fit(cls, train: np.ndarray, val: np.ndarray) -> "QualityGate":
-        """Fit on ``(N, THUMB, THUMB)`` uint8 training thumbnails; threshold from the validation ones."""
+    def fit(cls, train: np.ndarray, val: np.ndarray, aspect_range: tuple[float, float]) -> "QualityGate":
+        """Fit on ``(N, THUMB, THUMB)`` uint8 training thumbnails; threshold from the validation
+        ones; ``aspect_range``: the training images' smallest and largest width / height."""
         from sklearn.decomposition import PCA
 
         features = thumbnails(train)
         pca = PCA(n_components=min(COMPONENTS, len(features) - 1), random_state=0).fit(features)
-        gate = cls(pca.mean_, pca.components_, pca.explained_variance_, pca.noise_variance_, threshold=np.inf)
+        gate = cls(pca.mean_, pca.components_, pca.explained_variance_, pca.noise_variance_, threshold=np.inf,
+                   aspect_range=aspect_range)
         gate.threshold = float(np.quantile(gate.scores(val), QUANTILE))
         return gate
 
@@ -92,6 +99,10 @@ class QualityGate:
                                    f"has at least {MIN_SIDE} px on its short side)"])
         if float(gray.std()) < BLANK_STD:
             return Verdict(False, ["blank / nearly uniform"])
+        low, high = self.aspect_range
+        if not low / ASPECT_SLACK <= width / height <= high * ASPECT_SLACK:
+            return Verdict(False, [f"not shaped like a frontal chest X-ray ({width}×{height} px, width / height "
+                                   f"{width / height:.2f}; the training images have {low:.2f} to {high:.2f})"])
         score = float(self.scores(fit_square(gray, THUMB)[None])[0])
         if score > self.threshold:
             return Verdict(False, ["not a chest X-ray like those the model was trained on (out-of-"
@@ -103,14 +114,20 @@ class QualityGate:
     def save(self, path: Path) -> None:
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, mean=self.mean, components=self.components, variances=self.variances, noise=self.noise,
-                 threshold=self.threshold)
+                 threshold=self.threshold, aspect_range=np.array(self.aspect_range))
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "QualityGate":
         with np.load(path) as saved:
             return cls(saved["mean"], saved["components"], saved["variances"], float(saved["noise"]),
-                       float(saved["threshold"]))
+                       float(saved["threshold"]), tuple(saved["aspect_range"]))
+
+
+def aspect_range(manifest: Manifest) -> tuple[float, float]:
+    """The smallest and largest width / height among ``manifest``'s images (from their headers)."""
+    ratios = [width / height for width, height in (image_size(r.file) for r in manifest)]
+    return min(ratios), max(ratios)
 
 
 def checker_for_run(config: dict):
@@ -136,7 +153,8 @@ def gate_for(dataset: str, progress: bool = False) -> QualityGate:
     path = cache_dir() / f"gate-{key}.npz"
     if path.is_file():
         return QualityGate.load(path)
-    gate = QualityGate.fit(cached_images(train, THUMB, progress), cached_images(val, THUMB, progress))
+    gate = QualityGate.fit(cached_images(train, THUMB, progress), cached_images(val, THUMB, progress),
+                           aspect_range(train))
     path.parent.mkdir(parents=True, exist_ok=True)
     gate.save(path)
     return gate

@@ -30,17 +30,13 @@ def image_id(record) -> str:
 
 
 def write_predictions(path: Path, manifest: Manifest, probabilities: np.ndarray,
-                      border_shares: list[float | None] | None = None) -> None:
-    """One row per image: ids, true and predicted class names, class probabilities (and each
-    image's Grad-CAM border share when given)."""
-    def share(i: int) -> list[str]:
-        if border_shares is None:
-            return []
-        return ["" if border_shares[i] is None else f"{border_shares[i]:.4f}"]
-
-    write_csv(path, PREDICTION_COLUMNS + (("border_share",) if border_shares is not None else ()),
+                      extra: dict[str, list[str]] | None = None) -> None:
+    """One row per image: ids, true and predicted class names, class probabilities, and the
+    ``extra`` columns (name → one value per image)."""
+    extra = extra or {}
+    write_csv(path, PREDICTION_COLUMNS + tuple(extra),
               ([image_id(record), record.path, record.patient_id, record.source, record.label,
-                CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs), *share(i)]
+                CLASSES[int(probs.argmax())], *(f"{p:.6f}" for p in probs), *(values[i] for values in extra.values())]
                for i, (record, probs) in enumerate(zip(manifest, probabilities))))
 
 

@@ -35,6 +35,7 @@ _WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 # Refused before decoding: a 43 × 43 cm detector at 0.1 mm pixels is 18.5 megapixels, so anything
 # past this is a decompression bomb (a small file claiming a huge image) or not a chest X-ray.
 MAX_PIXELS = 64 * 10**6
+EXIF_ORIENTATION = 0x0112
 BOMB_HINT = "a chest X-ray is far smaller; export it at a normal size"
 
 
@@ -88,6 +89,26 @@ def read_grayscale(path: Path | str) -> np.ndarray:
         raise ImageReadError(path, "not a readable image", "expected PNG, JPEG or DICOM") from None
     except (OSError, SyntaxError) as exc:  # how Pillow reports truncated or corrupt streams
         raise ImageReadError(path, f"corrupt or truncated image: {exc}", "re-download or re-export it") from None
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """``(width, height)`` of an image as :func:`read_grayscale` would return it (EXIF rotation
+    applied), read from its header without decoding any pixels."""
+    path = Path(path)
+    try:
+        if is_dicom(path):
+            import pydicom
+
+            dataset = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(dataset.Columns), int(dataset.Rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                turned = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
+    except Exception as exc:  # Pillow and pydicom raise many types for broken files
+        raise ImageReadError(path, f"unreadable image header: {exc}", "re-download or re-export it") from None
+    return (height, width) if turned else (width, height)
 
 
 def _check_size(size: tuple[int, int], path: Path) -> None:

@@ -7,6 +7,7 @@ import csv
 import shutil
 
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 
 from classifier.cli import classify_cli
@@ -56,22 +57,28 @@ def test_a_folder_by_class_reports_absent_classes_unreadable_files_and_training_
     run_dir, manifest = run
     trained = manifest.select(split="train", label="normal")[0]
     shutil.copy(trained.file, paediatric / "Normal" / "seen-in-training.png")
+    strip = Image.open(trained.file).convert("L").resize((2000, 100))  # a real CXR squeezed into a strip
+    strip.save(paediatric / "pneumonia" / "strip.png")
     result = evaluate_run(run_dir, paediatric, tmp_path / "out", progress=False)
     m = result.metrics
-    assert (m["images"], m["evaluated"]) == (10, 9)
+    assert (m["images"], m["evaluated"]) == (11, 10)
+    strip_flag, = [q for q in m["quality_flagged"] if q["file"] == "pneumonia/strip.png"]
+    assert "not shaped like a frontal chest X-ray (2000×100 px" in strip_flag["reason"]
+    assert {r["path"]: r["quality_ok"] for r in rows(result.out_dir / "predictions.csv")}["pneumonia/strip.png"] == "0"
     assert m["classes_present"] == ["normal", "pneumonia"]
     assert m["test"]["per_class"]["covid"]["recall"] is None and m["test"]["per_class"]["covid"]["support"] == 0
     assert [u["file"] for u in m["unreadable"]] == [str(paediatric / "Normal" / "broken.png")]
     assert result.in_training == ["Normal/seen-in-training.png"]
     called = sum(r["predicted"] == "covid" for r in rows(result.out_dir / "predictions.csv"))
-    assert m["covid_false_positive"]["k"] == called and m["covid_false_positive"]["n"] == 9
+    assert m["covid_false_positive"]["k"] == called and m["covid_false_positive"]["n"] == 10
     text = (result.out_dir / "report.md").read_text()
     assert "| covid | 0 | absent |" in text and "broken.png" in text and "seen-in-training.png" in text
+    assert "flagged by the input quality gate" in text and "`pneumonia/strip.png`: not shaped like" in text
     for name in ("config.json", "metrics.json", "confusion.png", "finished.json", "gradcam/grid_normal.png",
                  "gradcam/grid_pneumonia.png"):
         assert (result.out_dir / name).is_file(), name
     assert not (result.out_dir / "gradcam" / "grid_covid.png").exists()
-    assert len(list((result.out_dir / "gradcam" / "overlays").iterdir())) == 9
+    assert len(list((result.out_dir / "gradcam" / "overlays").iterdir())) == 10
 
 
 def test_misuse_gets_one_clear_message(run, paediatric, tmp_path):

@@ -14,7 +14,7 @@ from PIL import Image
 from classifier.gatecheck import documents, flat_images, noise_images, screenshots
 from classifier.loadtest import run_load
 from classifier.predict import predict_files
-from classifier.quality import QualityGate, thumbnails
+from classifier.quality import QualityGate, aspect_range, thumbnails
 from classifier.serve import create_app
 from conftest import few, png_header_only
 
@@ -97,8 +97,9 @@ def gate(cxr3):
     from cxrdata.cache import cached_images
     from classifier.quality import THUMB
 
-    return QualityGate.fit(cached_images(few(cxr3, "train", 60), THUMB, progress=False),
-                           cached_images(few(cxr3, "val", 30), THUMB, progress=False))
+    train = few(cxr3, "train", 60)
+    return QualityGate.fit(cached_images(train, THUMB, progress=False),
+                           cached_images(few(cxr3, "val", 30), THUMB, progress=False), aspect_range(train))
 
 
 def test_the_gate_score_is_the_probabilistic_pca_mahalanobis_distance(cxr3):
@@ -109,7 +110,7 @@ def test_the_gate_score_is_the_probabilistic_pca_mahalanobis_distance(cxr3):
     from cxrdata.cache import cached_images
 
     train, probe = cached_images(few(cxr3, "train", 40), THUMB, False), cached_images(few(cxr3, "test", 5), THUMB, False)
-    gate = QualityGate.fit(train, train[:10])
+    gate = QualityGate.fit(train, train[:10], aspect_range=(1.0, 1.0))
     pca = PCA(n_components=COMPONENTS, random_state=0).fit(thumbnails(train))
     centred = thumbnails(probe) - pca.mean_
     expected = np.einsum("ij,jk,ik->i", centred, pca.get_precision(), centred) / centred.shape[1]
@@ -127,6 +128,33 @@ def test_the_gate_passes_real_chest_x_rays_and_flags_what_is_not_one(gate, cxr3)
     small = gate.check(np.full((40, 60), 100, np.uint8) + np.arange(60, dtype=np.uint8))
     assert "too small (60×40 px" in small.sentence()
     assert gate.check(np.full((300, 300), 7, np.uint8)).sentence() == "blank / nearly uniform"
+
+
+def strip_of(record, width: int = 2000, height: int = 100) -> Image.Image:
+    """A real chest X-ray squeezed into a long grey strip: its centre crop still looks like one."""
+    return Image.open(record.file).convert("L").resize((width, height), Image.Resampling.LANCZOS)
+
+
+def test_the_gate_flags_a_strip_by_its_shape_and_passes_the_training_shapes(gate, cxr3):
+    low, high = gate.aspect_range
+    train = few(cxr3, "train", 60)
+    assert (low, high) == aspect_range(train) and 0.5 < low <= 1 <= high < 3
+    strip = gate.check(np.asarray(strip_of(cxr3.select(split="test", label="normal")[0])))
+    assert not strip.ok and "not shaped like a frontal chest X-ray (2000×100 px, width / height 20.00" in strip.sentence()
+    tall = gate.check(np.asarray(strip_of(cxr3.select(split="test", label="normal")[0], 100, 2000)))
+    assert not tall.ok and "width / height 0.05" in tall.sentence()
+    for record in train:  # every training image's own shape passes this check
+        width, height = Image.open(record.file).size
+        assert low <= width / height <= high
+
+
+def test_predict_and_serve_flag_the_strip_alike(client, tiny_run, cxr3, tmp_path):
+    path = tmp_path / "strip.png"
+    strip_of(cxr3.select(split="test", label="covid")[0]).save(path)
+    result, = upload(client, ("strip.png", path.read_bytes())).json()["results"]
+    assert not result["reliable"] and "not shaped like a frontal chest X-ray" in result["quality"]["sentence"]
+    predicted, = predict_files([path], tiny_run[0], tmp_path / "out")
+    assert not predicted.quality.ok and predicted.quality.sentence() == result["quality"]["sentence"]
 
 
 def test_a_bounded_load_test_answers_every_request_and_keeps_memory(tiny_run, cxr3):
