@@ -220,6 +220,10 @@ class CycleGAN:
         self.opt_D.load_state_dict(state["opt_D"])
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+            # the next update's learning rate under this run's schedule: the saved one belongs to the
+            # old plan when a resumed run extends its iterations
+            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * factor(scheduler.last_epoch)
         self.scaler.load_state_dict(state["scaler"])
         self.pool_fake_A.load_state_dict(state["pool_fake_A"], self.device)
         self.pool_fake_B.load_state_dict(state["pool_fake_B"], self.device)
