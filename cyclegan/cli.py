@@ -11,7 +11,7 @@ from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile
-from .synth import synthesize
+from .synth import DIRECTIONS, synthesize
 from .train import RUNS_ROOT, TrainingInterrupted, train
 
 CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -84,19 +84,27 @@ def train_cmd(profile: str, name: str | None, run_dir: Path | None, resume: bool
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               default=RUNS_ROOT / "cpu", show_default=True, help="Run directory holding checkpoint.pt.")
 @click.option("--n", "n", type=int, default=100, show_default=True,
-              help="Number of synthetic images (distinct normal training parents).")
+              help="Number of synthetic images (distinct training parents).")
+@click.option("--direction", type=click.Choice(list(DIRECTIONS)), default="a2b", show_default=True,
+              help="a2b: domain A's images through G_A (normal → covid by default); b2a: through G_B.")
+@click.option("--images", default=None,
+              help="Which training images to translate, a filter like the run's domains (e.g. "
+                   "'label=covid' or 'source=nih;label=pneumonia') [default: the direction's source domain]. "
+                   "A synthetic image keeps its parent's label unless the run is a label translation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the parents.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: data/synthetic/<run name>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing synthesis in --out.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def synth_cmd(run_dir: Path, n: int, seed: int, out: Path | None, overwrite: bool, device: str, quiet: bool):
-    """Translate N real normal training images into synthetic covid PNGs with the run's G_A
-    (A → B), plus manifest.csv (with each image's parent) and a report (JSON + PNG)."""
+def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: int, out: Path | None,
+              overwrite: bool, device: str, quiet: bool):
+    """Translate N real training images with one of the run's generators (default: normal →
+    covid with G_A), writing PNGs, manifest.csv (each image's parent, its label and source, the
+    direction, the run) and a report (JSON + PNG)."""
     with clear_errors():
         out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
-                         progress=not quiet)
+                         direction=direction, images=images, progress=not quiet)
     click.echo(f"{n} synthetic images in {out}; manifest {out / 'manifest.csv'}; report {out / 'report.json'}")
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from runkit.device import PRECISIONS
 
+from .domains import parse_filter
+
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
 
 
@@ -16,6 +18,9 @@ class GANConfig:
 
     profile: str = "cpu"
     manifest: str = "cxr3"
+    domain_a: str = "label=normal"
+    domain_b: str = "label=covid"
+    labels: str = ""
     size: int = 96
     load_size: int = 0
     flip: bool = True
@@ -60,6 +65,8 @@ class GANConfig:
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
         if self.lambda_cycle < 0 or self.lambda_identity < 0:
             raise ValueError("lambda_cycle and lambda_identity must be >= 0")
+        for option, text in (("--domain-a", self.domain_a), ("--domain-b", self.domain_b)):
+            parse_filter(text, option, self.labels)  # the syntax now; the images when they are read
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -93,8 +100,14 @@ PROFILES: dict[str, GANConfig] = {
 }
 
 HELP = {  # the `cxr gan train` option help, one per field but profile
-    "manifest": "Manifest name (cxr3, makris2020) or CSV path; A = normal, B = covid, "
-                "train split only.",
+    "manifest": "Manifest name (cxr3, makris2020) or CSV path; only its train split is read.",
+    "domain_a": "Domain A: a filter over the training split, KEY=VALUE[,VALUE…] terms joined by ';', keys "
+                "label and source (e.g. source=nih).",
+    "domain_b": "Domain B, as --domain-a (e.g. 'source=ieee8023,figure1'). Domains that name different "
+                "single labels make a label translation (synthetic images take B's label); otherwise "
+                "every synthetic image keeps its parent's label.",
+    "labels": "Restrict both domains to these labels, comma-separated (e.g. normal,pneumonia); empty: no "
+              "restriction.",
     "size": "Training crop size in px (a multiple of 4, >= 32).",
     "load_size": "Size images are loaded at before the random crop; 0 = size × 286/256 as in "
                  "the reference.",

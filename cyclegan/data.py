@@ -1,11 +1,12 @@
-"""The two unpaired domains: real training images of one label, as augmented crops in [-1, 1]."""
+"""The two unpaired domains (filters over the training split: :mod:`.domains`), as augmented
+crops in [-1, 1]."""
 from __future__ import annotations
 
 import torch
 
 from cxrdata import CXRDataset, Manifest, manifest_path
 
-DOMAIN_LABELS = {"A": "normal", "B": "covid"}
+from .domains import select_domains
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -20,19 +21,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class Domain:
-    """The **train-split** images of ``label`` in ``manifest``, decoded once at ``load_size``.
+    """The training images of one domain (``manifest``, already selected), decoded once at ``load_size``.
 
     :meth:`batch` draws random images with random ``crop_size`` crops (and horizontal flips if
     ``flip``); :meth:`fixed` gives the same centre crops every time.
     """
 
-    def __init__(self, manifest: Manifest, label: str, load_size: int, crop_size: int,
-                 flip: bool = True, progress: bool = True):
-        self.manifest = manifest.select(split="train", label=label)
-        if not len(self.manifest):
-            raise ValueError(f"manifest {manifest.name}: no training images labelled {label!r}; "
-                             "the CycleGAN needs both normal and covid training images")
-        self.label = label
+    def __init__(self, manifest: Manifest, load_size: int, crop_size: int, flip: bool = True,
+                 progress: bool = True):
+        self.manifest = manifest
         self.crop_size = crop_size
         self.flip = flip
         self.dataset = CXRDataset(self.manifest, load_size, progress=progress)
@@ -71,8 +68,10 @@ class Domain:
         return to_unit_range(torch.stack([self.dataset.uint8(i)[:, offset:end, offset:end] for i in indices]))
 
 
-def load_domains(manifest_name: str, load_size: int, crop_size: int, flip: bool = True,
-                 progress: bool = True) -> tuple[Domain, Domain]:
-    """Domain A (normal) and B (covid) of the named manifest's training split."""
-    manifest = Manifest.read(manifest_path(manifest_name))
-    return tuple(Domain(manifest, DOMAIN_LABELS[d], load_size, crop_size, flip, progress) for d in "AB")
+def load_domains(config, progress: bool = True) -> tuple[Domain, Domain]:
+    """Domains A and B of ``config`` (a :class:`GANConfig`) over its manifest's training split,
+    loaded at its load size for crops of its size."""
+    manifest = Manifest.read(manifest_path(config.manifest))
+    selected = select_domains(manifest, config.domain_a, config.domain_b, config.labels, config.batch_size)
+    return tuple(Domain(images, config.effective_load_size, config.size, config.flip, progress)
+                 for images in selected)

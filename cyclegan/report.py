@@ -42,26 +42,27 @@ def _summary(values: np.ndarray) -> dict[str, float]:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, covid: np.ndarray) -> dict:
-    """Compare ``synthetic`` images with their ``parents`` and with real ``covid`` training images
-    (all ``(N, S, S)`` uint8 at one size)."""
+def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray) -> dict:
+    """Compare ``synthetic`` images with their ``parents`` and with the real training images of
+    the domain they were translated into (``target``; all ``(N, S, S)`` uint8 at one size)."""
     change = np.abs(synthetic.astype(np.int16) - parents.astype(np.int16)).mean(axis=(1, 2)) / 255.0
-    covid_hist = histogram(covid)
+    target_hist = histogram(target)
     return {
         "mean_abs_change_from_parent": _summary(change),
-        "nearest_real_covid_distance": {
-            "synthetic": _summary(nearest_distances(synthetic, covid)),
-            "parents (baseline)": _summary(nearest_distances(parents, covid)),
-            "real covid to other real covid (reference)": _summary(
-                nearest_distances(covid, covid, exclude_self=True)) if len(covid) > 1 else None},
-        "histogram_distance_to_real_covid": {
-            "synthetic": histogram_distances(histogram(synthetic), covid_hist),
-            "parents (baseline)": histogram_distances(histogram(parents), covid_hist)},
+        "nearest_real_target_distance": {
+            "synthetic": _summary(nearest_distances(synthetic, target)),
+            "parents (baseline)": _summary(nearest_distances(parents, target)),
+            "real target to other real target (reference)": _summary(
+                nearest_distances(target, target, exclude_self=True)) if len(target) > 1 else None},
+        "histogram_distance_to_real_target": {
+            "synthetic": histogram_distances(histogram(synthetic), target_hist),
+            "parents (baseline)": histogram_distances(histogram(parents), target_hist)},
         "units": "pixel distances are mean absolute differences on a 0-1 scale; histogram L1 is in "
                  "[0, 2]; Wasserstein-1 is in grey levels (0-255)",
-        "reading": "a synthetic image much closer to a real covid image than real covid images are "
-                   "to each other suggests memorisation; histogram distances below the parents' "
-                   "baseline mean the intensity distribution moved towards real covid images",
+        "reading": "target = the real training images of the domain translated into (covid for "
+                   "normal → covid). A synthetic image much closer to a real target image than real "
+                   "target images are to each other suggests memorisation; histogram distances below "
+                   "the parents' baseline mean the intensity distribution moved towards the target's",
     }
 
 

@@ -1,9 +1,17 @@
-"""Synthesis: translate N real normal training images into synthetic covid images with G_A, with a
-manifest that records each image's parent, the checkpoint and the seed, and a report."""
+"""Synthesis: translate N real training images with one of a run's generators (A → B with G_A, the
+default, or B → A with G_B), with a manifest that records each image's parent (its path, id,
+label and source), the direction, the checkpoint, the run and the seed, and a report.
+
+The images translated are by default the source domain's own training images; ``images`` chooses
+others (a filter as in :mod:`.domains`, over the training split only: a GAN never sees, and never
+translates, a validation or test image). A synthetic image's label is its parent's, unless the run
+is a label translation (normal → covid), where it takes the target domain's label.
+"""
 from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +26,30 @@ from runkit.device import autocast, pick_device
 from runkit.rundir import write_json
 
 from .config import FIELDS, GANConfig
-from .data import DOMAIN_LABELS, to_uint8, to_unit_range
+from .data import to_uint8, to_unit_range
+from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
 from .report import save_pairs_figure, synthesis_metrics
 from .train import CHECKPOINT
 
 SYNTH_ROOT = Path("data") / "synthetic"
-LABEL = DOMAIN_LABELS["B"]
-EXTRA_COLUMNS = ("parent_path", "parent_image_id", "checkpoint_sha256", "gan_run", "seed")
+EXTRA_COLUMNS = ("parent_path", "parent_image_id", "parent_label", "parent_source", "direction",
+                 "checkpoint_sha256", "gan_run", "seed")
 BATCH = 8
+DIRECTIONS = {"a2b": ("G_A", "domain_a", "domain_b"), "b2a": ("G_B", "domain_b", "domain_a")}
 
 
 def default_out_dir(run_dir: Path | str) -> Path:
     return SYNTH_ROOT / Path(run_dir).resolve().name
 
 
-def load_generator(run_dir: Path | str, device: torch.device) -> tuple[torch.nn.Module, GANConfig, Path]:
-    """G_A (normal → covid) of the run's checkpoint, its config and the checkpoint path."""
+def load_generator(run_dir: Path | str, device: torch.device,
+                   direction: str = "a2b") -> tuple[torch.nn.Module, GANConfig, Path]:
+    """The generator of ``direction`` (``a2b``: G_A; ``b2a``: G_B) of the run's checkpoint, its
+    config and the checkpoint path."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"--direction {direction}: choose one of {', '.join(DIRECTIONS)}")
+    net = DIRECTIONS[direction][0]
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no checkpoint; train first (cxr gan train) or pass "
@@ -47,17 +62,28 @@ def load_generator(run_dir: Path | str, device: torch.device) -> tuple[torch.nn.
         raise ValueError(f"{checkpoint}: its config has settings this code does not know: {', '.join(unknown)}")
     config = GANConfig(**state["config"])
     generator = build_generator(config)
-    load_network(generator, state["G_A"], "G_A", checkpoint)
+    load_network(generator, state[net], net, checkpoint)
     return generator.to(device).eval(), config, checkpoint
 
 
-def choose_parents(normals: Manifest, n: int, seed: int) -> list[int]:
-    """``n`` distinct indices into ``normals``, drawn with ``seed``."""
+def choose_parents(candidates: Manifest, n: int, seed: int) -> list[int]:
+    """``n`` distinct indices into ``candidates``, drawn with ``seed``."""
     if n <= 0:
         raise ValueError(f"--n must be positive, got {n}")
-    if n > len(normals):
-        raise ValueError(f"--n {n} exceeds the {len(normals)} normal training images in {normals.name}")
-    return torch.randperm(len(normals), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    if n > len(candidates):
+        raise ValueError(f"--n {n} exceeds the {len(candidates)} training images to translate in {candidates.name}")
+    return torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+
+
+def candidates(manifest: Manifest, config: GANConfig, direction: str, images: str | None) -> Manifest:
+    """The training images a synthesis may translate: ``images`` (a filter) or the source domain's."""
+    if images is None:
+        return select_domains(manifest, config.domain_a, config.domain_b, config.labels)[direction != "a2b"]
+    chosen = parse_filter(images, "--images")
+    kept = Manifest([r for r in manifest.select(split="train") if chosen.keeps(r)], name=f"{manifest.name}[train/{images}]")
+    if not len(kept):
+        raise DomainError(f"--images {images!r}: selects no training images of {manifest.name}")
+    return kept
 
 
 @torch.no_grad()
@@ -73,36 +99,42 @@ def translate(generator: torch.nn.Module, images: np.ndarray, device: torch.devi
 
 
 def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | None = None,
-               overwrite: bool = False, device: str = "auto", progress: bool = True) -> Path:
-    """Write ``n`` synthetic covid PNGs to ``<out>/covid/``, ``<out>/manifest.csv`` (read it with
+               overwrite: bool = False, device: str = "auto", direction: str = "a2b", images: str | None = None,
+               progress: bool = True) -> Path:
+    """Write ``n`` synthetic PNGs to ``<out>/<label>/``, ``<out>/manifest.csv`` (read it with
     ``Manifest.read(csv, root=csv.parent)``), ``report.json`` and ``report.png``; returns ``out``
     (default ``data/synthetic/<run name>``). Nothing is left behind on error."""
     out = Path(out or default_out_dir(run_dir))
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a synthesis; pass --overwrite to replace it or choose --out")
     torch_device = pick_device(device)
-    generator, config, checkpoint = load_generator(run_dir, torch_device)
+    generator, config, checkpoint = load_generator(run_dir, torch_device, direction)
     manifest = Manifest.read(manifest_path(config.manifest))
-    normals = manifest.select(split="train", label=DOMAIN_LABELS["A"])
-    chosen = choose_parents(normals, n, seed)
-    parents = Manifest([normals[i] for i in chosen], name=f"{manifest.name}-parents")
+    pool = candidates(manifest, config, direction, images)
+    parents = Manifest([pool[i] for i in choose_parents(pool, n, seed)], name=f"{manifest.name}-parents")
     parent_images = CXRDataset(parents, config.size, progress=progress).images
     synthetic = translate(generator, parent_images, torch_device, progress)
-    covid = CXRDataset(manifest.select(split="train", label=LABEL), config.size, progress=progress).images
+    _, source_domain, target_domain = DIRECTIONS[direction]
+    target_filter = getattr(config, target_domain)
+    target = select_domains(manifest, config.domain_a, config.domain_b, config.labels)[direction == "a2b"]
+    target_images = CXRDataset(target, config.size, progress=progress).images
+    label_translation = is_label_translation(config.domain_a, config.domain_b, config.labels)
 
     staging = _staging_dir(out)
     try:
-        provenance = {"checkpoint_sha256": sha256_of(checkpoint), "gan_run": Path(run_dir).resolve().name,
+        provenance = {"direction": f"{direction}: {getattr(config, source_domain)} → {target_filter}",
+                      "checkpoint_sha256": sha256_of(checkpoint), "gan_run": Path(run_dir).resolve().name,
                       "seed": str(seed)}
-        records = [_write_image(staging, out, parent, image, provenance)
-                   for parent, image in zip(parents, synthetic)]
+        records = [_write_image(staging, out, parent, image, target_label(parent.label, target_filter, label_translation),
+                                provenance) for parent, image in zip(parents, synthetic)]
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
         write_json(staging / "report.json", {
             **provenance, "n": n, "seed": seed, "size": config.size, "checkpoint": str(checkpoint),
-            "manifest": config.manifest, "real_covid_training_images": len(covid),
-            "metrics": synthesis_metrics(parent_images, synthetic, covid)})
+            "manifest": config.manifest, "translated": images or getattr(config, source_domain),
+            "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
+            "metrics": synthesis_metrics(parent_images, synthetic, target_images)})
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -116,16 +148,19 @@ def _staging_dir(out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        (staging / LABEL).mkdir(parents=True)
+        staging.mkdir(parents=True)
     except OSError as exc:
         raise PermissionError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     return staging
 
 
-def _write_image(staging: Path, out: Path, parent: Record, image: np.ndarray, provenance: dict) -> Record:
+def _write_image(staging: Path, out: Path, parent: Record, image: np.ndarray, label: str,
+                 provenance: dict) -> Record:
     parent_id = parent.extra.get("image_id") or Path(parent.path).stem
-    relative = f"{LABEL}/{parent_id}-synthetic.png"
+    relative = f"{label}/{parent_id}-synthetic.png"
+    (staging / label).mkdir(exist_ok=True)
     Image.fromarray(image).save(staging / relative)
-    return Record(path=relative, label=LABEL, split="train", patient_id=parent.patient_id,
+    return Record(path=relative, label=label, split="train", patient_id=parent.patient_id,
                   source="synthetic", sha256=sha256_of(staging / relative), file=out / relative,
-                  extra={"parent_path": parent.path, "parent_image_id": parent_id, **provenance})
+                  extra={"parent_path": parent.path, "parent_image_id": parent_id, "parent_label": parent.label,
+                         "parent_source": parent.source, **provenance})

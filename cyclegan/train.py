@@ -60,8 +60,7 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
 
 def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: torch.device, *,
            resume: bool, overwrite: bool, progress: bool) -> Path:
-    domain_A, domain_B = load_domains(config.manifest, config.effective_load_size, config.size,
-                                      config.flip, progress)
+    domain_A, domain_B = load_domains(config, progress)
     tune_for(device)
     seed_everything(config.seed)
     model = CycleGAN(config, device, world)  # whatever it refuses, it refuses before the run folder is claimed

@@ -56,8 +56,8 @@ def run_measures(run: Path, synthesis_report: Path) -> dict:
     out["s/iter"] = statistics.median(1 / s.value for s in events.Scalars("iterations_per_s"))
     metrics = read_json(synthesis_report)["metrics"]
     out["synthetic: change from parent"] = metrics["mean_abs_change_from_parent"]["mean"]
-    out["synthetic: nearest real covid"] = metrics["nearest_real_covid_distance"]["synthetic"]["mean"]
-    out["synthetic: histogram W1 to covid"] = metrics["histogram_distance_to_real_covid"]["synthetic"][
+    out["synthetic: nearest real target"] = metrics["nearest_real_target_distance"]["synthetic"]["mean"]
+    out["synthetic: histogram W1 to target"] = metrics["histogram_distance_to_real_target"]["synthetic"][
         "wasserstein_grey_levels"]
     return out
 

@@ -169,10 +169,10 @@ def test_report_metrics_on_known_images():
     parents = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
     metrics = synthesis_metrics(parents, parents.copy(), covid)
     assert metrics["mean_abs_change_from_parent"]["max"] == 0
-    assert metrics["histogram_distance_to_real_covid"]["synthetic"] == \
-        metrics["histogram_distance_to_real_covid"]["parents (baseline)"]
+    assert metrics["histogram_distance_to_real_target"]["synthetic"] == \
+        metrics["histogram_distance_to_real_target"]["parents (baseline)"]
     memorised = synthesis_metrics(parents, covid[:3].copy(), covid)
-    assert memorised["nearest_real_covid_distance"]["synthetic"]["max"] == 0
+    assert memorised["nearest_real_target_distance"]["synthetic"]["max"] == 0
     assert histogram_distances(histogram(covid), histogram(covid)) == {"l1": 0.0, "wasserstein_grey_levels": 0.0}
     black, white = np.zeros((1, 2, 2), np.uint8), np.full((1, 2, 2), 255, np.uint8)
     assert histogram_distances(histogram(black), histogram(white)) == {"l1": 2.0, "wasserstein_grey_levels": 255.0}

@@ -15,6 +15,7 @@ from cxrdata.manifest import sha256_of
 from cyclegan.cli import gan_cli
 from cyclegan.config import from_profile
 from cyclegan.data import Domain
+from cyclegan.domains import DomainError, select_domains
 from cyclegan.model import CycleGAN, NonFiniteLossError
 from cyclegan.synth import synthesize
 from cyclegan.train import TrainingInterrupted, train
@@ -55,8 +56,8 @@ def test_only_training_images_reach_the_gan(tiny_csv, tmp_path, monkeypatch):
 
 def test_an_empty_domain_is_a_clear_error(cxr3):
     normals_only = few(cxr3, "train", 2).select(label="normal")
-    with pytest.raises(ValueError, match="no training images labelled 'covid'"):
-        Domain(normals_only, "covid", 36, 32, progress=False)
+    with pytest.raises(DomainError, match="--domain-b 'label=covid': selects no training images"):
+        select_domains(normals_only, "label=normal", "label=covid")
 
 
 def _weights(state: dict) -> dict[str, torch.Tensor]:
@@ -157,15 +158,17 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
         assert record.extra["parent_image_id"] == parent.extra["image_id"]
         assert record.extra["checkpoint_sha256"] == sha256_of(run / "checkpoint.pt")
         assert record.extra["gan_run"] == "tiny" and record.extra["seed"] == "1"
+        assert (record.extra["parent_label"], record.extra["parent_source"]) == ("normal", parent.source)
+        assert record.extra["direction"] == "a2b: label=normal → label=covid"
         assert record.file.is_file() and sha256_of(record.file) == record.sha256
     report = (out / "report.json").read_text()
-    assert '"nearest_real_covid_distance"' in report and '"mean_abs_change_from_parent"' in report
+    assert '"nearest_real_target_distance"' in report and '"mean_abs_change_from_parent"' in report
     assert (out / "report.png").stat().st_size > 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"], "staging folder left behind"
 
     again = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3"])
     assert again.exit_code == 1 and "--overwrite" in again.output
-    for n, message in (("0", "--n must be positive"), ("5", "--n 5 exceeds the 4 normal training images")):
+    for n, message in (("0", "--n must be positive"), ("5", "--n 5 exceeds the 4 training images to translate")):
         bad = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", n, "--out", "elsewhere"])
         assert bad.exit_code == 1 and message in bad.output
     assert not (tmp_path / "elsewhere").exists()
