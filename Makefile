@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # cores). For several machines run torchrun yourself: README, "More than one GPU or machine".
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
-.PHONY: help install corpus fetch precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch counterfactual precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,10 +71,13 @@ synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv
 CAM_CLASS ?= predicted
-classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
+classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2|v3|v2+v3, BACKBONE, DATASET, PROFILE, WEIGHTS, SYNTH, CAM_CLASS.
 	$(TRAIN) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(PRECISION),--precision $(PRECISION)) $(CLASSIFY_ARGS)
+
+counterfactual: corpus  ## The v3 set: a source-translation CycleGAN (NIH <-> others, labels kept) and its images: DATASET, COUNTERFACTUAL_ARGS.
+	$(CXR) pipeline counterfactual --dataset $(DATASET) $(COUNTERFACTUAL_ARGS)
 
 bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: every path at tiny sizes).
 	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES))

@@ -13,7 +13,7 @@ from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
 from .augment import AugmentSettings
-from .config import AUGS, CAM_CLASSES, DEFAULT_SYNTH, PROFILES, make_config
+from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, make_config
 from .models import BACKBONES
 
 
@@ -54,9 +54,14 @@ def classify_cli():
                    "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "
-                "of --synth, in the training split only.", type=click.Choice(AUGS))
+                "of --synth; v3: v1 plus the counterfactual source translations of --counterfactual (each "
+                "image in another source's style, its label kept); v2+v3: both. Synthetic images join "
+                "the training split only.", type=click.Choice(AUGS))
 @click.option("--synth", "synth_manifest", default=None,
               help=f"v2: the synthesis run's manifest.csv (made by `make synth`). [default: {DEFAULT_SYNTH}]")
+@click.option("--counterfactual", "counterfactual_manifest", default=None,
+              help="v3: the counterfactual set's manifest.csv (made by `make counterfactual`). "
+                   f"[default: {DEFAULT_COUNTERFACTUAL}]")
 @_option("backbone", "torchvision backbone.", type=click.Choice(list(BACKBONES)))
 @_option("weights", "imagenet (torchvision's weights; offline, place the file in the TORCH_HOME cache "
                     "as the error says), none (from scratch) or a path to a torchvision state dict.")
@@ -88,6 +93,12 @@ def classify_cli():
                      "and contrast differences between sources.")
 @_switch("source_balanced", "Shortcut mitigation: draw training images so that within each class every "
                             "source (metadata column 'source') is equally likely; class shares stay.")
+@_option("source_adversary", "Shortcut mitigation: weight of a class-conditional source adversary (one head "
+                            "per class with two or more sources predicts the source from the pooled features, "
+                            "through gradient reversal, so features that tell sources apart within a class are "
+                            "penalised); 0: off. One process only.", type=float)
+@_option("adversary_warmup", "Epochs over which the adversary's weight rises linearly to --source-adversary.",
+         type=int)
 @_switch("cross_source", "After testing, classify the corpus images from sources the training set lacks "
                          "for some class (for cxr3 the 284 paediatric images) and report how many are called "
                          "covid (cross_source.csv; the out-of-source block of report.md).")
@@ -106,8 +117,8 @@ def classify_cli():
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run of that name first.")
-def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_dir: Path | None,
-              resume: bool, overwrite: bool, **settings):
+def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest: str | None, name: str | None,
+              run_dir: Path | None, resume: bool, overwrite: bool, **settings):
     """Train on the train split, pick the best epoch on val, evaluate on test, write the report.
 
     Outputs in runs/classify/<name>/: config.json, TensorBoard scalars, best.pt, last.pt,
@@ -123,7 +134,8 @@ def train_cmd(profile: str, synth_manifest: str | None, name: str | None, run_di
     from .train import RUNS_ROOT, train_classifier
 
     try:
-        config = make_config(profile, synth_manifest=synth_manifest, **settings)
+        config = make_config(profile, synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest,
+                             **settings)
         target = run_dir or (RUNS_ROOT / name if name else None)
         run = train_classifier(config, target, resume=resume, overwrite=overwrite)
     except KeyboardInterrupt as exc:

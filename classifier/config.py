@@ -11,9 +11,10 @@ from runkit.device import PRECISIONS
 from .augment import AugmentSettings
 from .models import BACKBONES
 
-AUGS = ("v1", "v2")
+AUGS = ("v1", "v2", "v3", "v2+v3")
 CAM_CLASSES = ("predicted", "true") + CLASSES
 DEFAULT_SYNTH = "data/synthetic/cpu/manifest.csv"
+DEFAULT_COUNTERFACTUAL = "data/counterfactual/cpu/manifest.csv"
 
 
 class ConfigError(ValueError):
@@ -25,8 +26,10 @@ class ClassifierConfig:
     """Everything a training run depends on (saved as the run's config.json)."""
 
     dataset: str = "cxr3"  # manifest name in data_manifests/ or a CSV path
-    aug: str = "v1"  # v1: train split + classical augmentation; v2: v1 + synthetic covid images
-    synth_manifest: str = DEFAULT_SYNTH  # v2 only: the synthesis run's manifest.csv
+    aug: str = "v1"  # v1: train split + classical augmentation; v2: v1 + synthetic covid images;
+    # v3: v1 + counterfactual source translations (labels kept); v2+v3: both
+    synth_manifest: str = DEFAULT_SYNTH  # v2: the synthesis run's manifest.csv
+    counterfactual_manifest: str = DEFAULT_COUNTERFACTUAL  # v3: made by `cxr pipeline counterfactual`
     backbone: str = "resnet18"
     weights: str = "none"  # imagenet | none | path to a torchvision state dict
     image_size: int = 128
@@ -44,6 +47,8 @@ class ClassifierConfig:
     style_augment: bool = False  # random source-like restyling of training images
     equalize: bool = False  # per-image histogram equalisation in the model's input path
     source_balanced: bool = False  # within each class, draw every source equally often
+    source_adversary: float = 0.0  # gradient-reversal weight of the class-conditional source adversary
+    adversary_warmup: int = 2  # epochs over which that weight rises linearly to its value
     cross_source: bool = True  # also evaluate on corpus images from sources training lacks for a class
     cam_class: str = "predicted"  # class the test-set Grad-CAM overlays explain
     seed: int = 2020
@@ -73,7 +78,9 @@ class ClassifierConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_size < 32:
             raise ConfigError(f"image_size must be at least 32 px, got {self.image_size}")
-        for name in ("head_epochs", "unfreeze_blocks", "early_stopping"):
+        if self.source_adversary < 0:
+            raise ConfigError(f"source_adversary must be >= 0, got {self.source_adversary}")
+        for name in ("head_epochs", "unfreeze_blocks", "early_stopping", "adversary_warmup"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.finetune_lr <= 0:
@@ -86,7 +93,8 @@ class ClassifierConfig:
     def run_name(self) -> str:
         """The default run folder name, e.g. ``cxr3-v1-resnet18``."""
         stem = Path(self.dataset).stem
-        return f"{stem}-{self.aug}-{self.backbone}" + ("-lungs-hidden" if self.hide_lungs else "")
+        return (f"{stem}-{self.aug.replace('+', '-')}-{self.backbone}" + ("-adversary" if self.source_adversary else "")
+                + ("-lungs-hidden" if self.hide_lungs else ""))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,8 +1,10 @@
-"""Training, validation and test manifests for v1 and v2.
+"""Training, validation and test manifests for v1, v2, v3 and v2+v3.
 
 v1 is the manifest's own splits. v2 adds the rows of a synthesis manifest (made by the cyclegan
-package; paths relative to that file's folder) to the training split only. A synthetic image in
-a validation or test split would measure the GAN instead of the classifier, so it is an error.
+package; paths relative to that file's folder) to the training split only; v3 adds the
+counterfactual set (source translations with labels kept, `cxr pipeline counterfactual`) the
+same way; v2+v3 adds both. A synthetic image in a validation or test split would measure the GAN
+instead of the classifier, so it is an error.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .config import ClassifierConfig
 
 SYNTHETIC_SOURCE = "synthetic"
 SYNTH_COMMAND = "make synth N=100"
+COUNTERFACTUAL_COMMAND = "make counterfactual"
 
 
 class SyntheticDataError(ValueError):
@@ -33,10 +36,14 @@ class Splits:
                 for name in ("train", "val", "test")}
 
 
-def read_synthetic(path: Path | str) -> Manifest:
+def read_synthetic(path: Path | str, aug: str = "v2") -> Manifest:
     """A synthesis manifest, with paths relative to its own folder."""
     path = Path(path)
     if not path.is_file():
+        if aug == "v3":
+            raise SyntheticDataError(f"{path}: counterfactual manifest not found; v3 needs a source-translation "
+                                     f"CycleGAN's images: run `{COUNTERFACTUAL_COMMAND}` first (or pass "
+                                     "--counterfactual PATH)")
         raise SyntheticDataError(f"{path}: synthetic manifest not found; v2 needs synthetic covid "
                                  f"images: run `{SYNTH_COMMAND}` first (or pass --synth PATH)")
     synthetic = Manifest.read(path, root=path.parent)
@@ -61,9 +68,11 @@ def build_splits(config: ClassifierConfig) -> Splits:
     base = Manifest.read(path)
     check_no_synthetic_in_eval(base, str(path))
     splits = Splits(train=base.select(split="train"), val=base.select(split="val"), test=base.select(split="test"))
-    if config.aug == "v2":
-        synthetic = read_synthetic(config.synth_manifest)
-        check_no_eval_patients(synthetic, splits, config.synth_manifest)
+    added = {"v2": [("v2", config.synth_manifest)], "v3": [("v3", config.counterfactual_manifest)],
+             "v2+v3": [("v2", config.synth_manifest), ("v3", config.counterfactual_manifest)]}.get(config.aug, [])
+    for aug, path in added:
+        synthetic = read_synthetic(path, aug)
+        check_no_eval_patients(synthetic, splits, path)
         splits.train = splits.train + synthetic
     return splits
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -18,6 +18,7 @@ from cxrdata import CLASSES, CXRDataset
 from runkit import checkpoint, device as devices, distributed, rundir, seed as seeds
 from runkit.interrupts import deferred_interrupts
 
+from .adversary import SourceAdversary, adversary_weight, check_sources, reverse_gradient
 from .augment import augment
 from .config import ClassifierConfig
 from .data import Splits, build_splits
@@ -47,6 +48,11 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     # data, device and weights fail before the run folder is touched (e.g. no synthetic data, offline)
     splits = build_splits(config)
     world = distributed.world_from_env()
+    if config.source_adversary:
+        check_sources(splits.train, config.dataset)
+        if world.size > 1:
+            raise ValueError("--source-adversary runs on one process only for now (its heads are not "
+                             "synchronised across torchrun ranks); drop NPROC or the adversary")
     if len(splits.train) < 2 * world.size:
         raise ValueError(f"{world.size} processes (--nproc_per_node / NPROC) for {len(splits.train)} training "
                          f"images: each process needs at least 2 (batch norm); use at most "
@@ -164,8 +170,10 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
     averages the gradients; rank 0 alone evaluates ``val_set`` and writes. Ctrl-C or SIGTERM (to
     any rank) stops every rank after the current batch, with last.pt from the last whole epoch.
     """
-    state = _resume_state(run_dir, model, device, world)
-    loader = train_loader(train_set, config, world)
+    adversary = (SourceAdversary(model.head.in_features, check_sources(train_set.manifest, config.dataset)).to(device)
+                 if config.source_adversary else None)
+    state = _resume_state(run_dir, model, device, world, adversary)
+    loader = train_loader(WithSourceTargets(train_set, adversary) if adversary else train_set, config, world)
     scaler = devices.grad_scaler(device, config.precision)
     optimizer, stage, trained = None, None, model
     writer = SummaryWriter(log_dir=str(run_dir), purge_step=state["epoch"] + 1) if world.is_main else None
@@ -179,18 +187,24 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
                 if stage_of(epoch, config) != stage:
                     stage = stage_of(epoch, config)
                     optimizer = configure_stage(model, config, stage)
+                    if adversary is not None:
+                        optimizer.add_param_group({"params": list(adversary.parameters()), "lr": config.lr,
+                                                   "name": "adversary"})
                     trained = distributed.wrap(model, world, device)  # after requires_grad is set
                     if state.get("stage") == stage and "optimizer" in state:
                         optimizer.load_state_dict(state.pop("optimizer"))
                         scaler.load_state_dict(state.pop("scaler"))
                 if hasattr(loader.sampler, "set_epoch"):
                     loader.sampler.set_epoch(epoch)
-                train_loss, train_acc = train_epoch(trained, loader, optimizer, scaler, config, device,
-                                                     f"epoch {epoch + 1}/{config.epochs} ({stage})", progress, stop)
+                weight = adversary_weight(config.source_adversary, epoch, config.adversary_warmup)
+                train_loss, train_acc, adv = train_epoch(trained, loader, optimizer, scaler, config, device,
+                                                         f"epoch {epoch + 1}/{config.epochs} ({stage})", progress,
+                                                         stop, adversary, weight)
                 val_loss, val_acc = distributed.on_main(
                     world, lambda: evaluate_loss(model, val_set, config.batch_size, device))
                 record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
-                          "val_loss": val_loss, "val_accuracy": val_acc}
+                          "val_loss": val_loss, "val_accuracy": val_acc,
+                          **({"adversary_weight": weight, **adv} if adversary is not None else {})}
                 state["history"].append(record)
                 improved = (val_acc, -val_loss) > tuple(state["best_score"])
                 if improved:
@@ -200,7 +214,8 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
                 state.update(epoch=epoch, stage=stage)
                 rngs = distributed.gather(seeds.rng_state())
                 if world.is_main:
-                    _save_epoch(model, optimizer, scaler, rngs, state, record, improved, config, run_dir, world)
+                    _save_epoch(model, optimizer, scaler, rngs, state, record, improved, config, run_dir, world,
+                                adversary)
                     _log_epoch(writer, record, optimizer)
                 if progress:
                     tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
@@ -216,7 +231,8 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
 
 
 def _save_epoch(model, optimizer, scaler, rngs: list, state: dict, record: dict, improved: bool,
-                config: ClassifierConfig, run_dir: Path, world: distributed.World) -> None:
+                config: ClassifierConfig, run_dir: Path, world: distributed.World,
+                adversary: SourceAdversary | None = None) -> None:
     """best.pt when the epoch improved on val, and last.pt (with every rank's RNG state)."""
     if improved:
         checkpoint.atomic_save(checkpoint_payload(model, epoch=record["epoch"], val_accuracy=record["val_accuracy"],
@@ -225,49 +241,88 @@ def _save_epoch(model, optimizer, scaler, rngs: list, state: dict, record: dict,
     checkpoint.atomic_save(checkpoint_payload(
         model, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), rng=rngs[0], other_ranks_rng=rngs[1:],
         world_size=world.size, image_size=config.image_size,
+        **({"adversary": adversary.state_dict()} if adversary is not None else {}),
         **{k: v for k, v in state.items() if k not in ("optimizer", "scaler")}), run_dir / "last.pt")
 
 
 def _resume_state(run_dir: Path, model: CXRClassifier, device: torch.device,
-                  world: distributed.World = distributed.World()) -> dict:
-    """The saved training state from last.pt (weights and this rank's RNG restored), or a fresh one."""
+                  world: distributed.World = distributed.World(), adversary: SourceAdversary | None = None) -> dict:
+    """The saved training state from last.pt (weights, the adversary's and this rank's RNG
+    restored), or a fresh one."""
     path = run_dir / "last.pt"
     if not path.is_file():
         return {"epoch": -1, "history": [], "best_score": [-1.0, -float("inf")], "epochs_without_gain": 0}
     saved = checkpoint.load(path, map_location=device)
     load_weights(model, saved, path)
+    if adversary is not None:
+        adversary.load_state_dict(saved["adversary"])
     seeds.set_rng_state(saved["rng"] if world.rank == 0 else saved["other_ranks_rng"][world.rank - 1])
     return {k: saved[k] for k in ("epoch", "stage", "history", "best_score", "epochs_without_gain",
                                   "optimizer", "scaler")}
 
 
+class WithSourceTargets(Dataset):
+    """``dataset``'s items with each image's source target for ``adversary`` (-1: none) appended."""
+
+    def __init__(self, dataset, adversary: SourceAdversary):
+        self.dataset, self.manifest, self.labels = dataset, dataset.manifest, dataset.labels
+        self.targets = adversary.source_targets([r.label for r in dataset.manifest], [r.source for r in dataset.manifest])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], int(self.targets[index]))
+
+
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, config: ClassifierConfig, device: torch.device,
-                desc: str = "train", progress: bool = True, stop=None) -> tuple[float, float]:
+                desc: str = "train", progress: bool = True, stop=None, adversary: SourceAdversary | None = None,
+                adversary_weight: float = 0.0) -> tuple[float, float, dict]:
     """One pass over ``loader`` with augmentation; returns mean loss and accuracy (over all
-    ranks). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was requested on any."""
-    set_training_mode(getattr(model, "module", model))
-    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+    ranks), and with an ``adversary`` its mean loss and accuracy (``adversary_loss``,
+    ``adversary_accuracy``). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was
+    requested on any."""
+    core = getattr(model, "module", model)
+    set_training_mode(core)
+    totals = torch.zeros(6, dtype=torch.float64)  # loss sum, correct, seen; adversary: loss sum, correct, seen
+    pooled = []
+    hook = core.head.register_forward_hook(lambda module, inputs, output: pooled.append(inputs[0])) \
+        if adversary is not None else None
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
-    for images, labels in bar:
-        if distributed.anyone(stop is not None and stop.requested):
-            raise KeyboardInterrupt("stop requested")
-        images = augment(images.to(device, non_blocking=True), config.augment)
-        if config.style_augment:
-            images = restyle(images)
-        labels = labels.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with devices.autocast(device, config.precision):
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        totals += torch.tensor([loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels)],
-                               dtype=torch.float64)
-        bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}")
-    loss_sum, correct, seen = distributed.total(totals).tolist()
-    return loss_sum / seen, correct / seen
+    try:
+        for images, labels, *targets in bar:
+            if distributed.anyone(stop is not None and stop.requested):
+                raise KeyboardInterrupt("stop requested")
+            images = augment(images.to(device, non_blocking=True), config.augment)
+            if config.style_augment:
+                images = restyle(images)
+            labels = labels.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            pooled.clear()
+            with devices.autocast(device, config.precision):
+                logits = model(images)
+                loss = F.cross_entropy(logits, labels)
+                if adversary is not None:
+                    adv_sum, adv_seen, adv_correct = adversary(reverse_gradient(pooled[0], adversary_weight),
+                                                               labels, targets[0].to(device))
+                    totals[3:] += torch.tensor([adv_sum.item(), adv_correct, adv_seen], dtype=torch.float64)
+                    loss_total = loss + adv_sum / len(labels)
+                else:
+                    loss_total = loss
+            scaler.scale(loss_total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            totals[:3] += torch.tensor([loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(),
+                                        len(labels)], dtype=torch.float64)
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}")
+    finally:
+        if hook is not None:
+            hook.remove()
+    loss_sum, correct, seen, adv_loss, adv_correct, adv_seen = distributed.total(totals).tolist()
+    extra = ({"adversary_loss": adv_loss / adv_seen if adv_seen else None,
+              "adversary_accuracy": adv_correct / adv_seen if adv_seen else None} if adversary is not None else {})
+    return loss_sum / seen, correct / seen, extra
 
 
 def evaluate_loss(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
@@ -283,6 +338,9 @@ def _log_epoch(writer: SummaryWriter, record: dict, optimizer: torch.optim.Optim
     for split in ("train", "val"):
         writer.add_scalar(f"loss/{split}", record[f"{split}_loss"], step)
         writer.add_scalar(f"accuracy/{split}", record[f"{split}_accuracy"], step)
+    for name in ("adversary_loss", "adversary_accuracy", "adversary_weight"):
+        if record.get(name) is not None:
+            writer.add_scalar(f"adversary/{name.removeprefix('adversary_')}", record[name], step)
     for group in optimizer.param_groups:
         writer.add_scalar(f"lr/{group['name']}", group["lr"], step)
     writer.flush()

@@ -24,6 +24,7 @@ from .steps import ensure
 RUNS_ROOT = Path("runs") / "mitigations"
 PUBLISHED = {"zoom": 0.1, "width_shift": 0.1, "height_shift": 0.1}  # v1 framing as published
 FRAMING = {"zoom": 0.3, "width_shift": 0.15, "height_shift": 0.15}  # strong random crop / pad
+ADVERSARY_WEIGHT = 1.0  # the reversal weight measured (not tuned: docs/generalisation.md)
 VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "none": PUBLISHED,
     "style": {**PUBLISHED, "style_augment": True},
@@ -31,6 +32,11 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "source-balanced": {**PUBLISHED, "source_balanced": True},
     "framing": FRAMING,
     "all": {**FRAMING, "style_augment": True, "equalize": True, "source_balanced": True},
+    # issue 24: the counterfactual source translations (make counterfactual) and the class-conditional
+    # source adversary, each on top of today's default (framing)
+    "v3": {**FRAMING, "aug": "v3"},
+    "adversary": {**FRAMING, "source_adversary": ADVERSARY_WEIGHT},
+    "v3+adversary": {**FRAMING, "aug": "v3", "source_adversary": ADVERSARY_WEIGHT},
 }
 WITHIN = "ieee8023"  # the only source with two diseases in cxr3
 

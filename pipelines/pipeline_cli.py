@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cxrdata.manifest import Manifest, manifest_path
+from classifier.config import DEFAULT_COUNTERFACTUAL
 from runkit.cli import OneLineErrors
 from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env
@@ -15,6 +16,7 @@ from runkit.timing import peak_rss_mib
 
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
+from .counterfactual import PER_CLASS, make_counterfactual
 from .mitigations import RUNS_ROOT as MITIGATIONS_ROOT, VARIANTS as MITIGATIONS, run_mitigations
 from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
 from .progression import render
@@ -187,6 +189,30 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
     settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
     run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
     click.echo((MITIGATIONS_ROOT / name / "table.md").read_text(encoding="utf-8"))
+
+
+@pipeline_cli.command("counterfactual")
+@click.option("--dataset", default="cxr3", show_default=True, help="Manifest whose training split is translated.")
+@click.option("--gan-run", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gan/source-cpu"),
+              show_default=True, help="The source-translation CycleGAN's run (trained here unless it finished with "
+                                      "the same settings).")
+@click.option("--gan-profile", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
+              help="Settings preset of that CycleGAN.")
+@click.option("--gan-set", multiple=True, metavar="KEY=VALUE", help="CycleGAN setting; repeatable.")
+@click.option("--per-class", type=click.IntRange(1), default=PER_CLASS, show_default=True,
+              help="Images translated per part (NIH normal, NIH pneumonia, covid), at most what the split has.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the images translated.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path(DEFAULT_COUNTERFACTUAL).parent,
+              show_default=True, help="Folder of the set; --aug v3 reads its manifest.csv.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing set (and a GAN run with other settings).")
+def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, out, overwrite):
+    """The counterfactual set of --aug v3: a CycleGAN trained on non-covid training images to
+    translate NIH ↔ the other sources (style, not disease) turns NIH normal and pneumonia
+    training images into the other sources' style and covid training images into NIH style,
+    labels kept, so that every class appears in every style."""
+    make_counterfactual(dataset, out, gan_run=gan_run, gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
+                        per_class=per_class, seed=seed, overwrite=overwrite, log=click.echo)
+    click.echo(f"manifest: {out / 'manifest.csv'} (train with --aug v3)")
 
 
 @pipeline_cli.command("progression")

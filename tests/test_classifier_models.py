@@ -135,7 +135,7 @@ def test_config_rejects_unknown_values_and_profiles_differ():
         ("vgg16", "imagenet", 224, 8, 50, 1e-4)
     assert make_config(epochs=3, hflip=0.0).epochs == 3
     assert make_config(hflip=0.0).augment.hflip == 0.0
-    for bad, match in [({"aug": "v3"}, "unknown aug 'v3'"), ({"backbone": "alexnet"}, "unknown backbone"),
+    for bad, match in [({"aug": "v4"}, "unknown aug 'v4'"), ({"backbone": "alexnet"}, "unknown backbone"),
                        ({"weights": "nowhere.pth"}, "weights 'nowhere.pth'"), ({"zoom": 2.0}, "zoom"),
                        ({"cam_class": "tumour"}, "cam_class"), ({"colour": 1}, "unknown setting")]:
         with pytest.raises(ConfigError, match=match):
