@@ -107,3 +107,18 @@ def png_header_only(path, width: int, height: int) -> None:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def mixed_sources_csv(cxr3, tmp_path) -> Path:
+    """Real training images of NIH and ieee8023 normals and pneumonias and ieee8023 covid (3 each),
+    with 2 val and 2 test images per class that no GAN may see."""
+    records = []
+    for label, source in (("normal", "nih"), ("pneumonia", "nih"), ("normal", "ieee8023"),
+                          ("pneumonia", "ieee8023"), ("covid", "ieee8023")):
+        records += [r for r in cxr3 if (r.split, r.label, r.source) == ("train", label, source)][:3]
+    for split in ("val", "test"):
+        records += few(cxr3, split, 2).records
+    path = tmp_path / "mixed.csv"
+    Manifest(records, name="mixed").write(path, extra_columns=("image_id",))
+    return path

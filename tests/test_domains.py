@@ -2,13 +2,11 @@
 on tiny sets of real corpus images."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import few
 from cxrdata import Manifest
 from cyclegan.cli import gan_cli
 from cyclegan.config import from_profile
@@ -20,23 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SOURCE_DOMAINS = dict(domain_a="source=nih", domain_b="source=ieee8023", labels="normal,pneumonia")
 TINY = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=2, log_every=1, sample_every=2, checkpoint_every=2,
             n_samples=2, decay_fraction=0.0)
-
-
-def pick(manifest: Manifest, split: str, label: str, source: str, n: int) -> list:
-    return [r for r in manifest if (r.split, r.label, r.source) == (split, label, source)][:n]
-
-
-@pytest.fixture
-def mixed_csv(cxr3, tmp_path) -> Path:
-    """Training images of every class from NIH and ieee8023, plus val/test images no GAN may see."""
-    records = []
-    for label, source in (("normal", "nih"), ("pneumonia", "nih"), ("normal", "ieee8023"),
-                          ("pneumonia", "ieee8023"), ("covid", "ieee8023")):
-        records += pick(cxr3, "train", label, source, 3)
-    records += few(cxr3, "val", 1).records + few(cxr3, "test", 1).records
-    path = tmp_path / "mixed.csv"
-    Manifest(records, name="mixed").write(path, extra_columns=("image_id",))
-    return path
 
 
 def test_filters_parse_and_restrict():
@@ -61,8 +42,8 @@ def test_the_default_domains_are_the_normal_and_covid_training_images(cxr3):
     assert b.records == cxr3.select(split="train", label="covid").records
 
 
-def test_bad_domains_are_named_before_training(mixed_csv, cxr3, tmp_path):
-    manifest = Manifest.read(mixed_csv)
+def test_bad_domains_are_named_before_training(mixed_sources_csv, cxr3, tmp_path):
+    manifest = Manifest.read(mixed_sources_csv)
     cases = [(("label=tumour", "label=covid"), {}, "--domain-a 'label=tumour': unknown label tumour"),
              (("source=nih", "source=kaggle-paediatric"), {}, "unknown source kaggle-paediatric; mixed's training split has"),
              (("source=nih;label=covid", "label=normal"), {}, "selects no training images"),
@@ -71,14 +52,14 @@ def test_bad_domains_are_named_before_training(mixed_csv, cxr3, tmp_path):
     for (domain_a, domain_b), extra, message in cases:
         with pytest.raises(DomainError, match=message.replace("(", r"\(").replace(")", r"\)")):
             select_domains(manifest, domain_a, domain_b, **extra)
-    result = CliRunner().invoke(gan_cli, ["train", "--run", str(tmp_path / "g"), "--manifest", str(mixed_csv),
+    result = CliRunner().invoke(gan_cli, ["train", "--run", str(tmp_path / "g"), "--manifest", str(mixed_sources_csv),
                                           "--domain-b", "source=figure2", "--iterations", "1", "--size", "32"])
     assert result.exit_code == 1 and "--domain-b 'source=figure2': unknown source figure2" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "g").exists()
 
 
-def test_a_source_translation_gan_trains_resumes_exactly_and_keeps_labels(mixed_csv, tmp_path):
-    config = from_profile("cpu", manifest=str(mixed_csv), iterations=4, **TINY, **SOURCE_DOMAINS)
+def test_a_source_translation_gan_trains_resumes_exactly_and_keeps_labels(mixed_sources_csv, tmp_path):
+    config = from_profile("cpu", manifest=str(mixed_sources_csv), iterations=4, **TINY, **SOURCE_DOMAINS)
     straight = load(train(config, tmp_path / "straight", progress=False) / "checkpoint.pt")
     train(config.replace(iterations=2), tmp_path / "split", progress=False)
     resumed = load(train(config, tmp_path / "split", resume=True, progress=False) / "checkpoint.pt")
@@ -91,7 +72,7 @@ def test_a_source_translation_gan_trains_resumes_exactly_and_keeps_labels(mixed_
     covid = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3", "--direction", "b2a",
                                     "--images", "label=covid", "--out", str(tmp_path / "to-nih"), "--quiet"])
     assert nih.exit_code == 0 and covid.exit_code == 0, nih.output + covid.output
-    parents = {r.path: r for r in Manifest.read(mixed_csv)}
+    parents = {r.path: r for r in Manifest.read(mixed_sources_csv)}
     for folder, direction in (("to-ieee", "a2b: source=nih → source=ieee8023"),
                               ("to-nih", "b2a: source=ieee8023 → source=nih")):
         made = Manifest.read(tmp_path / folder / "manifest.csv", root=tmp_path / folder)

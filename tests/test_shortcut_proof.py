@@ -18,7 +18,6 @@ from classifier.train import train_classifier
 from cxrdata import CLASSES, Manifest, Record
 from pipelines.counterfactual import make_counterfactual
 from runkit import checkpoint
-from test_domains import pick
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY_GAN = {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 2, "n_samples": 2, "log_every": 1,
@@ -60,30 +59,15 @@ def test_heads_only_for_classes_with_two_real_sources_and_the_loss_is_their_cros
         check_sources(Manifest([record("normal", "nih"), record("covid", "ieee8023")]), "one-source.csv")
 
 
-@pytest.fixture
-def mixed_csv(cxr3, tmp_path) -> Path:
-    """Real images: NIH and ieee8023 normal and pneumonia, ieee8023 covid; val and test too."""
-    records = []
-    for label, source in (("normal", "nih"), ("pneumonia", "nih"), ("normal", "ieee8023"),
-                          ("pneumonia", "ieee8023"), ("covid", "ieee8023")):
-        records += pick(cxr3, "train", label, source, 3)
-    for split in ("val", "test"):
-        for label in CLASSES:
-            records += [r for r in cxr3 if r.split == split and r.label == label][:2]
-    path = tmp_path / "mixed.csv"
-    Manifest(records, name="mixed").write(path, extra_columns=("image_id",))
-    return path
-
-
 def tiny_classifier(dataset: Path, **changes):
     return make_config(dataset=str(dataset), image_size=32, batch_size=4, seed=5, cross_source=False,
                        **{"epochs": 3, **changes})
 
 
-def test_the_adversary_trains_logs_and_resumes_exactly(mixed_csv, tmp_path):
+def test_the_adversary_trains_logs_and_resumes_exactly(mixed_sources_csv, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = tiny_classifier(mixed_csv, source_adversary=1.0, adversary_warmup=2)
+    config = tiny_classifier(mixed_sources_csv, source_adversary=1.0, adversary_warmup=2)
     straight = train_classifier(config, tmp_path / "straight", progress=False)
     history = checkpoint.load(straight / "last.pt")["history"]
     assert [h["adversary_weight"] for h in history] == [0.5, 1.0, 1.0]
@@ -91,7 +75,7 @@ def test_the_adversary_trains_logs_and_resumes_exactly(mixed_csv, tmp_path):
     events = EventAccumulator(str(straight)).Reload()
     assert {"adversary/loss", "adversary/accuracy", "adversary/weight", "lr/adversary"} <= set(events.Tags()["scalars"])
 
-    train_classifier(tiny_classifier(mixed_csv, source_adversary=1.0, adversary_warmup=2, epochs=2),
+    train_classifier(tiny_classifier(mixed_sources_csv, source_adversary=1.0, adversary_warmup=2, epochs=2),
                      tmp_path / "split", progress=False)
     resumed = train_classifier(config, tmp_path / "split", resume=True, progress=False)
     a, b = checkpoint.load(straight / "last.pt"), checkpoint.load(resumed / "last.pt")
@@ -100,14 +84,14 @@ def test_the_adversary_trains_logs_and_resumes_exactly(mixed_csv, tmp_path):
     assert "adversary" not in checkpoint.load(straight / "best.pt")  # the served model is the classifier alone
 
 
-def test_bad_shortcut_settings_are_one_line_errors_before_training(cxr3, mixed_csv, tmp_path):
+def test_bad_shortcut_settings_are_one_line_errors_before_training(cxr3, mixed_sources_csv, tmp_path):
     one_source = tmp_path / "one-source.csv"
-    Manifest([r for r in Manifest.read(mixed_csv) if r.source == "nih" or r.label == "covid"],
+    Manifest([r for r in Manifest.read(mixed_sources_csv) if r.source == "nih" or r.label == "covid"],
              name="one").write(one_source, extra_columns=("image_id",))
     runner = CliRunner()
     cases = [(["--dataset", str(one_source), "--source-adversary", "1"], "every class comes from a single source"),
-             (["--dataset", str(mixed_csv), "--source-adversary", "-1"], "source_adversary must be >= 0"),
-             (["--dataset", str(mixed_csv), "--aug", "v3", "--counterfactual", str(tmp_path / "none.csv")],
+             (["--dataset", str(mixed_sources_csv), "--source-adversary", "-1"], "source_adversary must be >= 0"),
+             (["--dataset", str(mixed_sources_csv), "--aug", "v3", "--counterfactual", str(tmp_path / "none.csv")],
               "counterfactual manifest not found; v3 needs a source-translation CycleGAN's images: run `make "
               "counterfactual`")]
     for args, message in cases:
@@ -116,11 +100,11 @@ def test_bad_shortcut_settings_are_one_line_errors_before_training(cxr3, mixed_c
         assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
-def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixed_csv, tmp_path):
-    out = make_counterfactual(str(mixed_csv), tmp_path / "cf", gan_run=tmp_path / "gan", gan=TINY_GAN,
+def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixed_sources_csv, tmp_path):
+    out = make_counterfactual(str(mixed_sources_csv), tmp_path / "cf", gan_run=tmp_path / "gan", gan=TINY_GAN,
                               per_class=2, progress=False, log=lambda *a: None)
     made = Manifest.read(out / "manifest.csv", root=out)
-    parents = {r.path: r for r in Manifest.read(mixed_csv)}
+    parents = {r.path: r for r in Manifest.read(mixed_sources_csv)}
     parts = {}
     for r in made:
         parent = parents[r.extra["parent_path"]]
@@ -129,9 +113,9 @@ def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixe
     assert parts == {"nih-normal-to-other": {("normal", "nih")}, "nih-pneumonia-to-other": {("pneumonia", "nih")},
                      "covid-to-nih": {("covid", "ieee8023")}}
     with pytest.raises(FileExistsError, match="--overwrite"):
-        make_counterfactual(str(mixed_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=2,
+        make_counterfactual(str(mixed_sources_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=2,
                             progress=False, log=lambda *a: None)
-    run = train_classifier(tiny_classifier(mixed_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
+    run = train_classifier(tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
                                            epochs=1), tmp_path / "v3", progress=False)
     with open(run / "train_images.csv", newline="") as fh:
         trained = list(csv.DictReader(fh))
