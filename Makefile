@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # cores). For several machines run torchrun yourself: README, "More than one GPU or machine".
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
-.PHONY: help install corpus fetch counterfactual precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
+.PHONY: help install corpus fetch counterfactual shortcut-proof precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -94,6 +95,12 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
 	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
+
+shortcut-proof: corpus  ## The shortcut-proof table: make counterfactual, gan-train, synth, then 8 variants x 3 seeds (+ controls): runs/mitigations/shortcut-proof/table.md.
+	test -f data/counterfactual/cpu/manifest.csv || $(CXR) pipeline counterfactual --dataset cxr3
+	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --manifest cxr3 --run runs/gan/cpu --quiet \
+	  && $(CXR) gan synth --n 100 --run runs/gan/cpu --quiet; }
+	$(CXR) pipeline mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
 
 mitigations: corpus  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
 	$(CXR) pipeline mitigations $(MITIGATION_ARGS)

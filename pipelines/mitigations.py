@@ -37,7 +37,16 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "v3": {**FRAMING, "aug": "v3"},
     "adversary": {**FRAMING, "source_adversary": ADVERSARY_WEIGHT},
     "v3+adversary": {**FRAMING, "aug": "v3", "source_adversary": ADVERSARY_WEIGHT},
+    # each with v2 (the papers' synthetic covid images, make synth), to ask their question on them
+    "v2": {**FRAMING, "aug": "v2"},
+    "v2+v3": {**FRAMING, "aug": "v2+v3"},
+    "v2+adversary": {**FRAMING, "aug": "v2", "source_adversary": ADVERSARY_WEIGHT},
+    "v2+v3+adversary": {**FRAMING, "aug": "v2+v3", "source_adversary": ADVERSARY_WEIGHT},
 }
+# `make mitigations`: the variants that need no CycleGAN; `make shortcut-proof`: the issue-24 table
+AUGMENTATION_VARIANTS = ("none", "style", "equalize", "source-balanced", "framing", "all")
+SHORTCUT_PROOF_VARIANTS = ("framing", "v3", "adversary", "v3+adversary", "v2", "v2+v3", "v2+adversary",
+                           "v2+v3+adversary")
 WITHIN = "ieee8023"  # the only source with two diseases in cxr3
 
 

@@ -17,7 +17,8 @@ from runkit.timing import peak_rss_mib
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .counterfactual import PER_CLASS, make_counterfactual
-from .mitigations import RUNS_ROOT as MITIGATIONS_ROOT, VARIANTS as MITIGATIONS, run_mitigations
+from .mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, SHORTCUT_PROOF_VARIANTS,
+                          VARIANTS as MITIGATIONS, run_mitigations)
 from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
 from .progression import render
 from .report import headline_table
@@ -169,9 +170,11 @@ def precision_cmd(seeds, n_synthetic, gan_set, name, overwrite):
 
 
 @pipeline_cli.command("mitigations")
-@click.option("--variants", default=",".join(MITIGATIONS), show_default=True,
+@click.option("--variants", default=",".join(AUGMENTATION_VARIANTS), show_default=True,
               help="Comma-separated mitigation variants to measure (each a set of classifier settings: "
-                   + "; ".join(f"{k}: {v}" for k, v in MITIGATIONS.items()) + ").")
+                   + "; ".join(f"{k}: {v}" for k, v in MITIGATIONS.items()) + "). Variants with aug v2 need "
+                   "`make synth`, with v3 `make counterfactual`; `make shortcut-proof` makes both and measures "
+                   + ",".join(SHORTCUT_PROOF_VARIANTS) + ".")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per variant.")
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
