@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
-.PHONY: help install corpus fetch counterfactual shortcut-proof precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch import counterfactual shortcut-proof precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ corpus: $(INSTALLED)
 
 fetch: $(INSTALLED)  ## Build the corpus from its public sources (verified, resumable): CXR_DATA, FETCH_ARGS.
 	$(CXR) data fetch $(FETCH_ARGS)
+
+import: $(INSTALLED)  ## Your own data as a manifest: SRC (class folders or a CSV), NAME, IMPORT_ARGS (e.g. --map 'P=covid').
+	@test -n "$(SRC)" -a -n "$(NAME)" || { echo "make import needs SRC=FOLDER_OR_CSV NAME=NAME" >&2; exit 2; }
+	$(CXR) data import "$(SRC)" --name "$(NAME)" $(IMPORT_ARGS)
 
 data: corpus  ## Verify every manifest row's file against its sha256.
 	$(CXR) data verify

@@ -97,7 +97,6 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     true, predicted, sources = crosssource.named(readable, probabilities)
     metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
                "images": len(manifest), "evaluated": len(readable),
-               "classes_present": [c for c in CLASSES if (true == c).any()],
                "test": classification_metrics(dataset.labels.numpy(), probabilities),
                "covid_false_positive": crosssource.covid_false_positive(true, predicted),
                "per_source": crosssource.per_source(true, predicted, sources),
@@ -132,7 +131,7 @@ def _listed(names: list[str]) -> str:
 def markdown(out_dir: Path, m: dict) -> str:
     test, model = m["test"], m["model"]
     low, high = test["accuracy_ci95"]
-    absent = [c for c in CLASSES if c not in m["classes_present"]]
+    absent = [c for c in CLASSES if c not in test["classes_present"]]
     own = model["own_test_accuracy"]
     out = [f"# Evaluation `{out_dir.name}`", "",
            f"Model: run `{model['run']}` ({model['backbone']}, {model['aug']}, {model['image_size']} px, trained on "
@@ -178,5 +177,5 @@ def markdown(out_dir: Path, m: dict) -> str:
     out += ["## Grad-CAM", "", f"Mean border share {report.fmt(cam['mean_border_share'])} (an even map gives "
             f"{cam['border_area']:.2f}; well above it, the model looks at edges, markers and text). Per image: "
             "`predictions.csv`; overlays: `gradcam/overlays/`.", ""]
-    out += [f"- {c}: ![{c}](gradcam/grid_{c}.png)" for c in m["classes_present"]]
+    out += [f"- {c}: ![{c}](gradcam/grid_{c}.png)" for c in test["classes_present"]]
     return "\n".join(out) + "\n"

@@ -4,14 +4,14 @@
   matter), with image files (PNG, JPEG, DICOM) at any depth below it. Each file becomes its own
   patient (no patient ids are known) and its source is the folder's name.
 * A manifest CSV (or the name of one in ``data_manifests/``, e.g. ``cxr3``) has the project's columns (``path,label,patient_id,source,sha256``; ``split``
-  optional, ``sha256`` may be empty). Relative paths resolve against ``root`` (default the data
-  root, as for the project's own manifests). Every row is used unless a split is chosen.
+  optional, ``sha256`` may be empty). Relative paths resolve against ``root`` (default: an imported
+  manifest's own root, else the data root, as for the project's own manifests). Every row is used unless a split is chosen.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from cxrdata import CLASSES, SPLITS, Manifest, Record, data_root, manifest_path
+from cxrdata import CLASSES, SPLITS, Manifest, Record, manifest_path
 from cxrdata.manifest import sha256_of
 
 
@@ -60,7 +60,7 @@ def from_folder(folder: Path, ignore_unknown: bool = False) -> tuple[Manifest, l
 
 
 def from_manifest(path: Path, split: str | None, root: Path | str | None) -> Manifest:
-    manifest = Manifest.read(path, root=root or data_root(), default_split="test")
+    manifest = Manifest.read(path, root=root, default_split="test")
     if split:
         if split not in SPLITS:
             raise LabelledDataError(f"--split {split}: choose one of {', '.join(SPLITS)}")

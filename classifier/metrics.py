@@ -1,7 +1,8 @@
 """Test-set metrics: accuracy with a Wilson 95% interval, per-class and macro scores, ROC AUC.
 
 Undefined values (precision of a class never predicted, AUC of a class absent from the test
-set) are ``None``, never a silent 0.
+set) are ``None``, never a silent 0. Macro scores average the classes present in the labels
+(``classes_present``): a two-class dataset is scored on its two classes.
 """
 from __future__ import annotations
 
@@ -86,9 +87,11 @@ def classification_metrics(y_true, probabilities) -> dict:
                            "recall_ci95": list(wilson_interval(int(tp), int(tp + fn))) if tp + fn else None,
                            "specificity": _ratio(tn, tn + fp),
                            "f1": f1, "support": int(tp + fn), "roc_auc": roc_auc(y_true == k, probabilities[:, k])}
-    macro = {key: _mean([scores[key] for scores in per_class.values()])
+    present = [name for name, scores in per_class.items() if scores["support"]]
+    macro = {key: _mean([per_class[name][key] for name in present])
              for key in ("precision", "recall", "specificity", "f1", "roc_auc")}
     low, high = wilson_interval(correct, n)
     return {"n": n, "correct": correct, "accuracy": correct / n if n else None,
             "accuracy_ci95": [low, high], "per_class": per_class, "macro": macro,
-            "confusion_matrix": matrix.tolist(), "classes": list(CLASSES[:probabilities.shape[1]])}
+            "confusion_matrix": matrix.tolist(), "classes": list(CLASSES[:probabilities.shape[1]]),
+            "classes_present": present}

@@ -123,6 +123,10 @@ def report_markdown(summary: dict) -> str:
               "| class | precision | recall (sensitivity) | specificity | F1 | ROC AUC (one-vs-rest) | n |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in test["per_class"].items():
+        if name not in test["classes_present"]:
+            lines.append(f"| {name} | absent from the test split (no images): not scored, not in the macro "
+                         f"mean | | | | | 0 |")
+            continue
         lines.append(f"| {name} | {fmt(s['precision'])} | {fmt(s['recall'])} | {fmt(s['specificity'])} "
                      f"| {fmt(s['f1'])} | {fmt(s['roc_auc'])} | {s['support']} |")
     m = test["macro"]

@@ -11,7 +11,8 @@ from runkit.cli import OneLineErrors
 from . import cache
 from .dataset import CXRDataset
 from .fetch import PACKAGED_METADATA, Fetcher, read_metadata, write_metadata
-from .manifest import MANIFEST_DIR, Manifest, data_root, manifest_path, same_bytes_within_splits
+from .importing import DEFAULT_EXCLUDE, DEFAULT_MAP, SKIP, import_dataset
+from .manifest import MANIFEST_DIR, Manifest, data_root, manifest_path, same_bytes_within_splits, sidecar_path
 from .sources import SOURCES
 from .splits import DEFAULT_SEED, write_manifests
 
@@ -135,18 +136,73 @@ def manifests_cmd(metadata: Path | None, out: Path, seed: int):
     click.echo(leakage.describe("makris2020 (published split)"))
 
 
+@data_cli.command("import")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Manifest name: writes data_manifests/NAME.csv (and NAME.json, its "
+              "data root); then pass DATASET=NAME / --dataset NAME to any command.")
+@click.option("--map", "maps", multiple=True, metavar="NAME=CLASS",
+              help="Map a class folder or label onto normal, covid, pneumonia or skip; repeatable. Defaults "
+                   "(case, spaces, '-' and '_' ignored): " + ", ".join(f"{k}={v}" for k, v in DEFAULT_MAP.items())
+                   + f". An unmapped name is an error listing it; '{SKIP}' leaves a class out.")
+@click.option("--keep-split", is_flag=True, help="Keep the source's own split (train/ val/ test/ folders, or "
+              "--split-column); a validation split is carved from its train patients when it has none. "
+              "Default: the project's patient-grouped stratified 70/10/20 split.")
+@click.option("--path-column", default="path", show_default=True, help="CSV: column of image paths, relative to "
+              "the CSV's folder.")
+@click.option("--label-column", default="label", show_default=True, help="CSV: column of class names.")
+@click.option("--patient-column", default=None, help="CSV: column of patient ids (without one, every image is "
+              "its own patient, and the import says so).")
+@click.option("--source-column", default=None, help="CSV: column naming each image's source (hospital, "
+              "collection) [default: the CSV's name].")
+@click.option("--split-column", default=None, help="CSV: column of train / val / test (with --keep-split).")
+@click.option("--view-column", default=None, help="CSV: column of the view (PA, AP …), kept in the manifest.")
+@click.option("--exclude", multiple=True, default=DEFAULT_EXCLUDE, show_default=True,
+              help="Folder: skip files whose path (from SRC) matches this glob; repeatable.")
+@click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing manifest of that name.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=MANIFEST_DIR,
+              show_default=True, help="Folder for NAME.csv and NAME.json (elsewhere: pass the CSV's path as the "
+                                      "dataset).")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the split.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_column, source_column, split_column,
+               view_column, exclude, strict, overwrite, out_dir, seed, quiet):
+    """Turn SRC, a folder with one subfolder per class (below optional train/ val/ test/ folders)
+    or a CSV of paths and labels, into a checked manifest with a patient-grouped split. Every
+    image is decoded and hashed; nothing in SRC is copied or changed."""
+    columns = {"path": path_column, "label": label_column, "patient": patient_column, "source": source_column,
+               "split": split_column, "view": view_column}
+    result = import_dataset(src, name, maps=maps, keep_split=keep_split, columns=columns, exclude=exclude,
+                            strict=strict, overwrite=overwrite, out_dir=out_dir, seed=seed, progress=not quiet)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.unreadable:
+        click.echo(f"skipped {len(result.unreadable)} unreadable file(s):", err=True)
+        for _, reason in result.unreadable[:20]:
+            click.echo(f"  {reason}", err=True)
+    if result.duplicates:
+        click.echo(f"note: {len(result.duplicates)} group(s) of files with identical bytes, each kept in one "
+                   f"split (e.g. {', '.join(result.duplicates[0])})", err=True)
+    click.echo(result.summary())
+    dataset = name if out_dir == MANIFEST_DIR else str(result.path)
+    click.echo(f"next: cxr data verify {dataset}; make classify DATASET={dataset}")
+
+
 @data_cli.command("verify")
-@click.option("--manifest", "-m", "names", multiple=True, default=MANIFEST_NAMES, show_default=True,
-              help="Manifest(s) to verify: a name in data_manifests/ or a CSV path; repeatable.")
+@click.argument("positional", nargs=-1, metavar="[NAME]...")
+@click.option("--manifest", "-m", "names", multiple=True, default=None,
+              help="Manifest(s) to verify: a name in data_manifests/ (cxr3, makris2020, one made by cxr "
+                   "data import) or a CSV path; repeatable [default: cxr3, makris2020].")
 @click.option("--allow-duplicates", is_flag=True,
               help="Report a path listed twice or the same image bytes in two splits as a warning "
                    "instead of an error (one path with two labels is always an error).")
-def verify_cmd(names: tuple[str, ...], allow_duplicates: bool):
+def verify_cmd(positional: tuple[str, ...], names: tuple[str, ...], allow_duplicates: bool):
     """Check every manifest: its rows (paths inside the data root, no duplicates or cross-split
     copies), and every file (present, matching its sha256, decodable as an image)."""
-    require_data_root()
     problems = 0
-    for name in names:
+    for name in (*positional, *names) or MANIFEST_NAMES:
+        if not sidecar_path(manifest_path(name)).is_file():  # the project's manifests: the corpus
+            require_data_root()
         manifest = Manifest.read(manifest_path(name), allow_duplicates=allow_duplicates)
         for notice in manifest.notices:
             click.echo(f"  warning: {notice}", err=True)

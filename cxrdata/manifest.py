@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,23 @@ def data_root() -> Path:
         return Path(os.environ["CXR_DATA"]).expanduser().resolve()
     shared = REPO_ROOT.parent / "shared" / "data" / "cxr"
     return shared if shared.is_dir() else REPO_ROOT / "data" / "cxr"
+
+
+def sidecar_path(csv_path: Path | str) -> Path:
+    """``NAME.json`` beside ``NAME.csv``: written by ``cxr data import``, it names the data root."""
+    return Path(csv_path).with_suffix(".json")
+
+
+def manifest_root(csv_path: Path | str) -> Path:
+    """The folder ``csv_path``'s relative paths resolve against: the root its sidecar names (an
+    imported manifest), else :func:`data_root`."""
+    sidecar = sidecar_path(csv_path)
+    if sidecar.is_file():
+        try:
+            return Path(json.loads(sidecar.read_text(encoding="utf-8"))["root"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestError(f"{sidecar}: unreadable manifest sidecar ({exc}); re-run cxr data import") from None
+    return data_root()
 
 
 def manifest_path(name: str) -> Path:
@@ -76,7 +94,7 @@ class Manifest:
     def read(cls, csv_path: Path | str, root: Path | str | None = None,
              default_split: str | None = None, allow_duplicates: bool = False) -> "Manifest":
         """Read and validate ``csv_path``; relative paths resolve against ``root`` (default
-        :func:`data_root`). With ``default_split`` the split column is optional and rows
+        :func:`manifest_root`: an imported manifest's own root, else :func:`data_root`). With ``default_split`` the split column is optional and rows
         without a split get that one.
 
         Refused: a relative path leading outside ``root``, one path with two labels or splits, and
@@ -86,7 +104,7 @@ class Manifest:
         if not csv_path.is_file():
             raise ManifestError(f"{csv_path}: manifest not found (run `make manifests` to create "
                                 "the committed manifests, or check the name)")
-        root = Path(root) if root is not None else data_root()
+        root = Path(root) if root is not None else manifest_root(csv_path)
         with open(csv_path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             required = [c for c in REQUIRED_COLUMNS if not (c == "split" and default_split)]

@@ -65,7 +65,7 @@ def test_a_folder_by_class_reports_absent_classes_unreadable_files_and_training_
     strip_flag, = [q for q in m["quality_flagged"] if q["file"] == "pneumonia/strip.png"]
     assert "not shaped like a frontal chest X-ray (2000×100 px" in strip_flag["reason"]
     assert {r["path"]: r["quality_ok"] for r in rows(result.out_dir / "predictions.csv")}["pneumonia/strip.png"] == "0"
-    assert m["classes_present"] == ["normal", "pneumonia"]
+    assert m["test"]["classes_present"] == ["normal", "pneumonia"]
     assert m["test"]["per_class"]["covid"]["recall"] is None and m["test"]["per_class"]["covid"]["support"] == 0
     assert [u["file"] for u in m["unreadable"]] == [str(paediatric / "Normal" / "broken.png")]
     assert result.in_training == ["Normal/seen-in-training.png"]
