@@ -1,0 +1,65 @@
+"""The README and docs/ name only make targets and cxr commands that exist, and their relative
+links resolve; the README stays a guide (≤ 12 KB), the details live in docs/."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from pipelines.cli import main as cxr
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)  # fenced blocks and inline code spans
+
+
+def code_of(page: Path) -> str:
+    return "\n".join(CODE.findall(page.read_text(encoding="utf-8")))
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.M))
+
+
+def missing_targets(code: str) -> set[str]:
+    return set(re.findall(r"(?<![\w/.-])make ([a-z][a-z0-9-]*)", code)) - make_targets()
+
+
+def missing_commands(code: str) -> set[str]:
+    missing = set()
+    for group, command in re.findall(r"(?<![\w-])cxr ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?", code):
+        found = cxr.get_command(click.Context(cxr), group)
+        if found is None or (command and isinstance(found, click.Group)
+                             and found.get_command(click.Context(found), command) is None):
+            missing.add(f"cxr {group} {command}".strip())
+    return missing
+
+
+def broken_links(folder: Path, text: str) -> list[str]:
+    targets = re.findall(r"\]\(([^)\s]+)\)", CODE.sub("", text))
+    return [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")
+            and not (folder / t.split("#")[0]).exists()]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_make_target_and_cxr_command_named_exists_and_every_link_resolves(page):
+    code = code_of(page)
+    assert not missing_targets(code), f"{page.name}: no such make target(s) {sorted(missing_targets(code))}"
+    assert not missing_commands(code), f"{page.name}: no such command(s) {sorted(missing_commands(code))}"
+    assert not broken_links(page.parent, page.read_text(encoding="utf-8")), page.name
+
+
+def test_the_readme_is_a_guide_and_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 12 * 1024
+    for page in PAGES[1:]:
+        assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+
+
+def test_the_checks_find_wrong_names():
+    """Not vacuous: a missing target, command and link are each found, real ones are not."""
+    assert missing_targets("`make demo` and `make no-such-target`") == {"no-such-target"}
+    assert missing_commands("`cxr data verify`, `cxr data nope`, `cxr nogroup`") == {"cxr data nope", "cxr nogroup"}
+    assert broken_links(ROOT / "docs", "[a](results.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)") == ["nowhere.md#x"]
