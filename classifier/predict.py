@@ -1,6 +1,8 @@
 """Classify single image files with a finished run's best model and write a CAM overlay each."""
 from __future__ import annotations
 
+import csv
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +64,21 @@ def model_summary(run_dir: Path | str, config: dict) -> dict:
     false_positive = (cross_source.get("covid_false_positive") if isinstance(cross_source, dict) else None) or {}
     return {"run": str(run_dir), "name": run_dir.resolve().name, "backbone": config["backbone"],
             "dataset": config["dataset"], "aug": config["aug"], "image_size": config["image_size"],
+            "classes": trained_classes(run_dir),
             "own_test_accuracy": test.get("accuracy"), "own_test_n": test.get("n"),
             "out_of_source_covid_false_positive": ({"rate": false_positive["rate"], "n": false_positive["n"]}
                                                    if false_positive.get("n") else None)}
+
+
+def trained_classes(run_dir: Path | str) -> list[str]:
+    """The classes a run trained on, in :data:`CLASSES` order (all of them when its
+    ``train_images.csv`` is missing): a two-class dataset's model speaks of those two."""
+    path = Path(run_dir) / "train_images.csv"
+    if not path.is_file():
+        return list(CLASSES)
+    with open(path, newline="", encoding="utf-8") as fh:
+        seen = {row["label"] for row in csv.DictReader(fh)}
+    return [c for c in CLASSES if c in seen]
 
 
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
