@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
-.PHONY: help install corpus fetch import counterfactual shortcut-proof precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,11 +81,19 @@ classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2|v3|v
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(PRECISION),--precision $(PRECISION)) $(CLASSIFY_ARGS)
 
+GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check-data: corpus  ## The folder gpu-check reads (300 training images at 256 px + manifest, under 40 MB): gpu-check-data/.
+	$(BIN)/python -m pipelines.gpucheck prepare
+
+gpu-check:  ## Everything a GPU must show, bounded (< 8 min), needing nothing installed: runs/gpu-check/ (QUICK=1: tiny sizes; REF=DIR).
+	$(GPU_PYTHON) -m pipelines.gpucheck run $(if $(filter 1,$(QUICK)),--quick) $(if $(REF),--reference $(REF))
+
 counterfactual: corpus  ## The v3 set: a source-translation CycleGAN (NIH <-> others, labels kept) and its images: DATASET, COUNTERFACTUAL_ARGS.
 	$(CXR) pipeline counterfactual --dataset $(DATASET) $(COUNTERFACTUAL_ARGS)
 
-bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: every path at tiny sizes).
-	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES))
+bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: tiny sizes; REF=DIR: the reference CycleGAN beside ours).
+	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES)) \
+	  $(if $(REF),--reference $(REF))
 
 precision-check: corpus  ## CycleGAN in fp32 and bf16 over 3 seeds (CPU profile): runs/precision/cpu/table.md; PRECISION_ARGS.
 	$(CXR) pipeline precision $(PRECISION_ARGS)

@@ -47,11 +47,11 @@ def sidecar_path(csv_path: Path | str) -> Path:
 
 def manifest_root(csv_path: Path | str) -> Path:
     """The folder ``csv_path``'s relative paths resolve against: the root its sidecar names (an
-    imported manifest), else :func:`data_root`."""
+    imported manifest; a relative root is taken from the sidecar's folder), else :func:`data_root`."""
     sidecar = sidecar_path(csv_path)
     if sidecar.is_file():
-        try:
-            return Path(json.loads(sidecar.read_text(encoding="utf-8"))["root"])
+        try:  # a relative root is relative to the sidecar's folder (a folder that travels whole)
+            return (sidecar.parent / json.loads(sidecar.read_text(encoding="utf-8"))["root"]).resolve()
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"{sidecar}: unreadable manifest sidecar ({exc}); re-run cxr data import") from None
     return data_root()

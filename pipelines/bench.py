@@ -47,12 +47,15 @@ class Plan:
     reps: int
     warmup: int
     busy_size: int  # the CycleGAN step timed beside a busy program
+    reference_sizes: tuple[int, ...]  # --reference: ours and the reference's train.py, A B A B
 
 
 FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
-            data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1, busy_size=128)
+            data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1, busy_size=128,
+            reference_sizes=(64, 128))
 QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
-             data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1, busy_size=32)
+             data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1, busy_size=32,
+             reference_sizes=(32,))
 
 
 # ---- the steps (each runs in its own process) ----------------------------------------------------
@@ -86,6 +89,15 @@ def step_gan(plan: Plan, arch: str, size: int, batch: int, precision: str = "fp3
         convolutions = convolution_seconds(config, size, reps=plan.reps, warmup=plan.warmup)
         row.update(convolutions_alone_seconds=convolutions, convolutions_alone_gflops=flops / convolutions / 1e9)
     return row
+
+
+def step_gan_step(plan: Plan, arch: str, size: int, precision: str = "fp32") -> dict:
+    """Only the seconds of one training step (batch 1): ours beside the reference's."""
+    from cyclegan.bench import seconds_per_iteration
+    from cyclegan.config import from_profile
+
+    return {"seconds_per_iteration": seconds_per_iteration(from_profile(arch, batch_size=1, precision=precision),
+                                                           size, reps=plan.reps, warmup=plan.warmup)}
 
 
 def step_gan_busy(plan: Plan, arch: str, size: int) -> dict:
@@ -174,7 +186,7 @@ def step_epoch(plan: Plan) -> dict:
     return result
 
 
-STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_busy": step_gan_busy, "gan_data": step_gan_data, "classifier": step_classifier,
+STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy, "gan_data": step_gan_data, "classifier": step_classifier,
          "data": step_data, "epoch": step_epoch}
 
 
@@ -200,12 +212,41 @@ def child(argv: list[str]) -> None:
 
 # ---- the whole benchmark -------------------------------------------------------------------------
 
+def beside_reference(plan: Plan, checkout: Path, quick: bool, precisions: tuple[str, ...], log=print) -> list[dict]:
+    """Ours and the reference's ``train.py`` at the same configurations, alternating ours,
+    reference, ours, reference in one command (so drift on the machine hits both alike)."""
+    from .reference import reference_seconds
+
+    rows = []
+    for arch in plan.gan_archs:
+        for size in plan.reference_sizes:
+            ours, theirs = {p: [] for p in precisions}, []
+            for _ in range(2):  # A B A B
+                for precision in precisions:
+                    ours[precision].append(run_step("gan_step", quick, arch, size, precision)["seconds_per_iteration"]["median"])
+                theirs.append(reference_seconds(checkout, arch, size, iterations=plan.reps, warmup=plan.warmup,
+                                                device="cuda" if torch.cuda.is_available() else "cpu")["median"])
+            reference = statistics.mean(theirs)
+            for precision in precisions:
+                mine = statistics.mean(ours[precision])
+                rows.append({"arch": arch, "size": size, "batch": 1, "precision": precision, "ours": ours[precision],
+                             "reference_fp32": theirs, "speedup": reference / mine})
+                log(f"gan {arch} {size}px: reference fp32 {reference:.3f} s/iter, ours {precision} {mine:.3f} "
+                    f"({reference / mine:.2f}×)")
+    return rows
+
+
 def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_dir: Path = RUNS_ROOT,
-              log=print) -> Path:
-    """Measure every step, print the table, write the JSON; returns its path."""
+              reference: Path | None = None, log=print) -> Path:
+    """Measure every step (and, with ``reference``, the reference CycleGAN beside ours), print
+    the table, write the JSON; returns its path."""
     from cyclegan.config import from_profile
 
+    from .reference import check_checkout
+
     plan = QUICK if quick else FULL
+    if reference is not None:
+        reference = check_checkout(reference)  # before anything is measured
     result = {"when": datetime.now(timezone.utc).isoformat(), "quick": quick, "device": _device(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
               "cpu": machine.cpu_name(), "cpu_features": machine.cpu_features(),
@@ -229,6 +270,8 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
             row = run_step("gan_busy", quick, arch, plan.busy_size, env={"CXR_OMP_WAIT": wait})
             result["gan_busy"].append(row)
             log(f"gan {arch} {plan.busy_size}px beside a busy program ({wait}): {row['slowdown']:.2f}× slower")
+    if reference is not None:
+        result["reference"] = {"checkout": str(reference), "rows": beside_reference(plan, reference, quick, precisions, log)}
     result["gan_data"] = run_step("gan_data", quick)
     result["classifier"] = []
     for backbone in backbones:
@@ -277,6 +320,10 @@ def table(result: dict) -> str:
         label = f"CycleGAN {b['arch']} {b['size']}px fp32, busy/idle, OMP {b['omp_wait_policy']}"
         lines.append(f"{label:<46} {b['slowdown']:>10.2f} {b['idle']['median']:>8.3f}→{b['busy']['median']:<8.3f} "
                      f"{'× (s/iter)':<10}")
+    for r in result.get("reference", {}).get("rows", []):
+        label = f"CycleGAN {r['arch']} {r['size']}px b1: reference fp32 / ours {r['precision']}"
+        pair = f"{statistics.mean(r['reference_fp32']):.3f}/{statistics.mean(r['ours']):.3f}"
+        lines.append(f"{label:<46} {r['speedup']:>10.2f} {pair:>17} {'× (s/iter)':<10}")
     d = result["gan_data"]
     lines.append(f"{'CycleGAN batch draw from cache':<46} {1000 * d['seconds_per_batch']['median']:>10.2f} "
                  f"{'':>17} {'ms/batch':<10} {d['peak_rss_mib']:>8.0f}")

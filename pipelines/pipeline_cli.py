@@ -238,7 +238,15 @@ def progression_cmd(patient, run_dir, dataset, out):
 @click.option("--quick", is_flag=True, help="Every code path at tiny sizes, in seconds (for CI), not a measurement.")
 @click.option("--backbones", default=",".join(BACKBONES), show_default=True,
               help="Comma-separated classifier backbones to time.")
-def bench_cmd(quick, backbones):
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A checkout of the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix, e.g. commit "
+                   "2a7afba): its own train.py runs as a process beside ours at the same configurations (cpu "
+                   "and paper architectures, 1 channel, batch 1; 64 and 128 px), ours, reference, ours, "
+                   "reference, and the table gives both s/iter and the ratio. Nothing of it is imported. Where "
+                   "'dominate' or 'wandb' are not installed, empty stand-ins are put on its PYTHONPATH "
+                   "(--no_html, no --use_wandb: neither is called); for CPU timing CUDA is hidden from it "
+                   "(that commit has no --gpu_ids and takes cuda:0 when it sees one).")
+def bench_cmd(quick, backbones, reference):
     """Time the matmul ceiling, CycleGAN iterations (achieved GFLOP/s), classifier training,
     inference and Grad-CAM, data reading and a classifier epoch with and without the cache; print a
     table and write runs/bench/<timestamp>.json."""
@@ -247,4 +255,4 @@ def bench_cmd(quick, backbones):
     if unknown:
         raise click.BadParameter(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}",
                                  param_hint="--backbones")
-    run_bench(quick=quick, backbones=chosen, log=click.echo)
+    run_bench(quick=quick, backbones=chosen, reference=reference, log=click.echo)

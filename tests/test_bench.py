@@ -5,13 +5,16 @@ import json
 
 import pytest
 
+from fake_reference import fake_reference
 from pipelines.bench import run_bench
 from runkit.device import native_bf16
 
 
 @pytest.mark.integration
 def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
-    path = run_bench(quick=True, backbones=("resnet18", "densenet121"), out_dir=tmp_path, log=lambda m: None)
+    reference = fake_reference(tmp_path / "reference")
+    path = run_bench(quick=True, backbones=("resnet18", "densenet121"), out_dir=tmp_path, reference=reference,
+                     log=lambda m: None)
     result = json.loads(path.read_text())
     for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "data",
                 "epoch"):
@@ -34,3 +37,8 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0
     assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
     assert result["epoch"]["cached"]["median"] > 0 and result["epoch"]["decoding"]["median"] > 0
+    rows = result["reference"]["rows"]  # ours and the reference, alternating, at the same configurations
+    assert {(r["arch"], r["size"], r["precision"]) for r in rows} == {(a, 32, p) for a in ("cpu", "paper") for p in precisions}
+    for r in rows:
+        assert r["reference_fp32"] == [0.625, 0.625] and len(r["ours"]) == 2  # the stand-in's median, twice
+        assert r["speedup"] == pytest.approx(0.625 / (sum(r["ours"]) / 2))
