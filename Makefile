@@ -83,7 +83,7 @@ classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2|v3|v
 
 GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check-data: corpus  ## The folder gpu-check reads (300 training images at 256 px + manifest, under 40 MB): gpu-check-data/.
-	$(BIN)/python -m pipelines.gpucheck prepare
+	$(CXR) pipeline gpu-check-data
 
 gpu-check:  ## Everything a GPU must show, bounded (< 8 min), needing nothing installed: runs/gpu-check/ (QUICK=1: tiny sizes; REF=DIR).
 	$(GPU_PYTHON) -m pipelines.gpucheck run $(if $(filter 1,$(QUICK)),--quick) $(if $(REF),--reference $(REF))

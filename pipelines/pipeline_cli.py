@@ -17,6 +17,7 @@ from runkit.timing import peak_rss_mib
 from .bench import BACKBONES, run_bench
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .counterfactual import PER_CLASS, make_counterfactual
+from .gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
 from .mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, SHORTCUT_PROOF_VARIANTS,
                           VARIANTS as MITIGATIONS, run_mitigations)
 from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
@@ -216,6 +217,32 @@ def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, 
     make_counterfactual(dataset, out, gan_run=gan_run, gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
                         per_class=per_class, seed=seed, overwrite=overwrite, log=click.echo)
     click.echo(f"manifest: {out / 'manifest.csv'} (train with --aug v3)")
+
+
+@pipeline_cli.command("gpu-check")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gpu-check"),
+              show_default=True, help="Folder for gpu-check.json, gpu-check.md and the sample grid.")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The folder `cxr pipeline gpu-check-data` made [gpu-check-data; --quick: a tiny one made on the spot].")
+@click.option("--quick", is_flag=True, help="Every step at tiny sizes (CPU, CI): code paths, not speed.")
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A checkout of the reference CycleGAN, timed beside ours (see `cxr pipeline bench --help`).")
+def gpu_check_cmd(out, data, quick, reference):
+    """Everything a GPU must show, bounded (under 8 minutes): the CUDA-only checks, CycleGAN speed at
+    128/256 px in fp32 and bf16 up to the largest batch, a time-boxed paper-profile training run, the
+    classifier backbones. On a GPU machine with nothing installed: python3 -m pipelines.gpucheck run."""
+    run_check(out, data, quick, reference, log=click.echo)
+    click.echo(f"written: {out / 'gpu-check.json'}, {out / 'gpu-check.md'}")
+
+
+@pipeline_cli.command("gpu-check-data")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=GPU_CHECK_DATA, show_default=True,
+              help="The folder to write (replaced if it exists).")
+def gpu_check_data_cmd(out):
+    """The folder gpu-check reads: 100 training images per class and 10 val and test ones of cxr3,
+    at 256 px, with a manifest whose root is the folder itself (under 40 MB; carry it to the GPU)."""
+    folder = prepare_data(out)
+    click.echo(f"{folder}: {len(list((folder / 'images').iterdir()))} images")
 
 
 @pipeline_cli.command("progression")
