@@ -278,10 +278,10 @@ class WithSourceTargets(Dataset):
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, config: ClassifierConfig, device: torch.device,
                 desc: str = "train", progress: bool = True, stop=None, adversary: SourceAdversary | None = None,
-                adversary_weight: float = 0.0) -> tuple[float, float, dict]:
+                reversal_weight: float = 0.0) -> tuple[float, float, dict]:
     """One pass over ``loader`` with augmentation; returns mean loss and accuracy (over all
-    ranks), and with an ``adversary`` its mean loss and accuracy (``adversary_loss``,
-    ``adversary_accuracy``). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was
+    ranks), and with an ``adversary`` (its gradient reversed and scaled by ``reversal_weight``)
+    its mean loss and accuracy (``adversary_loss``, ``adversary_accuracy``). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was
     requested on any."""
     core = getattr(model, "module", model)
     set_training_mode(core)
@@ -304,7 +304,7 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
                 logits = model(images)
                 loss = F.cross_entropy(logits, labels)
                 if adversary is not None:
-                    adv_sum, adv_seen, adv_correct = adversary(reverse_gradient(pooled[0], adversary_weight),
+                    adv_sum, adv_seen, adv_correct = adversary(reverse_gradient(pooled[0], reversal_weight),
                                                                labels, targets[0].to(device))
                     totals[3:] += torch.tensor([adv_sum.item(), adv_correct, adv_seen], dtype=torch.float64)
                     loss_total = loss + adv_sum / len(labels)
