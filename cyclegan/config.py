@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from runkit.device import PRECISIONS
 
 from .domains import parse_filter
+from .networks import UPSAMPLES
 
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
 
@@ -26,6 +27,7 @@ class GANConfig:
     flip: bool = True
     ngf: int = 32
     n_blocks: int = 6
+    upsample: str = "transpose"
     ndf: int = 64
     iterations: int = 800
     decay_fraction: float = 0.5
@@ -67,6 +69,8 @@ class GANConfig:
             raise ValueError("lambda_cycle and lambda_identity must be >= 0")
         for option, text in (("--domain-a", self.domain_a), ("--domain-b", self.domain_b)):
             parse_filter(text, option, self.labels)  # the syntax now; the images when they are read
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {self.upsample!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -114,6 +118,8 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
     "flip": "Random horizontal flips (note: they mirror anatomy).",
     "ngf": "Generator filters in the first layer.",
     "n_blocks": "Generator residual blocks.",
+    "upsample": "Generator upsampling: transpose (stride-2 transposed convs, the reference) or resize "
+                "(nearest-neighbour upsampling + 3×3 conv, no checkerboard imprint).",
     "ndf": "Discriminator filters in the first layer.",
     "iterations": "Training iterations (one batch from each domain each).",
     "decay_fraction": "Share of the iterations, at the end, over which the learning rate decays "

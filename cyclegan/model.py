@@ -31,7 +31,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def build_generator(config: GANConfig) -> ResnetGenerator:
-    return init_weights(ResnetGenerator(CHANNELS, config.ngf, config.n_blocks))
+    return init_weights(ResnetGenerator(CHANNELS, config.ngf, config.n_blocks, config.upsample))
 
 
 def build_discriminator(config: GANConfig) -> PatchDiscriminator:

@@ -49,11 +49,26 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+UPSAMPLES = ("transpose", "resize")
+
+
+def upsampling(in_channels: int, out_channels: int, kind: str) -> list[nn.Module]:
+    """Twice the size: a stride-2 transposed conv (the reference), or ``resize``: nearest-neighbour
+    upsampling then a reflect-padded 3×3 conv (Odena et al. 2016), which cannot imprint the
+    checkerboard that the transposed conv's uneven overlap does."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)]
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3)]
+    raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {kind!r}")
+
+
 class ResnetGenerator(nn.Module):
     """7×7 conv → two stride-2 convs → ``n_blocks`` residual blocks at 4·``ngf`` channels →
-    two transposed convs → 7×7 conv → tanh. Input and output in [-1, 1]."""
+    two upsamplings (transposed convs, or ``upsample="resize"``) → 7×7 conv → tanh. Input and
+    output in [-1, 1]."""
 
-    def __init__(self, channels: int = 1, ngf: int = 64, n_blocks: int = 9):
+    def __init__(self, channels: int = 1, ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose"):
         super().__init__()
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, ngf, 7), instance_norm(ngf), nn.ReLU(True)]
         for mult in (1, 2):
@@ -61,9 +76,7 @@ class ResnetGenerator(nn.Module):
                        instance_norm(ngf * mult * 2), nn.ReLU(True)]
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
         for mult in (4, 2):
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
-                                          output_padding=1),
-                       instance_norm(ngf * mult // 2), nn.ReLU(True)]
+            layers += [*upsampling(ngf * mult, ngf * mult // 2, upsample), instance_norm(ngf * mult // 2), nn.ReLU(True)]
         last = SingleOutputConv2d(ngf, 7) if channels == 1 else nn.Conv2d(ngf, channels, 7)
         layers += [nn.ReflectionPad2d(3), last, nn.Tanh()]
         self.model = nn.Sequential(*layers)

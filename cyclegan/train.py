@@ -17,8 +17,9 @@ from runkit.rundir import mark_finished
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
 from .config import GANConfig
-from .data import Domain, load_domains
+from .data import Domain, load_domains, to_uint8
 from .model import CycleGAN, NonFiniteLossError
+from .realism import checkerboard
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples"
@@ -36,11 +37,11 @@ def default_run_dir(config: GANConfig) -> Path:
     return RUNS_ROOT / config.profile
 
 
-def sample_grid(model: CycleGAN, fixed_A: torch.Tensor, fixed_B: torch.Tensor) -> torch.Tensor:
-    """One row per fixed sample: real A | fake B | rec A | real B | fake A | rec B, in [0, 1]."""
-    count = min(len(fixed_A), len(fixed_B))
-    columns = model.translate(fixed_A[:count], fixed_B[:count])
-    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: sample, then column
+def sample_grid(columns: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """One row per fixed sample of :meth:`CycleGAN.translate`'s columns: real A | fake B | rec A |
+    real B | fake A | rec B, in [0, 1]."""
+    count = min(len(c) for c in columns)
+    tiles = torch.stack([c[:count] for c in columns], dim=1).flatten(0, 1)  # row-major: sample, then column
     return make_grid(tiles.add(1).div(2).clamp(0, 1), nrow=len(GRID_COLUMNS), padding=2, pad_value=1)
 
 
@@ -147,9 +148,13 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
                 bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G_A", "D_A", "cycle_A")})
                 logged_at, logged_time = done, now
             if writer and (done % cfg.sample_every == 0 or last):
-                grid = sample_grid(model, fixed_A, fixed_B)
+                columns = model.translate(fixed_A, fixed_B)
+                grid = sample_grid(columns)
                 writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
                 save_image(grid, run_dir / SAMPLES / f"iter_{done:06d}.png")
+                for name, images in (("fake_B", columns[1]), ("real_B", columns[3])):  # real B: the floor
+                    score = checkerboard(to_uint8(images).squeeze(1).numpy())["mean"]
+                    writer.add_scalar(f"realism/checkerboard_{name}", score, done)
             stopping = distributed.anyone(stop.requested)  # a signal to any rank stops them all
             if done % cfg.checkpoint_every == 0 or last or stopping:
                 _save(model, data_rng, checkpoint, done, world)

@@ -165,8 +165,8 @@ def test_incompatible_weights_name_the_file_and_the_difference():
 
 def test_report_metrics_on_known_images():
     rng = np.random.default_rng(0)
-    covid = rng.integers(0, 256, (5, 8, 8), dtype=np.uint8)
-    parents = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    covid = rng.integers(0, 256, (5, 16, 16), dtype=np.uint8)
+    parents = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
     metrics = synthesis_metrics(parents, parents.copy(), covid)
     assert metrics["mean_abs_change_from_parent"]["max"] == 0
     assert metrics["histogram_distance_to_real_target"]["synthetic"] == \

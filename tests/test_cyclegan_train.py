@@ -139,7 +139,7 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     events = EventAccumulator(str(run)).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {f"loss/{n}" for n in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")} <= scalars
-    assert {"lr", "iterations_per_s"} <= scalars
+    assert {"lr", "iterations_per_s", "realism/checkerboard_fake_B", "realism/checkerboard_real_B"} <= scalars
     assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
     assert len(events.Tags()["images"]) == 1
     assert is_finished(run)
