@@ -59,11 +59,12 @@ demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT.
+compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT, CF=1 (v3, v2+v3).
 	$(TRAIN) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
-	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(if $(PRECISION),--precision $(PRECISION)) $(COMPARE_ARGS)
+	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(if $(PRECISION),--precision $(PRECISION)) \
+	  $(if $(filter 1,$(CF)),--counterfactual) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
 gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.

@@ -24,6 +24,7 @@ from runkit import distributed
 from runkit.device import pick_device
 from runkit.rundir import read_json, write_json
 
+from .counterfactual import make_counterfactual
 from .folds import kfold_manifests, write_folds
 from .report import write_report
 from .steps import ensure, same_settings
@@ -52,6 +53,7 @@ class CompareConfig:
     lungs_hidden_control: bool = True
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
+    counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (pipelines.counterfactual)
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
@@ -76,6 +78,9 @@ class CompareConfig:
             raise CompareError("SEEDS: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise CompareError(f"SEEDS={','.join(map(str, self.seeds))}: seeds repeat")
+        if self.counterfactual and distributed.world_from_env().size > 1:
+            raise CompareError("--counterfactual runs on one process for now (its synthesis is not split across "
+                               "torchrun ranks); drop NPROC or --counterfactual")
         if any(n < 0 for n in self.sweep):
             raise CompareError(f"SWEEP_N={','.join(map(str, self.sweep))}: counts must be >= 0")
         if self.folds:
@@ -105,7 +110,8 @@ class Replicate:
     seed: int
     gan_run: Path | None = None
     synthetic: Path | None = None  # the synthesis folder (manifest.csv inside)
-    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v1-lungs-hidden"
+    counterfactual: Path | None = None  # the v3 set's folder (its source-translation GAN beside it)
+    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v1-lungs-hidden"
 
 
 def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, overwrite: bool = False,
@@ -126,6 +132,10 @@ def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, ove
         for replicate in steps:
             steps.set_postfix_str(replicate.name)
             _gan_and_synthesis(config, replicate, out_dir, overwrite, progress, log)
+            if config.counterfactual:
+                make_counterfactual(replicate.manifest, replicate.counterfactual, gan_run=_source_gan(replicate),
+                                    gan_profile=config.gan_profile, gan=config.gan, overwrite=overwrite,
+                                    progress=progress, log=log)
             _classifiers(config, replicate, out_dir, overwrite, progress, log)
         if config.lungs_hidden_control:
             _lungs_hidden(config, replicates[0], out_dir, overwrite, progress, log)
@@ -149,7 +159,8 @@ def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
     dataset = _holdout_manifest(config, out_dir) if config.holdout_source else config.dataset
     if not config.folds:
         gan_run = Path(config.gan_run) if config.gan_run else out_dir / "gan"
-        return [Replicate(f"seed{s}", dataset, s, gan_run, out_dir / "synthetic") for s in config.seeds]
+        return [Replicate(f"seed{s}", dataset, s, gan_run, out_dir / "synthetic", out_dir / "counterfactual")
+                for s in config.seeds]
     base = Manifest.read(manifest_path(dataset))
     try:
         folds = kfold_manifests(base, config.folds, config.seeds[0])
@@ -157,7 +168,12 @@ def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
         raise CompareError(str(exc)) from None
     paths = write_folds(folds, out_dir / "folds")
     return [Replicate(f"fold{i}", str(path), config.seeds[0], out_dir / f"gan-fold{i}",
-                      out_dir / f"synthetic-fold{i}") for i, path in enumerate(paths)]
+                      out_dir / f"synthetic-fold{i}", out_dir / f"counterfactual-fold{i}") for i, path in enumerate(paths)]
+
+
+def _source_gan(replicate: Replicate) -> Path:
+    """The source-translation GAN of a replicate's counterfactual set: trained on its training split only."""
+    return replicate.counterfactual.parent / f"gan-source{replicate.counterfactual.name.removeprefix('counterfactual')}"
 
 
 def _holdout_manifest(config: CompareConfig, out_dir: Path) -> str:
@@ -251,6 +267,13 @@ def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log
         subset = distributed.on_main(distributed.world_from_env(), lambda: synthetic_subset(replicate, n))
         _classifier_run(config, replicate, out_dir, name, overwrite, progress, log, aug="v2",
                         synth_manifest=str(subset))
+    if config.counterfactual:
+        counterfactual = str(replicate.counterfactual / "manifest.csv")
+        _classifier_run(config, replicate, out_dir, "v3", overwrite, progress, log, aug="v3",
+                        counterfactual_manifest=counterfactual)
+        _classifier_run(config, replicate, out_dir, "v2+v3", overwrite, progress, log, aug="v2+v3",
+                        synth_manifest=str(synthetic_subset(replicate, config.n_synthetic)),
+                        counterfactual_manifest=counterfactual)
 
 
 def _lungs_hidden(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
@@ -261,4 +284,5 @@ def _lungs_hidden(config, replicate: Replicate, out_dir, overwrite, progress, lo
 def _describe(replicate: Replicate) -> dict:
     return {"name": replicate.name, "manifest": replicate.manifest, "seed": replicate.seed,
             "gan_run": str(replicate.gan_run), "synthetic": str(replicate.synthetic),
+            "counterfactual": str(replicate.counterfactual) if replicate.runs.get("v3") else None,
             "runs": {k: str(v) for k, v in replicate.runs.items()}}

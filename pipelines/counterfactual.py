@@ -18,7 +18,8 @@ from cyclegan.config import from_profile
 from cyclegan.domains import parse_filter
 from cyclegan.synth import EXTRA_COLUMNS, synthesize
 from cyclegan.train import train as train_gan
-from runkit.rundir import write_json
+from cxrdata.manifest import sha256_of
+from runkit.rundir import read_json, write_json
 
 from .steps import ensure
 
@@ -40,8 +41,14 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
     _, how = ensure(gan_run, config.to_dict(), lambda d, **kw: train_gan(config, d, progress=progress, **kw),
                     overwrite=overwrite)
     log(f"source-translation CycleGAN {gan_run}: {how}")
+    made_with = {"gan_checkpoint_sha256": sha256_of(gan_run / "checkpoint.pt"), "dataset": dataset,
+                 "per_class": per_class, "seed": seed}
     if (out / "manifest.csv").is_file() and not overwrite:
-        raise FileExistsError(f"{out} already holds a counterfactual set; pass --overwrite to replace it")
+        if {k: read_json(out / "report.json").get(k) for k in made_with} == made_with:
+            log(f"counterfactual set {out}: reused")
+            return out
+        raise FileExistsError(f"{out} already holds a counterfactual set made otherwise; pass --overwrite to "
+                              "replace it")
     staging = out.parent / f".{out.name}.parts"
     shutil.rmtree(staging, ignore_errors=True)
     records, counts = [], {}
@@ -52,8 +59,8 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
             made = Manifest.read(part / "manifest.csv", root=part)
             counts[folder] = len(made)
             records += [dataclasses.replace(r, path=f"{folder}/{r.path}") for r in made]
-        write_json(staging / "report.json", {"gan_run": str(gan_run), "dataset": dataset, "per_class": per_class,
-                                             "seed": seed, "parts": counts, "domains": source_domains(dataset)})
+        write_json(staging / "report.json", {"gan_run": str(gan_run), **made_with, "parts": counts,
+                                             "domains": source_domains(dataset)})
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         if out.exists():
             shutil.rmtree(out)

@@ -3,7 +3,7 @@
 For every variant (a set of classifier settings) and seed, one v1 classifier is trained on the
 same split, plus one lungs-hidden control per variant (first seed). Measured per variant, as
 mean ± sd over seeds: the out-of-source covid false-positive rate (see
-:mod:`classifier.crosssource`), internal test accuracy, the within-source accuracy of ieee8023
+:mod:`classifier.crosssource`), internal test accuracy, covid recall, the within-source accuracy of ieee8023
 covid vs pneumonia, the Grad-CAM border share, and the lungs-hidden accuracy against chance.
 Finished runs are reused, so an interrupted measurement continues where it stopped.
 """
@@ -93,6 +93,7 @@ def summarise(runs: list[Path], hidden: Path) -> dict:
         "runs": [str(r) for r in runs],
         "out_of_source_covid_fp": over_seeds(_rate(false_positive(m)) for m in metrics),
         "test_accuracy": over_seeds(m["test"]["accuracy"] for m in metrics),
+        "covid_recall": over_seeds(m["test"]["per_class"]["covid"]["recall"] for m in metrics),
         "within_source_accuracy": over_seeds(within(m) for m in metrics),
         "border_share": over_seeds(m["gradcam"]["mean_border_share"] for m in metrics),
         "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"], "chance": chance,
@@ -108,13 +109,13 @@ def table(results: dict) -> str:
     def ms(s: dict | None) -> str:
         return "–" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
-    lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | ieee8023 covid vs "
+    lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | covid recall % | ieee8023 covid vs "
              "pneumonia accuracy % | border share % | lungs hidden: accuracy % (chance) | lungs hidden: "
              "out-of-source covid FP % |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
         h = r["lungs_hidden"]
-        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | "
+        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | {ms(r['covid_recall'])} | "
                      f"{ms(r['within_source_accuracy'])} | {ms(r['border_share'])} | "
                      f"{100 * h['accuracy']:.1f} ({100 * h['chance']:.1f}) | "
                      + ("–" if h["out_of_source_covid_fp"] is None else f"{100 * h['out_of_source_covid_fp']:.1f}") + " |")

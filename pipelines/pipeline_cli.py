@@ -93,6 +93,10 @@ def experiment_options(command):
                           "test; its images are then classified out of source by every model."),
         click.option("--no-lungs-hidden", is_flag=True,
                      help="Skip the control that retrains v1 with the lung region blacked out."),
+        click.option("--counterfactual", is_flag=True,
+                     help="Also train v3 (v1 + counterfactual source translations, labels kept) and v2+v3 on every "
+                          "replicate, with a source-translation CycleGAN trained on its training split only; the "
+                          "report sets them beside v1 (docs/generalisation.md). One process only."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Arithmetic of every training step (the CycleGAN and the classifiers): fp32, bf16 "
                           "or auto; see `cxr classify train --help` [default: each profile's, auto]."),
@@ -105,7 +109,8 @@ def experiment_options(command):
 
 
 def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
-                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden, precision) -> CompareConfig:
+                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden, counterfactual,
+                 precision) -> CompareConfig:
     classifier, gan = key_values(classifier_set, "--set"), key_values(gan_set, "--gan-set")
     if backbone:
         classifier["backbone"] = backbone
@@ -116,7 +121,8 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
                              folds=folds, classifier_profile=classifier_profile, classifier=classifier,
                              gan_profile=gan_profile, gan=gan,
                              gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
-                             holdout_source=holdout_source, lungs_hidden_control=not no_lungs_hidden)
+                             holdout_source=holdout_source, lungs_hidden_control=not no_lungs_hidden,
+                             counterfactual=counterfactual)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -15,6 +15,7 @@ from runkit.rundir import read_json, write_json
 from classifier.crosssource import pct
 
 from . import analysis
+from .mitigations import WITHIN
 from .progression import progression_candidates, render
 
 PAPERS = [
@@ -65,11 +66,49 @@ def write_report(config, replicates, out_dir: Path) -> Path:
             analysis.read_predictions(first.runs["v1-lungs-hidden"]))
         result["lungs_hidden"]["out_of_source_covid_fp"] = analysis.false_positive(
             read_json(first.runs["v1-lungs-hidden"] / "metrics.json"))
+    if "v3" in first.runs:
+        result["counterfactual"] = {arm: _arm_against_v1(replicates, pairs, arm) for arm in ("v2", "v3", "v2+v3")}
     result["sweep"] = _sweep(config, replicates, pairs)
     result["progression"] = _progression(first, out_dir)
     write_json(out_dir / "report.json", result)
     (out_dir / "report.md").write_text(markdown(result, replicates, out_dir), encoding="utf-8")
     return out_dir
+
+
+def _arm_against_v1(replicates, pairs, arm: str) -> dict:
+    """One arm beside v1 with the v1-vs-v2 statistics: accuracy over replicates, the paired deltas
+    (patient bootstrap), the out-of-source rate and the within-source accuracy."""
+    against = [(v1, analysis.read_predictions(r.runs[arm])) for r, (v1, _) in zip(replicates, pairs)]
+    for r, (v1, other) in zip(replicates, against):
+        analysis.paired(v1, other, r.name)
+    rows = analysis.per_replicate([r.name for r in replicates], against)
+    oos = analysis.out_of_source([r.name for r in replicates], [(r.runs["v1"], r.runs[arm]) for r in replicates])
+    within = analysis.per_source(against)["v2"].get(WITHIN, {}).get("within_source")
+    return {"accuracy": analysis.across(rows)["v2_accuracy"],
+            "covid_recall": analysis.headline(analysis.pool(against)[1])["covid_recall"],
+            "delta": analysis.delta_statistics(against),
+            "out_of_source": None if isinstance(oos, str) else {"rate": oos["v2"], "delta": oos["delta"]},
+            "within_source_accuracy": within["accuracy"]["rate"] if within else None}
+
+
+def _counterfactual_section(result: dict) -> list[str]:
+    cf, v1 = result["counterfactual"], result["across_replicates"]["v1_accuracy"]
+    out = ["## Counterfactual source translations (v3)", "",
+           "v3 = v1 plus source translations with labels kept (NIH images in the other sources' style, covid "
+           "images in NIH style; `make counterfactual`), v2+v3 both sets. Each arm against v1, on the same test "
+           "images and seeds; intervals resample test patients.", "",
+           "| arm | accuracy % | − v1 [95% CI] | covid recall − v1 [95% CI] | out-of-source covid FP % | − v1 [95% CI] | "
+           f"{WITHIN} covid vs pneumonia % |", "| --- | --- | --- | --- | --- | --- | --- |",
+           f"| v1 | {pct(v1['mean'])} ± {pct(v1['std'])} | | | "
+           + (f"{pct(result['out_of_source']['v1']['mean'])}" if isinstance(result["out_of_source"], dict) else "–")
+           + " | | |"]
+    for arm, r in cf.items():
+        oos = r["out_of_source"]
+        out.append(f"| {arm} | {pct(r['accuracy']['mean'])} ± {pct(r['accuracy']['std'])} | "
+                   f"{interval(r['delta']['accuracy'])} | {interval(r['delta']['covid_recall'])} | "
+                   f"{pct(oos['rate']['mean']) if oos else '–'} | {interval(oos['delta']) if oos else '–'} | "
+                   f"{pct(r['within_source_accuracy']) if r['within_source_accuracy'] is not None else '–'} |")
+    return out + [""]
 
 
 def _sweep(config, replicates, pairs) -> list[dict]:
@@ -191,6 +230,8 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
         out += ["## Accuracy difference by number of synthetic images", "", "| N synthetic | v2 − v1 [95% CI] |",
                 "| --- | --- |"] + [f"| {p['n']} | {interval(p['delta_accuracy'])} |" for p in result["sweep"]] + [""]
     out += _out_of_source_section(result)
+    if "counterfactual" in result:
+        out += _counterfactual_section(result)
     out += _gan_section(result, first, link)
     out += _audit_section(result, first, link)
     out += _progression_section(result, link)

@@ -112,3 +112,28 @@ def test_a_gan_trained_on_another_split_is_refused(tiny_manifest, tmp_path):
     config = CompareConfig(dataset=str(tiny_manifest), gan_run=str(gan), seeds=(0,))
     with pytest.raises(CompareError, match="trained on 'cxr3'"):
         run_compare(config, tmp_path / "exp", progress=False, log=lambda m: None)
+
+
+@pytest.mark.integration
+def test_counterfactual_arms_stand_beside_v1_with_the_same_statistics(mixed_sources_csv, tmp_path):
+    config = CompareConfig(dataset=str(mixed_sources_csv), n_synthetic=2, seeds=(0,), classifier=TINY_CLASSIFIER,
+                           gan=TINY_GAN, lungs_hidden_control=False, counterfactual=True)
+    messages = []
+    out = run_compare(config, tmp_path / "exp", progress=False, log=messages.append)
+    runs = read_json(out / "replicates.json")[0]["runs"]
+    assert set(runs) == {"v1", "v2", "v3", "v2+v3"}
+    for arm in ("v3", "v2+v3"):
+        trained = read_json(tmp_path / "exp" / "classify" / f"seed0-{arm}" / "config.json")
+        assert trained["aug"] == arm and trained["counterfactual_manifest"].startswith(str(out / "counterfactual"))
+    source_gan = read_json(out / "gan-source" / "config.json")
+    assert source_gan["manifest"] == str(mixed_sources_csv) and source_gan["labels"] == "normal,pneumonia"
+    block = read_json(out / "report.json")["counterfactual"]
+    assert set(block) == {"v2", "v3", "v2+v3"}
+    for arm, r in block.items():
+        assert r["delta"]["accuracy"]["low"] <= r["delta"]["accuracy"]["estimate"] <= r["delta"]["accuracy"]["high"]
+        assert 0 <= r["accuracy"]["mean"] <= 1 and r["out_of_source"]["rate"]["n"] == 1
+    assert block["v2"]["delta"] == read_json(out / "report.json")["pooled"]  # the v2 row is the experiment's own
+    assert "## Counterfactual source translations (v3)" in (out / "report.md").read_text()
+    again = []
+    run_compare(config, tmp_path / "exp", progress=False, log=again.append)
+    assert not [m for m in again if m.endswith(": ran")], again  # every step reused

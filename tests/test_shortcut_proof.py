@@ -112,8 +112,12 @@ def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixe
         parts.setdefault(r.path.split("/")[0], set()).add((parent.label, parent.source))
     assert parts == {"nih-normal-to-other": {("normal", "nih")}, "nih-pneumonia-to-other": {("pneumonia", "nih")},
                      "covid-to-nih": {("covid", "ieee8023")}}
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        make_counterfactual(str(mixed_sources_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=2,
+    said = []
+    assert make_counterfactual(str(mixed_sources_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=2,
+                               progress=False, log=said.append) == out
+    assert said[-1].endswith(": reused")  # made the same way: not made again
+    with pytest.raises(FileExistsError, match="made otherwise; pass --overwrite"):
+        make_counterfactual(str(mixed_sources_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=1,
                             progress=False, log=lambda *a: None)
     run = train_classifier(tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
                                            epochs=1), tmp_path / "v3", progress=False)
