@@ -51,7 +51,8 @@ def config_options(f):
 
 @click.group("gan", cls=OneLineErrors)
 def gan_cli():
-    """The CycleGAN that turns normal chest X-rays (A) into synthetic covid ones (B)."""
+    """The CycleGAN between two domains of training images: normal (A) → covid (B) by default, or
+    any label/source filters (--domain-a, --domain-b), e.g. NIH style → the other sources' style."""
 
 
 @gan_cli.command("train")
