@@ -245,9 +245,9 @@ def test_hostile_metadata_paths_are_refused(tmp_path):
     assert result.exit_code == 1 and "line 2" in result.output and "bare file name" in result.output
 
 
-def test_packaged_metadata_is_the_corpus_metadata_and_the_readme_lists_every_source(corpus):
+def test_packaged_metadata_is_the_corpus_metadata_and_the_data_docs_list_every_source(corpus):
     assert PACKAGED_METADATA.read_bytes() == (corpus / "metadata.csv").read_bytes()
-    readme = (REPO_ROOT / "README.md").read_text()
+    readme = (REPO_ROOT / "docs" / "data.md").read_text()  # the user guide's data page, "Data sources"
     for source in SOURCES.values():
         assert source.base_url in readme and source.revision in readme, source.name
         for path in source.archives:
