@@ -240,7 +240,8 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
                         "near-duplicates (re-exports, crops) may still leak. Give a CSV with --patient-column "
                         "if the source has patient ids.")
     for row in rows:
-        row["patient"] = row["patient"] or f"{name}-{row['file'].relative_to(root.resolve()).as_posix()}"
+        row["relative"] = row["file"].relative_to(root.resolve()).as_posix()
+        row["patient"] = row["patient"] or f"{name}-{row['relative']}"
     _assign_splits(rows, keep_split, seed)
     groups = defaultdict(list)
     for row in rows:
@@ -251,10 +252,10 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
         raise DataImportError(f"--keep-split: {len(crossing)} image(s) have identical bytes in two of the source's "
                            f"splits (e.g. {', '.join(str(r['file']) for r in crossing[0])}): a test image would be "
                            "trained on; import without --keep-split (the project's split keeps them together)")
-    records = [Record(path=r["file"].relative_to(root.resolve()).as_posix(), label=r["label"], split=r["split"],
+    records = [Record(path=r["relative"], label=r["label"], split=r["split"],
                       patient_id=r["patient"], source=r["source"], sha256=r["sha256"], file=r["file"],
-                      extra={"image_id": re.sub(r"[^A-Za-z0-9._-]+", "_", r["file"].relative_to(root.resolve())
-                                                .as_posix()), "view": r["view"], "original_class": r["origin"]})
+                      extra={"image_id": re.sub(r"[^A-Za-z0-9._-]+", "_", r["relative"]), "view": r["view"],
+                             "original_class": r["origin"]})
                for r in rows]
     manifest = Manifest(records, name=name)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,9 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
                         progress: bool = True, log=print) -> Path:
     """Train (or reuse) the source-translation GAN in ``gan_run`` and write the counterfactual set
     to ``out`` (``out/manifest.csv``); returns ``out``."""
-    config = from_profile(gan_profile, manifest=dataset, **source_domains(dataset), **(gan or {}))
+    train = Manifest.read(manifest_path(dataset)).select(split="train")
+    domains = source_domains(train)
+    config = from_profile(gan_profile, manifest=dataset, **domains, **(gan or {}))
     _, how = ensure(gan_run, config.to_dict(), lambda d, **kw: train_gan(config, d, progress=progress, **kw),
                     overwrite=overwrite)
     log(f"source-translation CycleGAN {gan_run}: {how}")
@@ -54,13 +56,13 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
     records, counts = [], {}
     try:
         for folder, direction, images in PARTS:
-            part = synthesize(gan_run, _available(dataset, images, per_class), seed=seed, out=staging / folder,
+            part = synthesize(gan_run, _available(train, images, per_class), seed=seed, out=staging / folder,
                               direction=direction, images=images, progress=progress)
             made = Manifest.read(part / "manifest.csv", root=part)
             counts[folder] = len(made)
             records += [dataclasses.replace(r, path=f"{folder}/{r.path}") for r in made]
         write_json(staging / "report.json", {"gan_run": str(gan_run), **made_with, "parts": counts,
-                                             "domains": source_domains(dataset)})
+                                             "domains": domains})
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         if out.exists():
             shutil.rmtree(out)
@@ -71,16 +73,16 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
     return out
 
 
-def source_domains(dataset: str) -> dict[str, str]:
-    """The source-translation GAN's domains on ``dataset``: NIH vs every other training source
-    (the commonest first), non-covid images only (for cxr3: source=nih vs source=ieee8023,figure1)."""
-    counts = Counter(r.source for r in Manifest.read(manifest_path(dataset)).select(split="train"))
+def source_domains(train: Manifest) -> dict[str, str]:
+    """The source-translation GAN's domains on a training split: NIH vs every other source (the
+    commonest first), non-covid images only (for cxr3: source=nih vs source=ieee8023,figure1)."""
+    counts = Counter(r.source for r in train)
     others = sorted((s for s in counts if s != HOSPITAL), key=lambda s: (-counts[s], s))
     return {"domain_a": f"source={HOSPITAL}", "domain_b": f"source={','.join(others)}", "labels": NON_COVID}
 
 
-def _available(dataset: str, images: str, wanted: int) -> int:
+def _available(train: Manifest, images: str, wanted: int) -> int:
     """``wanted``, or fewer where the training split has fewer images of that filter."""
     chosen = parse_filter(images, "--images")
-    have = sum(chosen.keeps(r) for r in Manifest.read(manifest_path(dataset)).select(split="train"))
+    have = sum(chosen.keeps(r) for r in train)
     return min(wanted, have)
