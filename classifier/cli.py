@@ -62,6 +62,9 @@ def classify_cli():
 @click.option("--counterfactual", "counterfactual_manifest", default=None,
               help="v3: the counterfactual set's manifest.csv (made by `make counterfactual`). "
                    f"[default: {DEFAULT_COUNTERFACTUAL}]")
+@_option("counterfactual_per_class", "v3: how many images of each label of the counterfactual set join "
+                                    "the training split (the set's first N, so smaller sets are nested in "
+                                    "larger); 0: all.", type=int)
 @_option("backbone", "torchvision backbone.", type=click.Choice(list(BACKBONES)))
 @_option("weights", "imagenet (torchvision's weights; offline, place the file in the TORCH_HOME cache "
                     "as the error says), none (from scratch) or a path to a torchvision state dict.")

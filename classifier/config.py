@@ -30,6 +30,7 @@ class ClassifierConfig:
     # v3: v1 + counterfactual source translations (labels kept); v2+v3: both
     synth_manifest: str = DEFAULT_SYNTH  # v2: the synthesis run's manifest.csv
     counterfactual_manifest: str = DEFAULT_COUNTERFACTUAL  # v3: made by `cxr pipeline counterfactual`
+    counterfactual_per_class: int = 0  # v3: the set's first N images of each label; 0: all of them
     backbone: str = "resnet18"
     weights: str = "none"  # imagenet | none | path to a torchvision state dict
     image_size: int = 128
@@ -80,7 +81,8 @@ class ClassifierConfig:
             raise ConfigError(f"image_size must be at least 32 px, got {self.image_size}")
         if self.source_adversary < 0:
             raise ConfigError(f"source_adversary must be >= 0, got {self.source_adversary}")
-        for name in ("head_epochs", "unfreeze_blocks", "early_stopping", "adversary_warmup"):
+        for name in ("head_epochs", "unfreeze_blocks", "early_stopping", "adversary_warmup",
+                     "counterfactual_per_class"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.finetune_lr <= 0:

@@ -8,6 +8,7 @@ instead of the classifier, so it is an error.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def read_synthetic(path: Path | str, aug: str = "v2") -> Manifest:
     return synthetic
 
 
+def first_per_label(synthetic: Manifest, count: int, origin: str) -> Manifest:
+    """The first ``count`` rows of each label of ``synthetic`` (the set's own order, drawn at random
+    when it was made), so that smaller sets are nested in larger ones."""
+    counts = Counter(r.label for r in synthetic)
+    short = {label: n for label, n in counts.items() if n < count}
+    if short:
+        raise SyntheticDataError(f"--counterfactual-per-class {count}: {origin} has only "
+                                 + ", ".join(f"{n} {label}" for label, n in sorted(short.items()))
+                                 + " image(s); choose at most that, or 0 for all")
+    seen: Counter = Counter()
+    kept = []
+    for record in synthetic:
+        seen[record.label] += 1
+        if seen[record.label] <= count:
+            kept.append(record)
+    return Manifest(kept, name=f"{synthetic.name}[{count} per label]")
+
+
 def check_no_synthetic_in_eval(manifest: Manifest, origin: str) -> None:
     """Raise if a row with source ``synthetic`` sits in a val or test split."""
     leaked = [r for r in manifest if r.source == SYNTHETIC_SOURCE and r.split != "train"]
@@ -72,6 +91,8 @@ def build_splits(config: ClassifierConfig) -> Splits:
              "v2+v3": [("v2", config.synth_manifest), ("v3", config.counterfactual_manifest)]}.get(config.aug, [])
     for aug, path in added:
         synthetic = read_synthetic(path, aug)
+        if aug == "v3" and config.counterfactual_per_class:
+            synthetic = first_per_label(synthetic, config.counterfactual_per_class, path)
         check_no_eval_patients(synthetic, splits, path)
         splits.train = splits.train + synthetic
     return splits

@@ -43,6 +43,23 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "v2+adversary": {**FRAMING, "aug": "v2", "source_adversary": ADVERSARY_WEIGHT},
     "v2+v3+adversary": {**FRAMING, "aug": "v2+v3", "source_adversary": ADVERSARY_WEIGHT},
 }
+# the grid v3's size and the adversary's weight are chosen over (pipelines/choice.py): images per
+# label of the counterfactual set (0: all 150) × reversal weight (0: no adversary)
+CHOICE_COUNTS = (50, 0)
+CHOICE_WEIGHTS = (0.0, 0.3, 1.0)
+
+
+def choice_variant(count: int, weight: float) -> str:
+    """The variant name of one grid cell: ``v3``, ``v3-50``, ``v3-50+adversary-0.3``…"""
+    name = "v3" + (f"-{count}" if count else "")
+    if weight:
+        name += "+adversary" + ("" if weight == ADVERSARY_WEIGHT else f"-{weight:g}")
+    return name
+
+
+VARIANTS.update({choice_variant(count, weight): {**FRAMING, "aug": "v3", "counterfactual_per_class": count,
+                                                  **({"source_adversary": weight} if weight else {})}
+                 for count in CHOICE_COUNTS for weight in CHOICE_WEIGHTS})
 # `make mitigations`: the variants that need no CycleGAN; `make shortcut-proof`: the issue-24 table
 AUGMENTATION_VARIANTS = ("none", "style", "equalize", "source-balanced", "framing", "all")
 SHORTCUT_PROOF_VARIANTS = ("framing", "v3", "adversary", "v3+adversary", "v2", "v2+v3", "v2+adversary",
@@ -57,8 +74,8 @@ def run_mitigations(settings: dict, seeds: tuple[int, ...], variants: list[str],
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for variant in tqdm(variants, desc="variants", unit="variant"):
-        runs = [_train(out_dir, variant, seed, settings, overwrite, log) for seed in seeds]
-        hidden = _train(out_dir, variant, seeds[0], {**settings, "hide_lungs": True}, overwrite, log)
+        runs = [train_variant(out_dir, variant, seed, settings, overwrite, log) for seed in seeds]
+        hidden = train_variant(out_dir, variant, seeds[0], {**settings, "hide_lungs": True}, overwrite, log)
         results[variant] = summarise(runs, hidden)
     write_json(out_dir / "results.json", {"settings": settings, "seeds": list(seeds),
                                           "variants": {v: VARIANTS[v] for v in variants}, "results": results})
@@ -66,7 +83,8 @@ def run_mitigations(settings: dict, seeds: tuple[int, ...], variants: list[str],
     return results
 
 
-def _train(out_dir: Path, variant: str, seed: int, settings: dict, overwrite: bool, log) -> Path:
+def train_variant(out_dir: Path, variant: str, seed: int, settings: dict, overwrite: bool, log) -> Path:
+    """One finished run of ``variant`` with ``seed`` in ``out_dir`` (reused when it exists)."""
     config = make_config(**{**settings, **VARIANTS[variant], "seed": seed})
     run_dir = out_dir / f"{variant}{'-lungs-hidden' if config.hide_lungs else ''}-seed{seed}"
     _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw),
@@ -75,8 +93,8 @@ def _train(out_dir: Path, variant: str, seed: int, settings: dict, overwrite: bo
     return run_dir
 
 
-def summarise(runs: list[Path], hidden: Path) -> dict:
-    """Mean ± sd over seeds of each measurement, and the lungs-hidden control."""
+def measure(runs: list[Path]) -> dict:
+    """Mean ± sd over seeds of each measurement of finished ``runs``."""
     metrics = [read_json(run / "metrics.json") for run in runs]
 
     def over_seeds(values) -> dict | None:
@@ -87,8 +105,6 @@ def summarise(runs: list[Path], hidden: Path) -> dict:
         entry = m["per_source"].get(WITHIN, {}).get("within_source")
         return entry["accuracy"]["rate"] if entry else None
 
-    control = read_json(hidden / "metrics.json")
-    chance = chance_level(read_predictions(hidden))
     return {
         "runs": [str(r) for r in runs],
         "out_of_source_covid_fp": over_seeds(_rate(false_positive(m)) for m in metrics),
@@ -96,9 +112,15 @@ def summarise(runs: list[Path], hidden: Path) -> dict:
         "covid_recall": over_seeds(m["test"]["per_class"]["covid"]["recall"] for m in metrics),
         "within_source_accuracy": over_seeds(within(m) for m in metrics),
         "border_share": over_seeds(m["gradcam"]["mean_border_share"] for m in metrics),
-        "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"], "chance": chance,
-                         "out_of_source_covid_fp": _rate(false_positive(control))},
     }
+
+
+def summarise(runs: list[Path], hidden: Path) -> dict:
+    """:func:`measure` of ``runs``, and the lungs-hidden control ``hidden``."""
+    control = read_json(hidden / "metrics.json")
+    return {**measure(runs), "lungs_hidden": {"run": str(hidden), "accuracy": control["test"]["accuracy"],
+                                              "chance": chance_level(read_predictions(hidden)),
+                                              "out_of_source_covid_fp": _rate(false_positive(control))}}
 
 
 def _rate(measured: dict | None) -> float | None:

@@ -15,6 +15,7 @@ from runkit.rundir import read_json
 from runkit.timing import peak_rss_mib
 
 from .bench import BACKBONES, run_bench
+from .choice import run_choice
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .counterfactual import PER_CLASS, make_counterfactual
 from .gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
@@ -199,6 +200,24 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
     settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
     run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
     click.echo((MITIGATIONS_ROOT / name / "table.md").read_text(encoding="utf-8"))
+
+
+@pipeline_cli.command("choose-v3")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per grid cell.")
+@click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
+              help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
+@click.option("--name", default="shortcut-proof", show_default=True,
+              help="Folder under runs/mitigations/ (the shortcut-proof table's runs are reused).")
+@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+def choose_v3_cmd(seeds, classifier_set, name, overwrite):
+    """Choose v3's images per label and the adversary's weight on the validation split: the grid
+    of images per label × reversal weight over seeds, each scored by (val accuracy + val ieee8023
+    covid-vs-pneumonia accuracy) / 2; ties go to the simpler cell. Needs `make counterfactual`.
+    Writes runs/mitigations/<name>/choice.md and choice.json."""
+    settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
+    result = run_choice(settings, int_list(seeds, "--seeds"), MITIGATIONS_ROOT / name, overwrite, log=click.echo)
+    click.echo((MITIGATIONS_ROOT / name / "choice.md").read_text(encoding="utf-8"))
+    click.echo(f"chosen: {result['chosen']} ({result['chosen_settings']})")
 
 
 @pipeline_cli.command("counterfactual")
