@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
-.PHONY: help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ shortcut-proof: corpus  ## The shortcut-proof table: make counterfactual, gan-tr
 	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --manifest cxr3 --run runs/gan/cpu --quiet \
 	  && $(CXR) gan synth --n 100 --run runs/gan/cpu --quiet; }
 	$(CXR) pipeline mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
+
+gan-variants: corpus  ## CycleGAN settings by realism (3 variants x 2 seeds, 100 images each): runs/gan-variants/cpu/table.md.
+	$(CXR) pipeline gan-variants $(GAN_VARIANT_ARGS)
 
 choose-v3: corpus  ## Choose v3's images per label and the adversary weight on validation (grid x 3 seeds): runs/mitigations/shortcut-proof/choice.md.
 	test -f data/counterfactual/cpu/manifest.csv || $(CXR) pipeline counterfactual --dataset cxr3

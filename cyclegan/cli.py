@@ -5,13 +5,17 @@ import contextlib
 from pathlib import Path
 
 import click
+import numpy as np
+
+from cxrdata import CXRDataset, Manifest, manifest_path
 
 from runkit.cli import OneLineErrors
 from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile
-from .synth import DIRECTIONS, synthesize
+from .features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
+from .synth import DIRECTIONS, remeasure, synthesize
 from .train import RUNS_ROOT, TrainingInterrupted, train
 
 CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -107,6 +111,46 @@ def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: i
         out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
                          direction=direction, images=images, progress=not quiet)
     click.echo(f"{n} synthetic images in {out}; manifest {out / 'manifest.csv'}; report {out / 'report.json'}")
+
+
+@gan_cli.command("realism")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--network", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_NETWORK,
+              show_default=True, help="Feature network (its .sha256 must sit beside it).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def realism_cmd(folder: Path, network: Path, quiet: bool):
+    """Measure a synthesis FOLDER again (made by `cxr gan synth`): Fréchet distance, precision and
+    recall on the fixed CXR feature network against the real target-domain training images, with
+    the real floor and the parents' baseline, and the checkerboard score; rewrites its report.json
+    and report.md."""
+    remeasure(folder, network, progress=not quiet)
+    click.echo((folder / "report.md").read_text(encoding="utf-8"))
+
+
+@gan_cli.command("features-train")
+@click.option("--manifest", default="cxr3", show_default=True, help="Manifest whose train split trains it "
+                                                                     "(val chooses the epoch).")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_NETWORK, show_default=True,
+              help="Weights file; its .sha256 is written beside it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing network (a new version: old numbers "
+                                                "no longer compare).")
+def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwrite: bool):
+    """Rebuild the realism feature network: a small CNN trained to tell normal / covid / pneumonia
+    on the manifest's training split; its 64-d pooled layer is the feature space of the Fréchet
+    distance and precision / recall."""
+    if out.exists() and not overwrite:
+        raise click.UsageError(f"{out} exists; pass --overwrite to replace it (numbers on the old one no "
+                               "longer compare)")
+    data = Manifest.read(manifest_path(manifest))
+    splits = {}
+    for split in ("train", "val"):
+        rows = data.select(split=split)
+        splits[split] = (CXRDataset(rows, INPUT_SIZE).images, np.asarray(rows.labels))
+    summary = train_feature_network(splits["train"], splits["val"], out, epochs=epochs, seed=seed)
+    click.echo(f"{out}: best epoch {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.3f}; "
+               f"checksum in {out.with_suffix('.sha256')}")
 
 
 @gan_cli.command("bench")

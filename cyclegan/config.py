@@ -46,6 +46,8 @@ class GANConfig:
     sample_every: int = 100
     checkpoint_every: int = 100
     n_samples: int = 4
+    realism_every: int = 200
+    realism_images: int = 100
 
     def __post_init__(self):
         positive = ("size", "ngf", "ndf", "iterations", "batch_size", "log_every", "sample_every",
@@ -59,6 +61,8 @@ class GANConfig:
             raise ValueError(f"load_size ({self.load_size}) must be 0 or at least size ({self.size})")
         if not 0 <= self.decay_fraction <= 1:
             raise ValueError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
+        if self.realism_every < 0 or self.realism_images < 0:
+            raise ValueError("realism_every and realism_images must be >= 0")
         if self.n_blocks < 0 or self.pool_size < 0:
             raise ValueError("n_blocks and pool_size must be >= 0")
         if self.lr <= 0:
@@ -100,7 +104,7 @@ class GANConfig:
 PROFILES: dict[str, GANConfig] = {
     "cpu": GANConfig(),
     "paper": GANConfig(profile="paper", size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
-                       sample_every=250, checkpoint_every=250),
+                       sample_every=250, checkpoint_every=250, realism_every=500),
 }
 
 HELP = {  # the `cxr gan train` option help, one per field but profile
@@ -140,6 +144,12 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
     "sample_every": "Write image grids every this many iterations.",
     "checkpoint_every": "Write checkpoint.pt every this many iterations.",
     "n_samples": "Fixed training images per domain in the image grids.",
+    "realism_every": "Log realism to TensorBoard every this many iterations (and at the end): G_A's "
+                     "translations of a fixed subset of domain A against domain B's images on the fixed CXR "
+                     "feature network (Fréchet distance, precision, recall, with the real floor) and the "
+                     "checkerboard score; 0 = off.",
+    "realism_images": "Domain-A training images in that fixed subset (the Fréchet distance needs more "
+                      "than 64 on each side).",
 }
 
 FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}

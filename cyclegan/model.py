@@ -206,6 +206,15 @@ class CycleGAN:
             rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
         return tuple(t.float().cpu() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B))
 
+    @torch.no_grad()
+    def translate_A(self, real_A: torch.Tensor, batch: int = 16) -> torch.Tensor:
+        """G_A's translations of ``real_A`` (fp32, on CPU), in batches."""
+        out = []
+        for start in range(0, len(real_A), batch):
+            with autocast(self.device, self.config.precision):
+                out.append(self.G_A(self.prepare(real_A[start:start + batch])).float().cpu())
+        return torch.cat(out)
+
     def state_dict(self) -> dict:
         return {**{name: net.state_dict() for name, net in self.nets.items()},
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),

@@ -1,4 +1,6 @@
-"""Measurements of a synthesis that need no downloaded weights, and a parent/synthetic figure."""
+"""Measurements of a synthesis (pixels, the checkerboard, and distribution realism on the fixed
+CXR feature network; Inception FID only when its weights are present), its report.md and a
+parent/synthetic figure."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .realism import checkerboard  # noqa: E402
+from .features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,  # noqa: E402
+                       load_feature_network, load_inception)
+from .realism import checkerboard, distribution_realism, halves  # noqa: E402
 
 GRID_PAIRS = 8
 
@@ -44,7 +48,8 @@ def _summary(values: np.ndarray) -> dict[str, float]:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray) -> dict:
+def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray,
+                      network: Path | str = DEFAULT_NETWORK) -> dict:
     """Compare ``synthetic`` images with their ``parents`` and with the real training images of
     the domain they were translated into (``target``; all ``(N, S, S)`` uint8 at one size)."""
     change = np.abs(synthetic.astype(np.int16) - parents.astype(np.int16)).mean(axis=(1, 2)) / 255.0
@@ -61,6 +66,7 @@ def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.nda
             "parents (baseline)": histogram_distances(histogram(parents), target_hist)},
         "checkerboard": {"synthetic": checkerboard(synthetic), "parents (baseline)": checkerboard(parents),
                          "real target (floor)": checkerboard(target)},
+        "realism": feature_realism(parents, synthetic, target, network),
         "units": "pixel distances are mean absolute differences on a 0-1 scale; histogram L1 is in "
                  "[0, 2]; Wasserstein-1 is in grey levels (0-255)",
         "reading": "target = the real training images of the domain translated into (covid for "
@@ -70,6 +76,66 @@ def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.nda
                    "checkerboard score (cyclegan/realism.py) is about the real floor for real images and far "
                    "above it where a stride-2 upsampling imprinted its pattern",
     }
+
+
+def feature_realism(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray,
+                    network: Path | str = DEFAULT_NETWORK) -> dict:
+    """Fréchet distance and precision / recall of ``synthetic`` against the real ``target`` images
+    on the fixed CXR feature network (with the real floor and the parents' baseline), and the
+    standard Inception FID where it can be computed."""
+    net, sha256 = load_feature_network(network)
+    cxr = {name: cxr_features(net, images) for name, images in
+           (("synthetic", synthetic), ("target", target), ("parents", parents))}
+    return {"feature_network": {"file": Path(network).name, "sha256": sha256},
+            **distribution_realism(cxr["synthetic"], cxr["target"], cxr["parents"]),
+            "inception_fid": inception_fid(parents, synthetic, target)}
+
+
+def inception_fid(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray) -> dict | str:
+    m = min(len(halves(len(target))[0]), len(synthetic))
+    if m <= INCEPTION_FEATURES:
+        return (f"skipped: FID on Inception's {INCEPTION_FEATURES}-d features needs at least "
+                f"{INCEPTION_FEATURES + 1} images per set; this synthesis has {m} per set")
+    net = load_inception()
+    if isinstance(net, str):
+        return net
+    rows = {name: inception_features(net, images) for name, images in
+            (("synthetic", synthetic), ("target", target), ("parents", parents))}
+    return distribution_realism(rows["synthetic"], rows["target"], rows["parents"])["frechet_distance"]
+
+
+def realism_lines(metrics: dict) -> list[str]:
+    """The realism measures of ``metrics`` (from :func:`synthesis_metrics`) as a markdown table."""
+    r = metrics["realism"]
+    rows = ("synthetic", "parents (baseline)", "real target, other half (floor)")
+    checker = {"synthetic": metrics["checkerboard"]["synthetic"], "parents (baseline)":
+               metrics["checkerboard"]["parents (baseline)"],
+               "real target, other half (floor)": metrics["checkerboard"]["real target (floor)"]}
+    fd, pr = r["frechet_distance"], r["precision_recall"]
+
+    def cell(block: dict, name: str, key: str | None = None) -> str:
+        if "skipped" in block:
+            return "–"
+        value = block[name] if key is None else block[name][key]
+        return f"{value:.3g}"
+
+    lines = [f"Feature network `{r['feature_network']['file']}` (sha256 {r['feature_network']['sha256'][:12]}…); "
+             f"{r['images_per_set']} images per set against {r['reference_images']} real target images "
+             "(one random half of them; the floor is the other half).", "",
+             "| images | Fréchet distance ↓ | precision ↑ | recall ↑ | checkerboard (mean) ↓ |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in rows:
+        lines.append(f"| {name} | {cell(fd, name)} | {cell(pr, name, 'precision')} | {cell(pr, name, 'recall')} | "
+                     f"{checker[name]['mean']:.2f} |")
+    notes = [block["skipped"] for block in (fd, pr) if "skipped" in block]
+    fid = r["inception_fid"]
+    notes.append("Inception FID: " + (fid if isinstance(fid, str) else
+                                      ", ".join(f"{k} {v:.4g}" for k, v in fid.items())))
+    return lines + [""] + [f"- {n}" for n in notes] + [
+        "- Read each number against the floor: real images of the target domain score the floor; a synthetic "
+        "set is realistic to the degree its numbers approach it (precision: share of synthetic images that "
+        "fall among real ones; recall: share of real images the synthetic set covers). The parents are "
+        "the untranslated images: a translation that helps lands nearer the floor than they do.", ""]
 
 
 def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[str], path: Path) -> None:

@@ -23,13 +23,14 @@ from cxrdata import CXRDataset, Manifest, Record, manifest_path
 from cxrdata.manifest import sha256_of
 from runkit.checkpoint import load
 from runkit.device import autocast, pick_device
-from runkit.rundir import write_json
+from runkit.rundir import read_json, write_json
 
 from .config import FIELDS, GANConfig
 from .data import to_uint8, to_unit_range
 from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
-from .report import save_pairs_figure, synthesis_metrics
+from .features import DEFAULT_NETWORK
+from .report import realism_lines, save_pairs_figure, synthesis_metrics
 from .train import CHECKPOINT
 
 SYNTH_ROOT = Path("data") / "synthetic"
@@ -130,17 +131,67 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
-        write_json(staging / "report.json", {
+        write_report(staging, {
             **provenance, "n": n, "seed": seed, "size": config.size, "checkpoint": str(checkpoint),
             "manifest": config.manifest, "translated": images or getattr(config, source_domain),
+            "target": {"filter": target_filter, "labels": config.labels},
             "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
-            "metrics": synthesis_metrics(parent_images, synthetic, target_images)})
+            "metrics": synthesis_metrics(parent_images, synthetic, target_images)}, out.name)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+class SynthesisFolderError(ValueError):
+    """A folder that is not a synthesis this code can measure; the message names it."""
+
+
+def write_report(folder: Path, report: dict, title: str) -> None:
+    """``report.json`` and its reader's version, ``report.md``, into ``folder``."""
+    write_json(folder / "report.json", report)
+    lines = [f"# Synthesis {title}", "",
+             f"{report['n']} images, {report['direction']}, from GAN run `{report['gan_run']}` (checkpoint sha256 "
+             f"{report['checkpoint_sha256'][:12]}…), parents drawn with seed {report['seed']} from "
+             f"{report['translated']} in {report['manifest']}'s training split, at {report['size']} px. Labels "
+             f"written: {', '.join(f'{k} {v}' for k, v in report['labels'].items())}.", "",
+             "## Realism", "", *realism_lines(report["metrics"]),
+             "![parents (top) and their synthetic images (bottom)](report.png)", "",
+             "Every measurement, with the pixel distances and histograms, is in `report.json`.", ""]
+    (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progress: bool = True) -> dict:
+    """Measure an existing synthesis ``folder`` again (e.g. on another feature network); rewrite
+    its ``report.json`` and ``report.md`` and return the metrics."""
+    folder = Path(folder)
+    listing, report_file = folder / "manifest.csv", folder / "report.json"
+    for path in (listing, report_file):
+        if not path.is_file():
+            raise SynthesisFolderError(f"{folder}: no {path.name}; not a synthesis folder (make one with cxr gan synth)")
+    synthetic_rows = Manifest.read(listing, root=folder)
+    if not len(synthetic_rows):
+        raise SynthesisFolderError(f"{folder}: no synthetic images (manifest.csv has no rows)")
+    report = read_json(report_file)
+    if "target" not in report:
+        raise SynthesisFolderError(f"{folder}: made before report.json named its target domain; synthesise it "
+                                   "again (cxr gan synth --overwrite)")
+    manifest = Manifest.read(manifest_path(report["manifest"]))
+    by_path = {r.path: r for r in manifest}
+    missing = [r.extra["parent_path"] for r in synthetic_rows if r.extra.get("parent_path") not in by_path]
+    if missing:
+        raise SynthesisFolderError(f"{folder}: {len(missing)} parent(s) not in {report['manifest']} (e.g. {missing[0]})")
+    parents = Manifest([by_path[r.extra["parent_path"]] for r in synthetic_rows], name="parents")
+    keep = parse_filter(report["target"]["filter"], "target domain", report["target"]["labels"])
+    target = Manifest([r for r in manifest.select(split="train") if keep.keeps(r)], name="target")
+    size = report["size"]
+    images = {name: CXRDataset(rows, size, progress=progress).images
+              for name, rows in (("parents", parents), ("synthetic", synthetic_rows), ("target", target))}
+    report["metrics"] = synthesis_metrics(images["parents"], images["synthetic"], images["target"], network)
+    write_report(folder, report, folder.name)
+    return report["metrics"]
 
 
 def _staging_dir(out: Path) -> Path:

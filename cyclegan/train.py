@@ -19,14 +19,16 @@ from runkit.seed import rng_state, seed_everything, set_rng_state
 from .config import GANConfig
 from .data import Domain, load_domains, to_uint8
 from .model import CycleGAN, NonFiniteLossError
-from .realism import checkerboard
+from .features import cxr_features, load_feature_network
+from .realism import checkerboard, distribution_realism
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples"
 RUNS_ROOT = Path("runs") / "gan"
 GRID_COLUMNS = ("real A", "fake B", "rec A", "real B", "fake A", "rec B")
 # Settings a resumed run may change: extending `iterations` also re-plans the LR decay from there.
-RESUMABLE = ("iterations", "device", "precision", "log_every", "sample_every", "checkpoint_every")
+RESUMABLE = ("iterations", "device", "precision", "log_every", "sample_every", "checkpoint_every",
+             "realism_every")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -43,6 +45,41 @@ def sample_grid(columns: tuple[torch.Tensor, ...]) -> torch.Tensor:
     count = min(len(c) for c in columns)
     tiles = torch.stack([c[:count] for c in columns], dim=1).flatten(0, 1)  # row-major: sample, then column
     return make_grid(tiles.add(1).div(2).clamp(0, 1), nrow=len(GRID_COLUMNS), padding=2, pad_value=1)
+
+
+class RealismProbe:
+    """The realism of G_A's translations of a fixed subset of domain A (centre crops) against all of
+    domain B's images, on the fixed CXR feature network, logged under ``realism/``: the Fréchet
+    distance, precision and recall of ``fake_B``, of the untranslated ``real_A`` and of real B's
+    other half (the floor), and the checkerboard score of ``fake_B`` and ``real_B``."""
+
+    def __init__(self, domain_A: Domain, domain_B: Domain, count: int):
+        self.net, _ = load_feature_network()
+        self.real_A = domain_A.fixed(count)
+        real_B = to_uint8(domain_B.fixed(len(domain_B))).squeeze(1).numpy()
+        self.features_B = cxr_features(self.net, real_B)
+        self.features_A = cxr_features(self.net, to_uint8(self.real_A).squeeze(1).numpy())
+        self.checkerboard_B = checkerboard(real_B)["mean"]
+        self.skipped = None
+
+    def log(self, model: CycleGAN, writer: SummaryWriter, step: int) -> None:
+        fake_B = to_uint8(model.translate_A(self.real_A)).squeeze(1).numpy()
+        measured = distribution_realism(cxr_features(self.net, fake_B), self.features_B, self.features_A)
+        names = {"synthetic": "fake_B", "parents (baseline)": "real_A", "real target, other half (floor)": "floor"}
+        for measure, block in (("frechet", measured["frechet_distance"]), ("pr", measured["precision_recall"])):
+            if "skipped" in block:
+                if self.skipped is None:
+                    self.skipped = block["skipped"]
+                    writer.add_text("realism/skipped", self.skipped, step)
+                continue
+            for key, name in names.items():
+                if measure == "frechet":
+                    writer.add_scalar(f"realism/frechet_{name}", block[key], step)
+                else:
+                    writer.add_scalar(f"realism/precision_{name}", block[key]["precision"], step)
+                    writer.add_scalar(f"realism/recall_{name}", block[key]["recall"], step)
+        writer.add_scalar("realism/checkerboard_fake_B", checkerboard(fake_B)["mean"], step)
+        writer.add_scalar("realism/checkerboard_real_B", self.checkerboard_B, step)
 
 
 def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool = False,
@@ -65,6 +102,7 @@ def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: t
     tune_for(device)
     seed_everything(config.seed)
     model = CycleGAN(config, device, world)  # whatever it refuses, it refuses before the run folder is claimed
+    probe = RealismProbe(domain_A, domain_B, config.realism_images) if world.is_main and config.realism_every else None
     if world.rank:
         seed_everything(config.seed + world.rank)  # each rank's own image-pool draws
     data_rng = torch.Generator().manual_seed(config.seed)  # the same on every rank: see Domain.batch
@@ -75,7 +113,7 @@ def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: t
     # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
     writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None) if world.is_main else None
     try:
-        _loop(model, domain_A, domain_B, data_rng, writer, run_dir, start, world, progress)
+        _loop(model, domain_A, domain_B, data_rng, writer, probe, run_dir, start, world, progress)
     finally:
         if writer:
             writer.close()
@@ -115,9 +153,10 @@ def _save(model: CycleGAN, data_rng: torch.Generator, path: Path, iteration: int
 
 
 def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.Generator,
-          writer: SummaryWriter | None, run_dir: Path, start: int, world: distributed.World,
-          progress: bool) -> None:
-    """Train from ``start``; only rank 0 (``writer`` given) logs, draws samples and saves."""
+          writer: SummaryWriter | None, probe: RealismProbe | None, run_dir: Path, start: int,
+          world: distributed.World, progress: bool) -> None:
+    """Train from ``start``; only rank 0 (``writer`` and ``probe`` given) logs, draws samples,
+    measures realism and saves."""
     cfg = model.config
     checkpoint = run_dir / CHECKPOINT
     fixed_A, fixed_B = domain_A.fixed(cfg.n_samples), domain_B.fixed(cfg.n_samples)
@@ -152,9 +191,8 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
                 grid = sample_grid(columns)
                 writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
                 save_image(grid, run_dir / SAMPLES / f"iter_{done:06d}.png")
-                for name, images in (("fake_B", columns[1]), ("real_B", columns[3])):  # real B: the floor
-                    score = checkerboard(to_uint8(images).squeeze(1).numpy())["mean"]
-                    writer.add_scalar(f"realism/checkerboard_{name}", score, done)
+            if probe and (done % cfg.realism_every == 0 or last):
+                probe.log(model, writer, done)
             stopping = distributed.anyone(stop.requested)  # a signal to any rank stops them all
             if done % cfg.checkpoint_every == 0 or last or stopping:
                 _save(model, data_rng, checkpoint, done, world)

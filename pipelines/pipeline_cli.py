@@ -18,6 +18,7 @@ from .bench import BACKBONES, run_bench
 from .choice import run_choice
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
 from .counterfactual import PER_CLASS, make_counterfactual
+from .ganvariants import RUNS_ROOT as GAN_VARIANTS_ROOT, VARIANTS as GAN_VARIANTS, run_gan_variants
 from .gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
 from .mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, SHORTCUT_PROOF_VARIANTS,
                           VARIANTS as MITIGATIONS, run_mitigations)
@@ -218,6 +219,31 @@ def choose_v3_cmd(seeds, classifier_set, name, overwrite):
     result = run_choice(settings, int_list(seeds, "--seeds"), MITIGATIONS_ROOT / name, overwrite, log=click.echo)
     click.echo((MITIGATIONS_ROOT / name / "choice.md").read_text(encoding="utf-8"))
     click.echo(f"chosen: {result['chosen']} ({result['chosen_settings']})")
+
+
+@pipeline_cli.command("gan-variants")
+@click.option("--variants", default=",".join(GAN_VARIANTS), show_default=True,
+              help="Comma-separated CycleGAN variants (" + "; ".join(f"{k}: {v}" for k, v in GAN_VARIANTS.items())
+                   + ").")
+@click.option("--seeds", default="0,1", show_default=True, help="Comma-separated GAN seeds per variant.")
+@click.option("--profile", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
+              help="CycleGAN settings the variants change.")
+@click.option("--n", "n_synthetic", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Synthetic images per GAN (the same parents for every GAN).")
+@click.option("--name", default="cpu", show_default=True, help="Folder under runs/gan-variants/.")
+@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+def gan_variants_cmd(variants, seeds, profile, n_synthetic, name, overwrite):
+    """Measure CycleGAN settings by the realism numbers: each variant over GAN seeds, N synthetic
+    covid images each, Fréchet distance, precision, recall and checkerboard against the real
+    floor, and the training time: runs/gan-variants/<name>/table.md and results.json."""
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in GAN_VARIANTS]
+    if unknown:
+        raise click.BadParameter(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(GAN_VARIANTS)}",
+                                 param_hint="--variants")
+    run_gan_variants(chosen, int_list(seeds, "--seeds"), GAN_VARIANTS_ROOT / name, profile=profile, n=n_synthetic,
+                     overwrite=overwrite, log=click.echo)
+    click.echo((GAN_VARIANTS_ROOT / name / "table.md").read_text(encoding="utf-8"))
 
 
 @pipeline_cli.command("counterfactual")

@@ -13,6 +13,7 @@ from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json, write_json
 
 from classifier.crosssource import pct
+from cyclegan.report import realism_lines
 
 from . import analysis
 from .mitigations import WITHIN
@@ -310,10 +311,13 @@ def _out_of_source_section(result: dict) -> list[str]:
 def _gan_section(result: dict, first, link) -> list[str]:
     s = result["synthesis"]
     m = s["metrics"]
+    pixels = {k: v for k, v in m.items() if k != "realism"}
+    realism = realism_lines(m) if "realism" in m else ["(made before the realism measures: `cxr gan realism "
+                                                       "FOLDER` measures it)", ""]
     return ["## Synthetic images", "",
             f"{s['n']} images from GAN run `{s['gan_run']}` (checkpoint sha256 {s['checkpoint_sha256'][:12]}…), "
-            f"parents drawn with seed {s['seed']}. Measurements (no downloaded model needed):", "",
-            "```", _dump(m), "```", "",
+            f"parents drawn with seed {s['seed']}.", "", "### Realism", "", *realism,
+            "### Pixel measurements", "", "```", _dump(pixels), "```", "",
             f"![parents and synthetic images]({link(first.synthetic / 'report.png')})", ""]
 
 

@@ -142,6 +142,7 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     assert {"lr", "iterations_per_s", "realism/checkerboard_fake_B", "realism/checkerboard_real_B"} <= scalars
     assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
     assert len(events.Tags()["images"]) == 1
+    assert "realism/skipped/text_summary" in events.Tags()["tensors"]  # 4 covid images: too few to measure
     assert is_finished(run)
 
     result = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3", "--seed", "1", "--quiet"])
@@ -164,6 +165,9 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     report = (out / "report.json").read_text()
     assert '"nearest_real_target_distance"' in report and '"mean_abs_change_from_parent"' in report
     assert (out / "report.png").stat().st_size > 0
+    report_md = (out / "report.md").read_text()
+    assert "# Synthesis tiny" in report_md and "needs at least 65 images per set" in report_md
+    assert "checkerboard" in report_md and "(report.png)" in report_md
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"], "staging folder left behind"
 
     again = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3"])
