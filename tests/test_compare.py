@@ -55,7 +55,7 @@ def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, 
     assert set(report["per_source"]["v1"]) == {r.source for r in Manifest.read(tiny_manifest).select(split="test")}
     assert "out-of-source covid false positives" in headline_table(report)
     for heading in ("## Data", "## Out-of-source check", "## Shortcut audit", "## Disease progression",
-                    "## Beside the published numbers"):
+                    "## Beside the published numbers", "## Synthetic images", "### Realism"):
         assert heading in text
     for link in [line.split("](")[1].split(")")[0] for line in text.splitlines() if "](" in line]:
         assert (out / link).is_file(), f"report links a missing file: {link}"

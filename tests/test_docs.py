@@ -29,7 +29,7 @@ def missing_targets(code: str) -> set[str]:
 
 def missing_commands(code: str) -> set[str]:
     missing = set()
-    for group, command in re.findall(r"(?<![\w-])cxr ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?", code):
+    for group, command in re.findall(r"(?<![\w-])cxr ([a-z][a-z0-9-]*)(?: ([a-z][a-z0-9-]*))?", code):
         found = cxr.get_command(click.Context(cxr), group)
         if found is None or (command and isinstance(found, click.Group)
                              and found.get_command(click.Context(found), command) is None):
