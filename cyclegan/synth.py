@@ -29,7 +29,7 @@ from .config import FIELDS, GANConfig
 from .data import to_uint8, to_unit_range
 from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
-from .features import DEFAULT_NETWORK
+from .features import DEFAULT_NETWORK, load_feature_network
 from .report import realism_lines, save_pairs_figure, synthesis_metrics
 from .train import CHECKPOINT
 
@@ -174,10 +174,9 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
     synthetic_rows = Manifest.read(listing, root=folder)
     if not len(synthetic_rows):
         raise SynthesisFolderError(f"{folder}: no synthetic images (manifest.csv has no rows)")
+    load_feature_network(network)  # a missing or changed network is said before any image is read
     report = read_json(report_file)
-    if "target" not in report:
-        raise SynthesisFolderError(f"{folder}: made before report.json named its target domain; synthesise it "
-                                   "again (cxr gan synth --overwrite)")
+    report.setdefault("target", _target_from_run(folder, report))
     manifest = Manifest.read(manifest_path(report["manifest"]))
     by_path = {r.path: r for r in manifest}
     missing = [r.extra["parent_path"] for r in synthetic_rows if r.extra.get("parent_path") not in by_path]
@@ -192,6 +191,17 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
     report["metrics"] = synthesis_metrics(images["parents"], images["synthetic"], images["target"], network)
     write_report(folder, report, folder.name)
     return report["metrics"]
+
+
+def _target_from_run(folder: Path, report: dict) -> dict:
+    """The target domain of a synthesis made before report.json named it, from its GAN run's config."""
+    config_file = Path(report.get("checkpoint", "")).parent / "config.json"
+    if not config_file.is_file():
+        raise SynthesisFolderError(f"{folder}: report.json names no target domain and its GAN run's config "
+                                   f"({config_file}) is gone; synthesise it again (cxr gan synth --overwrite)")
+    config = read_json(config_file)
+    direction = report["direction"].split(":")[0]
+    return {"filter": config[DIRECTIONS[direction][2]], "labels": config.get("labels", "")}
 
 
 def _staging_dir(out: Path) -> Path:

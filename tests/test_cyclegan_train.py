@@ -168,6 +168,10 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     report_md = (out / "report.md").read_text()
     assert "# Synthesis tiny" in report_md and "needs at least 65 images per set" in report_md
     assert "checkerboard" in report_md and "(report.png)" in report_md
+    (out / "report.md").unlink()
+    measured = runner.invoke(gan_cli, ["realism", str(out), "--quiet"])  # measured again, report rewritten
+    assert measured.exit_code == 0 and "# Synthesis tiny" in measured.output, measured.output
+    assert (out / "report.md").read_text() == report_md
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"], "staging folder left behind"
 
     again = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3"])
