@@ -17,7 +17,7 @@ SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+
 .PHONY: help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(INSTALLED): setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
