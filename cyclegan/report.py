@@ -151,3 +151,22 @@ def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[st
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def save_rows_figure(rows: dict[str, list[np.ndarray]], path: Path) -> None:
+    """One titled row per entry of ``rows`` (uint8 images of one size), each image beside a
+    nearest-neighbour crop of its central half, where texture such as a checkerboard shows."""
+    count = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), 2 * count, figsize=(2.6 * count, 1.5 * len(rows)), squeeze=False)
+    for i, (name, images) in enumerate(rows.items()):
+        for j, image in enumerate(images):
+            quarter = image.shape[0] // 4
+            axes[i][2 * j].imshow(image, cmap="gray", vmin=0, vmax=255)
+            axes[i][2 * j + 1].imshow(image[quarter:-quarter, quarter:-quarter], cmap="gray", vmin=0, vmax=255,
+                                      interpolation="nearest")
+        axes[i][0].set_title(name, fontsize=7, loc="left")
+        for ax in axes[i]:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

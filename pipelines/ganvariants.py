@@ -12,9 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
+from cxrdata import CXRDataset, Manifest, manifest_path
 from cyclegan.config import from_profile
+from cyclegan.report import save_rows_figure
 from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, write_json
@@ -51,7 +55,23 @@ def run_gan_variants(variants: list[str], seeds: tuple[int, ...], out_dir: Path,
     write_json(out_dir / "results.json", {"profile": profile, "dataset": dataset, "n": n, "seeds": list(seeds),
                                           "variants": {v: VARIANTS[v] for v in variants}, "results": results})
     (out_dir / "table.md").write_text(table(results), encoding="utf-8")
+    save_grid(out_dir, variants, seeds[0], dataset, out_dir / "grid.png")
     return results
+
+
+def save_grid(out_dir: Path, variants: list[str], seed: int, dataset: str, path: Path, count: int = 6) -> None:
+    """The same ``count`` parents (top row) and each variant's synthetic images of them (one row
+    per variant, GAN seed ``seed``), each beside a crop of its centre, where texture shows."""
+    rows, parents = {}, None
+    for variant in variants:
+        folder = out_dir / f"{variant}-seed{seed}" / "synthetic"
+        synthetic = Manifest.read(folder / "manifest.csv", root=folder).records[:count]
+        parents = parents or [r.extra["parent_path"] for r in synthetic]
+        rows[variant] = [np.asarray(Image.open(r.file)) for r in synthetic]
+    by_path = {r.path: r for r in Manifest.read(manifest_path(dataset))}
+    size = rows[variants[0]][0].shape[0]
+    real = CXRDataset(Manifest([by_path[p] for p in parents], name="parents"), size, progress=False).images
+    save_rows_figure({"parents": list(real), **rows}, path)
 
 
 def _timed_train(config, run_dir: Path, **kwargs) -> Path:
@@ -73,8 +93,11 @@ def _synthesis(run_dir: Path, n: int, log) -> dict:
 
 def summarise(reports: list[dict], timings: list[dict]) -> dict:
     """Mean ± sd over seeds of each realism number (and the floor, and the training time)."""
-    def over(rows: str, read) -> dict:
-        return spread([float(read(r["metrics"], rows)) for r in reports])
+    def over(rows: str, read) -> dict | None:
+        try:
+            return spread([float(read(r["metrics"], rows)) for r in reports])
+        except KeyError:  # a measure that said it had too few images
+            return None
 
     fd = lambda m, rows: m["realism"]["frechet_distance"][rows]  # noqa: E731
     pr = lambda key: lambda m, rows: m["realism"]["precision_recall"][rows][key]  # noqa: E731
@@ -90,14 +113,17 @@ def summarise(reports: list[dict], timings: list[dict]) -> dict:
 
 
 def table(results: dict) -> str:
-    def ms(s: dict, digits: int = 2) -> str:
-        return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+    def ms(s: dict | None, digits: int = 2) -> str:
+        return "–" if s is None else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+    def mean(s: dict | None) -> str:
+        return "–" if s is None else f"{s['mean']:.2f}"
 
     lines = ["| variant | Fréchet distance ↓ (floor; parents) | precision ↑ | recall ↑ | checkerboard ↓ (floor) | "
              "training min |", "| --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
-        lines.append(f"| {name} | {ms(r['frechet_distance'])} ({r['frechet_floor']['mean']:.2f}; "
-                     f"{r['frechet_parents']['mean']:.2f}) | {ms(r['precision'])} | {ms(r['recall'])} | "
-                     f"{ms(r['checkerboard'])} ({r['checkerboard_floor']['mean']:.2f}) | "
+        lines.append(f"| {name} | {ms(r['frechet_distance'])} ({mean(r['frechet_floor'])}; "
+                     f"{mean(r['frechet_parents'])}) | {ms(r['precision'])} | {ms(r['recall'])} | "
+                     f"{ms(r['checkerboard'])} ({mean(r['checkerboard_floor'])}) | "
                      f"{ms(r['training_minutes'], 1)}{' (resumed)' if r['resumed'] else ''} |")
     return "\n".join(lines) + "\n"
