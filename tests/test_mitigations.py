@@ -28,3 +28,19 @@ def test_variants_train_over_seeds_and_the_table_reports_their_numbers(cxr3, tmp
     messages.clear()
     run_mitigations(settings, (0, 1), ["none", "all"], tmp_path / "m", log=messages.append)
     assert all(m.endswith("reused") for m in messages)
+
+
+def test_the_choice_rule_prefers_the_best_score_then_the_simpler_cell_within_a_point():
+    from pipelines.choice import choose
+    from pipelines.mitigations import VARIANTS, choice_variant
+
+    def cell(count, weight, score):
+        return {"count": count, "weight": weight, "score": {"mean": score}}
+
+    assert choose({"a": cell(50, 0.0, 0.60), "b": cell(0, 0.0, 0.70), "c": cell(0, 0.3, 0.65)}) == "b"
+    assert choose({"a": cell(50, 0.3, 0.695), "b": cell(0, 0.0, 0.70), "c": cell(50, 0.0, 0.692)}) == "c"
+    assert choose({"a": cell(0, 1.0, 0.70), "b": cell(0, 0.3, 0.699)}) == "b"  # a smaller weight, within a point
+    assert [choice_variant(c, w) for c, w in ((0, 0.0), (50, 0.0), (50, 0.3), (0, 1.0))] == [
+        "v3", "v3-50", "v3-50+adversary-0.3", "v3+adversary"]
+    assert VARIANTS["v3-50+adversary-0.3"]["counterfactual_per_class"] == 50
+    assert VARIANTS["v3-50+adversary-0.3"]["source_adversary"] == 0.3 and "source_adversary" not in VARIANTS["v3"]

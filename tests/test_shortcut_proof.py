@@ -14,6 +14,7 @@ from classifier.adversary import (AdversaryError, SourceAdversary, adversary_wei
                                   reverse_gradient, sources_per_class)
 from classifier.cli import classify_cli
 from classifier.config import make_config
+from classifier.data import SyntheticDataError, build_splits
 from classifier.train import train_classifier
 from cxrdata import CLASSES, Manifest, Record
 from pipelines.counterfactual import make_counterfactual
@@ -127,3 +128,14 @@ def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixe
     assert len(synthetic) == len(made) == 6 and len(trained) == 15 + 6
     with open(run / "predictions.csv", newline="") as fh:
         assert all(row["source"] != "synthetic" for row in csv.DictReader(fh))  # never tested on
+    config = tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
+                             counterfactual_per_class=1)
+    smaller = [r for r in build_splits(config).train if r.source == "synthetic"]
+    first_of_each = {}
+    for r in made:
+        first_of_each.setdefault(r.label, r.path)
+    assert sorted(r.path for r in smaller) == sorted(first_of_each.values())  # nested: the set's first per label
+    with pytest.raises(SyntheticDataError, match=r"--counterfactual-per-class 3: .*has only 2 covid, 2 normal, "
+                                                 r"2 pneumonia image\(s\)"):
+        build_splits(tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
+                                     counterfactual_per_class=3))
