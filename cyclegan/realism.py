@@ -131,8 +131,7 @@ def distribution_realism(synthetic: np.ndarray, target: np.ndarray, baseline: np
     out = {"images_per_set": m, "reference_images": len(reference)}
     for measure, compute in (("frechet_distance", frechet_distance), ("precision_recall", precision_recall)):
         try:
-            out[measure] = {name: compute(target[reference], rows) if measure == "precision_recall"
-                            else compute(rows, target[reference]) for name, rows in sets.items()}
+            out[measure] = {name: compute(target[reference], rows) for name, rows in sets.items()}  # (real, other)
         except TooFewImages as exc:
             out[measure] = {"skipped": f"{exc} (synthetic {len(synthetic)}, real target {len(target)} split "
                                        "in halves)"}
