@@ -96,8 +96,8 @@ def step_gan_step(plan: Plan, arch: str, size: int, precision: str = "fp32") -> 
     from cyclegan.bench import seconds_per_iteration
     from cyclegan.config import from_profile
 
-    return {"seconds_per_iteration": seconds_per_iteration(from_profile(arch, batch_size=1, precision=precision),
-                                                           size, reps=plan.reps, warmup=plan.warmup)}
+    config = from_profile(arch, batch_size=1, precision=precision, upsample="transpose")  # the reference's layers
+    return {"seconds_per_iteration": seconds_per_iteration(config, size, reps=plan.reps, warmup=plan.warmup)}
 
 
 def step_gan_busy(plan: Plan, arch: str, size: int) -> dict:
