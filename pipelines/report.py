@@ -263,7 +263,8 @@ def _settings_section(result: dict, replicates) -> list[str]:
             f"- Classifier: {c['backbone']}, weights {c['weights']}, {c['image_size']} px, batch {c['batch_size']}, "
             f"{c['epochs']} epochs, Adam lr {c['lr']}, model selected on the validation split; v1 augmentation "
             f"{c['augment']}.",
-            f"- CycleGAN: {g['size']} px, ngf {g['ngf']}, {g['n_blocks']} residual blocks, {g['iterations']} "
+            f"- CycleGAN: {g['size']} px, ngf {g['ngf']}, {g['n_blocks']} residual blocks, "
+            f"{g.get('upsample', 'transpose')} upsampling, {g['iterations']} "
             f"iterations, batch {g['batch_size']}, trained on the `{g['manifest']}` training split (normal → covid).",
             f"- Replicates: {', '.join(f'{r.name} (seed {r.seed})' for r in replicates)}.", ""]
 
