@@ -87,7 +87,7 @@ def load_feature_network(path: Path | str = DEFAULT_NETWORK) -> tuple[CXRFeature
     if actual != expected:
         raise FeatureNetworkError(f"{path}: sha256 {actual[:12]}… does not match {expected_file.name} "
                                   f"({expected[:12]}…); restore the file or rebuild both")
-    net = CXRFeatureNet()
+    net = CXRFeatureNet().float()  # float32 whatever torch's default dtype (the float64 tests change it)
     net.load_state_dict(load(path)["state_dict"])
     return net.eval(), actual
 
