@@ -176,7 +176,8 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
         raise SynthesisFolderError(f"{folder}: no synthetic images (manifest.csv has no rows)")
     load_feature_network(network)  # a missing or changed network is said before any image is read
     report = read_json(report_file)
-    report.setdefault("target", _target_from_run(folder, report))
+    if "target" not in report:  # made before report.json named it
+        report["target"] = _target_from_run(folder, report)
     manifest = Manifest.read(manifest_path(report["manifest"]))
     by_path = {r.path: r for r in manifest}
     missing = [r.extra["parent_path"] for r in synthetic_rows if r.extra.get("parent_path") not in by_path]
