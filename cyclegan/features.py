@@ -12,7 +12,6 @@ its weights file is in the torch hub cache; offline it is never downloaded.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from cxrdata.manifest import sha256_of
 from runkit.checkpoint import atomic_save, load
+from runkit.rundir import write_bytes
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_NETWORK = ASSETS / "cxr_features_v1.pt"
@@ -63,10 +64,6 @@ def _prepare(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     return (x - 0.5) / 0.25
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def checksum_file(network: Path) -> Path:
     return network.with_suffix(".sha256")
 
@@ -83,7 +80,7 @@ def load_feature_network(path: Path | str = DEFAULT_NETWORK) -> tuple[CXRFeature
         raise FeatureNetworkError(f"{expected_file}: the feature network's checksum file is missing; numbers "
                                   f"on an unverified network do not compare, so {path.name} is not used")
     expected = expected_file.read_text(encoding="utf-8").split()[0].strip().lower()
-    actual = _sha256(path)
+    actual = sha256_of(path)
     if actual != expected:
         raise FeatureNetworkError(f"{path}: sha256 {actual[:12]}… does not match {expected_file.name} "
                                   f"({expected[:12]}…); restore the file or rebuild both")
@@ -132,7 +129,7 @@ def train_feature_network(train: tuple[np.ndarray, np.ndarray], val: tuple[np.nd
                "input_size": INPUT_SIZE, "features": FEATURES, "train_images": len(x_train), "val_images": len(x_val)}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_save({"state_dict": best["state_dict"], "summary": summary}, out)
-    checksum_file(out).write_text(f"{_sha256(out)}  {out.name}\n", encoding="utf-8")
+    write_bytes(checksum_file(out), f"{sha256_of(out)}  {out.name}\n".encode("utf-8"))
     return summary
 
 

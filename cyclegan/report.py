@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from .features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,  # noqa: E402
                        load_feature_network, load_inception)
-from .realism import checkerboard, distribution_realism, halves  # noqa: E402
+from .realism import checkerboard, distribution_realism  # noqa: E402
 
 GRID_PAIRS = 8
 
@@ -92,7 +92,7 @@ def feature_realism(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarr
 
 
 def inception_fid(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray) -> dict | str:
-    m = min(len(halves(len(target))[0]), len(synthetic))
+    m = min(len(target) // 2, len(synthetic))  # as distribution_realism compares them
     if m <= INCEPTION_FEATURES:
         return (f"skipped: FID on Inception's {INCEPTION_FEATURES}-d features needs at least "
                 f"{INCEPTION_FEATURES + 1} images per set; this synthesis has {m} per set")

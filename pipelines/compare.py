@@ -16,9 +16,8 @@ from tqdm import tqdm
 
 from classifier.config import make_config
 from classifier.train import train_classifier
-from cxrdata.manifest import Manifest, manifest_path, sha256_of
+from cxrdata.manifest import Manifest, manifest_path
 from cyclegan.config import from_profile
-from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
 from runkit import distributed
 from runkit.device import pick_device
@@ -27,7 +26,7 @@ from runkit.rundir import read_json, write_json
 from .counterfactual import make_counterfactual
 from .folds import kfold_manifests, write_folds
 from .report import write_report
-from .steps import ensure, same_settings
+from .steps import ensure, ensure_synthesis, same_settings
 
 RUNS_ROOT = Path("runs") / "compare"
 
@@ -222,16 +221,9 @@ def _check_gan_split(replicate: Replicate) -> None:
 def _ensure_synthesis(config, replicate: Replicate, overwrite, progress, log) -> None:
     """Synthesise the largest count once; smaller counts are its first rows (a seeded draw)."""
     n = max(config.synthetic_counts)
-    report = replicate.synthetic / "report.json"
-    checkpoint_sha = sha256_of(replicate.gan_run / "checkpoint.pt")
-    if report.is_file() and not overwrite:
-        made = read_json(report)
-        if (made["n"], str(made["seed"]), made["checkpoint_sha256"]) == (n, str(config.synth_seed), checkpoint_sha):
-            log(f"synthesis {replicate.synthetic}: reused")
-            return
-    synthesize(replicate.gan_run, n, seed=config.synth_seed, out=replicate.synthetic, overwrite=True,
-               progress=progress)
-    log(f"synthesis {replicate.synthetic}: {n} images")
+    how = ensure_synthesis(replicate.gan_run, replicate.synthetic, n, config.synth_seed, overwrite=overwrite,
+                           progress=progress)
+    log(f"synthesis {replicate.synthetic}: " + ("reused" if how == "reused" else f"{n} images"))
 
 
 def synthetic_subset(replicate: Replicate, n: int) -> Path:

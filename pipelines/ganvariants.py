@@ -19,12 +19,11 @@ from tqdm import tqdm
 from cxrdata import CXRDataset, Manifest, manifest_path
 from cyclegan.config import from_profile
 from cyclegan.report import save_rows_figure
-from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, write_json
 
 from .stats import spread
-from .steps import ensure
+from .steps import ensure, ensure_synthesis
 
 RUNS_ROOT = Path("runs") / "gan-variants"
 VARIANTS = {  # name: CycleGAN settings on top of the profile
@@ -84,10 +83,7 @@ def _timed_train(config, run_dir: Path, **kwargs) -> Path:
 
 def _synthesis(run_dir: Path, n: int, log) -> dict:
     out = run_dir / "synthetic"
-    if (out / "report.json").is_file() and "realism" in read_json(out / "report.json")["metrics"]:
-        log(f"synthesis {out}: reused")
-    else:
-        synthesize(run_dir, n, seed=SYNTH_SEED, out=out, overwrite=True, progress=False)
+    log(f"synthesis {out}: {ensure_synthesis(run_dir, out, n, SYNTH_SEED, progress=False)}")
     return read_json(out / "report.json")
 
 

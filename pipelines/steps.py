@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from cxrdata.manifest import sha256_of
+from cyclegan.synth import synthesize
 from runkit.distributed import on_main, world_from_env
 from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json, settings
 
@@ -39,3 +41,17 @@ def ensure(run_dir: Path, config: dict, run: Callable[..., Path], *, overwrite: 
     if how != "reused":
         run(run_dir, resume=how == "resumed", overwrite=overwrite and how == "ran")
     return run_dir, how
+
+
+def ensure_synthesis(gan_run: Path, out: Path, n: int, seed: int, *, overwrite: bool = False,
+                     progress: bool = True) -> str:
+    """Synthesise ``n`` images with ``gan_run``'s checkpoint (parents drawn with ``seed``) into
+    ``out``, unless ``out`` already holds exactly those; returns ``reused`` or ``made``."""
+    report = out / "report.json"
+    if report.is_file() and not overwrite:
+        made = read_json(report)
+        if (made["n"], str(made["seed"]), made["checkpoint_sha256"]) == (n, str(seed),
+                                                                         sha256_of(gan_run / "checkpoint.pt")):
+            return "reused"
+    synthesize(gan_run, n, seed=seed, out=out, overwrite=True, progress=progress)
+    return "made"

@@ -32,7 +32,8 @@ def test_variants_train_over_seeds_and_the_table_reports_their_numbers(cxr3, tmp
 
 def test_the_choice_rule_prefers_the_best_score_then_the_simpler_cell_within_a_point():
     from pipelines.choice import choose
-    from pipelines.mitigations import VARIANTS, choice_variant
+    from classifier.config import make_config
+    from pipelines.mitigations import CHOICE_GRID, VARIANTS, choice_variant
 
     def cell(count, weight, score):
         return {"count": count, "weight": weight, "score": {"mean": score}}
@@ -44,3 +45,5 @@ def test_the_choice_rule_prefers_the_best_score_then_the_simpler_cell_within_a_p
         "v3", "v3-50", "v3-50+adversary-0.3", "v3+adversary"]
     assert VARIANTS["v3-50+adversary-0.3"]["counterfactual_per_class"] == 50
     assert VARIANTS["v3-50+adversary-0.3"]["source_adversary"] == 0.3 and "source_adversary" not in VARIANTS["v3"]
+    for name in ("v3", "v3+adversary"):  # grid cells the table already had: the same runs
+        assert make_config(**CHOICE_GRID[name]).to_dict() == make_config(**VARIANTS[name]).to_dict()
