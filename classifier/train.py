@@ -47,6 +47,9 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
     """
     # data, device and weights fail before the run folder is touched (e.g. no synthetic data, offline)
     splits = build_splits(config)
+    if not len(splits.val) and (config.select != "last" or config.early_stopping):
+        raise ValueError(f"{config.dataset} has no val split, so nothing can choose the model or stop early: "
+                         "pass --select last (keep the last epoch) and no --early-stopping")
     world = distributed.world_from_env()
     if config.source_adversary:
         check_sources(splits.train, config.dataset)
@@ -66,7 +69,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
            resume: bool, overwrite: bool, progress: bool) -> Path:
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
-    model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize).to(device)
+    model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize, config.head).to(device)
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:
@@ -80,7 +83,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
     distributed.claim_run(world, run_dir, config.to_dict(), runtime=devices.precision_record(device, config.precision),
                           batch_size=config.batch_size, resume=resume, overwrite=overwrite,
                           resumable_keys=RESUMABLE_KEYS, after=record_training_set)
-    names = ("train", "val", "test") if world.is_main else ("train",)  # rank 0 alone evaluates
+    names = (("train", "test") + (("val",) if len(splits.val) else ())) if world.is_main else ("train",)  # rank 0 evaluates
     datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
     history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)
     if not world.is_main:
@@ -164,13 +167,14 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
         run_dir: Path, device: torch.device, progress: bool = True,
         world: distributed.World = distributed.World()) -> dict:
     """Train for ``config.epochs`` (or until early stopping), keeping best.pt (by val accuracy,
-    then val loss) and last.pt (everything needed to resume). Returns the training summary.
+    then val loss; or the last epoch with ``select="last"``) and last.pt (everything needed to
+    resume). ``val_set`` None (no validation split) needs ``select="last"``. Returns the training summary.
 
     With several ranks each trains on its share of every epoch and DistributedDataParallel
     averages the gradients; rank 0 alone evaluates ``val_set`` and writes. Ctrl-C or SIGTERM (to
     any rank) stops every rank after the current batch, with last.pt from the last whole epoch.
     """
-    adversary = (SourceAdversary(model.head.in_features, check_sources(train_set.manifest, config.dataset)).to(device)
+    adversary = (SourceAdversary(model.features, check_sources(train_set.manifest, config.dataset)).to(device)
                  if config.source_adversary else None)
     state = _resume_state(run_dir, model, device, world, adversary)
     loader = train_loader(WithSourceTargets(train_set, adversary) if adversary else train_set, config, world)
@@ -201,14 +205,14 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
                                                          f"epoch {epoch + 1}/{config.epochs} ({stage})", progress,
                                                          stop, adversary, weight)
                 val_loss, val_acc = distributed.on_main(
-                    world, lambda: evaluate_loss(model, val_set, config.batch_size, device))
+                    world, lambda: evaluate_loss(model, val_set, config.batch_size, device) if val_set else (None, None))
                 record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
                           "val_loss": val_loss, "val_accuracy": val_acc,
                           **({"adversary_weight": weight, **adv} if adversary is not None else {})}
                 state["history"].append(record)
-                improved = (val_acc, -val_loss) > tuple(state["best_score"])
+                improved = config.select == "last" or (val_acc, -val_loss) > tuple(state["best_score"])
                 if improved:
-                    state["best_score"], state["epochs_without_gain"] = [val_acc, -val_loss], 0
+                    state["best_score"], state["epochs_without_gain"] = [val_acc or 0.0, -(val_loss or 0.0)], 0
                 else:
                     state["epochs_without_gain"] += 1
                 state.update(epoch=epoch, stage=stage)
@@ -218,8 +222,8 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
                                 adversary)
                     _log_epoch(writer, record, optimizer)
                 if progress:
-                    tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
-                               f"val loss {val_loss:.4f} acc {val_acc:.3f}")
+                    tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_acc:.3f}"
+                               + (f" | val loss {val_loss:.4f} acc {val_acc:.3f}" if val_set else " (no val split)"))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(INTERRUPTED.format(run_dir)) from None
     finally:
@@ -336,6 +340,8 @@ def evaluate_loss(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
 def _log_epoch(writer: SummaryWriter, record: dict, optimizer: torch.optim.Optimizer) -> None:
     step = record["epoch"] + 1
     for split in ("train", "val"):
+        if record[f"{split}_loss"] is None:
+            continue
         writer.add_scalar(f"loss/{split}", record[f"{split}_loss"], step)
         writer.add_scalar(f"accuracy/{split}", record[f"{split}_accuracy"], step)
     for name in ("adversary_loss", "adversary_accuracy", "adversary_weight"):

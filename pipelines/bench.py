@@ -30,7 +30,7 @@ from runkit.device import native_bf16
 from runkit.timing import peak_rss_mib, summary, timed
 
 RUNS_ROOT = Path("runs") / "bench"
-BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121")
+BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121", "efficientnet_lite0")
 
 
 @dataclass(frozen=True)

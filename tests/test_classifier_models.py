@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from classifier import augment as aug
-from classifier import models
+from classifier import models, weights
 from classifier.config import ConfigError, make_config
 from classifier.models import BACKBONES, WeightsError, build_model
 
@@ -65,7 +65,7 @@ def test_imagenet_weights_offline_say_which_file_to_place_where(monkeypatch, tmp
             raise urllib.error.URLError("Name or service not known")
         return torchvision.models.get_model(name)
 
-    monkeypatch.setattr(models, "get_model", offline)
+    monkeypatch.setattr(weights, "get_model", offline)
     with pytest.raises(WeightsError) as error:
         build_model("resnet18", "imagenet")
     message = str(error.value)
