@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
-.PHONY: help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+REPRODUCE_PROFILE ?= cpu
+.PHONY: reproduce help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -104,6 +105,10 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 	@if [ "$(FORCE)" = 1 ]; then rm -rf runs data/synthetic; echo "removed runs/ and data/synthetic/"; \
 	else echo "kept runs/ and data/synthetic/ (make clean FORCE=1 deletes them)"; fi
+
+reproduce: corpus  ## A paper under its own protocol, then audited: PAPER=zebin2020|makris2020|luiz, REPRODUCE_PROFILE=cpu|paper, REPRODUCE_ARGS.
+	@test -n "$(PAPER)" || { echo "usage: make reproduce PAPER=zebin2020|makris2020|luiz [REPRODUCE_PROFILE=paper]" >&2; exit 2; }
+	$(CXR) pipeline reproduce --paper $(PAPER) --profile $(REPRODUCE_PROFILE) $(REPRODUCE_ARGS)
 
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }

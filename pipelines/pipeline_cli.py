@@ -24,6 +24,8 @@ from .mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, 
                           VARIANTS as MITIGATIONS, run_mitigations)
 from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
 from .progression import render
+from .reproduction import PROFILES as REPRODUCTION_PROFILES, PROTOCOLS, run_reproduction
+from .reproduction.runner import RUNS_ROOT as REPRODUCE_ROOT
 from .report import headline_table
 
 DEMO = {  # the CPU demo: every step of the experiment, small enough for 2 cores
@@ -334,3 +336,33 @@ def bench_cmd(quick, backbones, reference):
         raise click.BadParameter(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}",
                                  param_hint="--backbones")
     run_bench(quick=quick, backbones=chosen, reference=reference, log=click.echo)
+
+
+@pipeline_cli.command("reproduce")
+@click.option("--paper", required=True, type=click.Choice(list(PROTOCOLS)),
+              help="The paper whose protocol to run: zebin2020 (Zebin & Rezvy 2020), makris2020 (Makris et al. "
+                   "2020) or luiz (Luiz et al.); each is one profile in pipelines/reproduction/protocols.py.")
+@click.option("--profile", type=click.Choice(list(REPRODUCTION_PROFILES)), default="cpu", show_default=True,
+              help="cpu: EfficientNet-Lite0 with the ImageNet weights installed with the project, 128 px, each "
+                   "paper's optimiser, batch and epochs (at most 60 min per paper on 2 cores); paper: the paper's "
+                   "own backbone at 224 px (its ImageNet weights download once: internet; for a GPU).")
+@click.option("--replicates", type=int, default=None,
+              help="Seeds of the paper's random split, or CV folds run [default: 3 makris2020, 5 zebin2020, "
+                   "5 luiz (10 with --profile paper)].")
+@click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
+              help="Override a classifier setting of the protocol, e.g. --set image_size=224; repeatable.")
+@click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
+              help="zebin2020's v2: override a setting of its CycleGAN (the cpu profile), e.g. --gan-set "
+                   "iterations=5000; repeatable.")
+@click.option("--name", default=None,
+              help="Folder under runs/reproduce/ [default: the paper, or <paper>-<profile> for paper].")
+@click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings.")
+def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, overwrite):
+    """Train each paper's model under its own protocol (data, per-image split, augmentation, frozen
+    ImageNet body and new head, optimiser, epochs, model choice), then audit it: (a) patients grouped
+    in the split, (b) lungs hidden, (c) adult NIH images of a source it never saw, and how many it
+    calls covid. Writes runs/reproduce/<paper>/report.md and results.json (docs/reproduction.md)."""
+    out = REPRODUCE_ROOT / name if name else None
+    folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),
+                              gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite, log=click.echo)
+    click.echo(f"report: {folder / 'report.md'}")

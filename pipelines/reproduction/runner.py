@@ -1,0 +1,139 @@
+"""Run one paper's reproduction: per replicate the protocol's model and its three audits, then
+the report. Every step reuses a finished run with the same settings and resumes an unfinished one."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from classifier.config import make_config
+from classifier.evaluate_data import evaluate_run
+from classifier.train import train_classifier
+from cxrdata.manifest import Manifest
+from cyclegan.config import from_profile
+from cyclegan.train import train as train_gan
+from runkit.rundir import is_finished
+from runkit.timing import peak_rss_mib
+
+from ..progression import render
+from ..steps import ensure, ensure_synthesis
+from . import splits
+from .protocols import PROFILES, PROTOCOLS, Protocol
+from .report import write_report
+
+RUNS_ROOT = Path("runs") / "reproduce"
+
+
+class ReproductionError(ValueError):
+    """An unknown paper, profile or setting; the message lists the known ones."""
+
+
+def protocol_of(paper: str) -> Protocol:
+    if paper not in PROTOCOLS:
+        raise ReproductionError(f"unknown paper {paper!r}; choose one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[paper]
+
+
+def replicate_count(protocol: Protocol, profile: str) -> int:
+    """The cpu profile's replicates; the paper profile runs every CV fold."""
+    if profile == "paper" and protocol.split == "image-folds":
+        return protocol.folds - 1
+    return protocol.replicates
+
+
+def classifier_settings(protocol: Protocol, profile: str, overrides: dict) -> dict:
+    if profile not in PROFILES:
+        raise ReproductionError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return {**protocol.classifier, **PROFILES[profile], **overrides}
+
+
+def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None = None, overrides: dict | None = None,
+                     gan_overrides: dict | None = None, out_dir: Path | str | None = None, overwrite: bool = False,
+                     progress: bool = True, log=print) -> Path:
+    """Reproduce ``paper`` under ``profile`` into ``out_dir`` (default ``runs/reproduce/<paper>``
+    for cpu, ``<paper>-<profile>`` otherwise); returns the folder with report.md and results.json.
+    ``overrides`` change the protocol's classifier settings, ``gan_overrides`` v2's CycleGAN's."""
+    protocol = protocol_of(paper)
+    settings = classifier_settings(protocol, profile, overrides or {})
+    make_config(**settings)  # a bad setting fails before any work
+    count = replicates or replicate_count(protocol, profile)
+    limit = protocol.folds - 1 if protocol.split == "image-folds" else protocol.folds or count
+    if not 1 <= count <= limit:
+        raise ReproductionError(f"--replicates {count}: {paper} has 1 to {limit}")
+    out = Path(out_dir) if out_dir else RUNS_ROOT / (paper if profile == "cpu" else f"{paper}-{profile}")
+    images = splits.pool(protocol.pool)
+    started = time.perf_counter()
+    synthetic = (_synthesis(protocol, images, out, gan_overrides or {}, overwrite, progress, log)
+                 if protocol.synthetic else None)
+    replicates_done = []
+    for k in range(count):
+        own = splits.protocol_split(protocol, images, k)
+        grouped = splits.grouped_split(protocol, images, k)
+        own_csv = splits.write(own, out / "splits" / f"{own.name}.csv")
+        grouped_csv = splits.write(grouped, out / "splits" / f"{grouped.name}.csv")
+        runs = {"protocol": _train(out / "runs" / f"r{k}-protocol", settings, own_csv, k, overwrite, progress, log),
+                "grouped": _train(out / "runs" / f"r{k}-grouped", settings, grouped_csv, k, overwrite, progress, log),
+                "lungs-hidden": _train(out / "runs" / f"r{k}-lungs-hidden", {**settings, "hide_lungs": True}, own_csv,
+                                       k, overwrite, progress, log)}
+        if synthetic is not None:
+            subset = _synthetic_for(own, synthetic, protocol.synthetic, out / "splits" / f"{own.name}-synthetic.csv")
+            runs["v2"] = _train(out / "runs" / f"r{k}-v2", {**settings, "aug": "v2", "synth_manifest": subset},
+                                own_csv, k, overwrite, progress, log)
+        if protocol.second_test:
+            runs["second-test"] = _second_test(protocol, runs["protocol"], out, overwrite, progress)
+        replicates_done.append({"replicate": k, "split": own_csv, "grouped_split": grouped_csv,
+                                "patients_on_both_sides": splits.patients_on_both_sides(own),
+                                "runs": {name: str(path) for name, path in runs.items()}})
+    progression = _progression(protocol, images, Path(replicates_done[0]["runs"]["protocol"]), out)
+    cost = {"seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib()}
+    write_report(out, protocol, profile, settings, replicates_done, progression, cost)
+    return out
+
+
+def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bool, progress: bool, log) -> Path:
+    config = make_config(**{**settings, "dataset": dataset, "seed": seed})
+    _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, progress=progress, **kw),
+                    overwrite=overwrite)
+    log(f"{run_dir}: {how}")
+    return run_dir
+
+
+def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: dict, overwrite: bool, progress: bool,
+               log) -> Path:
+    """v2's CycleGAN (normal → covid) on the training part of the split, and one image per training normal."""
+    held = splits.image_parts(images.records, [1 - protocol.test_share, protocol.test_share], 0, protocol.stratified)
+    part = Manifest([dataclasses.replace(r, split="test" if h else "train") for r, h in zip(images, held)],
+                    name=f"{protocol.paper}-gan")
+    gan_manifest = splits.write(part, out / "splits" / f"{part.name}.csv")
+    gan_config = from_profile("cpu", **{**gan_overrides, "manifest": gan_manifest})
+    gan_run, how = ensure(out / "gan", gan_config.to_dict(), lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw),
+                          overwrite=overwrite)
+    log(f"{gan_run}: {how}")
+    parents = sum(r.split == "train" and r.label == "normal" for r in part)
+    ensure_synthesis(gan_run, out / "synthetic", parents, 0, overwrite=overwrite, progress=progress)
+    return out / "synthetic" / "manifest.csv"
+
+
+def _synthetic_for(split: Manifest, synthetic_csv: Path, n: int, path: Path) -> str:
+    """The first ``n`` synthetic images whose parent patients are in ``split``'s training part only."""
+    held_out = {r.patient_id for r in split if r.split != "train"}
+    synthetic = Manifest.read(synthetic_csv, root=synthetic_csv.parent)
+    kept = [dataclasses.replace(r, path=str(r.file)) for r in synthetic if r.patient_id not in held_out][:n]
+    Manifest(kept, name=path.stem).write(path, extra_columns=synthetic.extra_columns)
+    return str(path)
+
+
+def _second_test(protocol: Protocol, run: Path, out: Path, overwrite: bool, progress: bool) -> Path:
+    """The protocol's model on the paper's second test set (Makris: the repository's test/ folder)."""
+    data = splits.write(splits.pool(protocol.second_test), out / "splits" / f"{protocol.second_test}.csv")
+    target = out / "runs" / f"{run.name}-on-{protocol.second_test}"
+    if not is_finished(target) or overwrite:
+        evaluate_run(run, data, target, overwrite=True, progress=progress)
+    return target
+
+
+def _progression(protocol: Protocol, images: Manifest, run: Path, out: Path) -> dict | None:
+    """Zebin's Fig. 8: the progression patient's images with Grad-CAM, when the patient is in the pool."""
+    if not protocol.progression_patient or not any(r.patient_id == protocol.progression_patient for r in images):
+        return None
+    return render(splits.corpus(), protocol.progression_patient, run, out / "progression.png")
