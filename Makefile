@@ -15,7 +15,7 @@ TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
 REPRODUCE_PROFILE ?= cpu
-.PHONY: reproduce help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 reproduce: corpus  ## A paper under its own protocol, then audited: PAPER=zebin2020|makris2020|luiz, REPRODUCE_PROFILE=cpu|paper, REPRODUCE_ARGS.
 	@test -n "$(PAPER)" || { echo "usage: make reproduce PAPER=zebin2020|makris2020|luiz [REPRODUCE_PROFILE=paper]" >&2; exit 2; }
 	$(CXR) pipeline reproduce --paper $(PAPER) --profile $(REPRODUCE_PROFILE) $(REPRODUCE_ARGS)
+
+choose-backbone: corpus  ## Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet)? 2 candidates x 3 seeds, by a rule written first: runs/choose-backbone/choice.md.
+	$(CXR) pipeline choose-backbone $(CHOOSE_BACKBONE_ARGS)
 
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }

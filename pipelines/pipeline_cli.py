@@ -14,6 +14,7 @@ from runkit.distributed import world_from_env
 from runkit.rundir import read_json
 from runkit.timing import peak_rss_mib
 
+from .backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
 from .bench import BACKBONES, run_bench
 from .choice import run_choice
 from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
@@ -366,3 +367,18 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
     folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),
                               gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite, log=click.echo)
     click.echo(f"report: {folder / 'report.md'}")
+
+
+@pipeline_cli.command("choose-backbone")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per candidate.")
+@click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting of both candidates [default: the demo's classifier settings]; repeatable.")
+@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+def choose_backbone_cmd(seeds, classifier_set, overwrite):
+    """Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet, freeze then fine-tune) instead
+    of resnet18 from scratch? Trains both on cxr3 over the seeds and applies the rule written before the
+    runs (docs/reproduction.md) to validation scores and training time: runs/choose-backbone/choice.md."""
+    settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
+    result = run_backbone_choice(settings, int_list(seeds, "--seeds"), BACKBONE_CHOICE_ROOT, overwrite, log=click.echo)
+    click.echo((BACKBONE_CHOICE_ROOT / "choice.md").read_text(encoding="utf-8"))
+    click.echo(f"chosen: {result['chosen']}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-import numpy as np
-
 from classifier.metrics import wilson_interval
 from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
+from ..stats import spread
 from .protocols import Protocol
 from .splits import POOLS
 
@@ -36,18 +35,16 @@ def run_numbers(run: Path) -> dict:
     return out
 
 
-def spread(values: list) -> dict | None:
+def over_replicates(values: list) -> dict | None:
+    """:func:`..stats.spread` of the defined values (None: a number a run could not measure)."""
     values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "min": float(min(values)), "max": float(max(values)), "n": len(values)}
+    return spread(values) if values else None
 
 
 def _pct(s: dict | None) -> str:
     if s is None:
         return "–"
-    return f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
 
 def _paper(value: float | None, n: int | None = None) -> str:
@@ -65,10 +62,10 @@ def summarise(replicates: list[dict]) -> dict:
     out = {}
     for kind in kinds:
         numbers = [run_numbers(Path(r["runs"][kind])) for r in replicates if kind in r["runs"]]
-        out[kind] = {"accuracy": spread([x["accuracy"] for x in numbers]),
-                     "precision": {c: spread([x["precision"][c] for x in numbers]) for c in CLASSES},
-                     "recall": {c: spread([x["recall"][c] for x in numbers]) for c in CLASSES},
-                     "unseen_called_covid": spread([x["unseen_called_covid"]["rate"] for x in numbers]),
+        out[kind] = {"accuracy": over_replicates([x["accuracy"] for x in numbers]),
+                     "precision": {c: over_replicates([x["precision"][c] for x in numbers]) for c in CLASSES},
+                     "recall": {c: over_replicates([x["recall"][c] for x in numbers]) for c in CLASSES},
+                     "unseen_called_covid": over_replicates([x["unseen_called_covid"]["rate"] for x in numbers]),
                      "unseen_images": numbers[0]["unseen_called_covid"]["n"], "test_images": numbers[0]["n"],
                      "replicates": [x for x in numbers]}
     return out

@@ -1,0 +1,100 @@
+"""Should the ``cpu`` profile's classifier be EfficientNet-Lite0 with ImageNet weights?
+
+The rule, written down before the runs (docs/reproduction.md): each candidate is trained on the
+demo's settings over the seeds; its score is the mean over seeds of (validation accuracy +
+validation ieee8023 covid-vs-pneumonia accuracy) / 2 (:func:`.choice.validation_scores`). The
+challenger wins when its score beats the default's by more than :data:`MARGIN` and its mean
+training time is at most :data:`MAX_SLOWDOWN` times the default's. Test-split and paediatric
+numbers are tabulated beside it, after the choice.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from classifier.config import make_config
+from classifier.train import train_classifier
+from runkit.rundir import read_json, write_json
+
+from .choice import validation_scores
+from .mitigations import measure
+from .stats import spread
+from .steps import ensure
+
+RUNS_ROOT = Path("runs") / "choose-backbone"
+MARGIN = 0.01  # one point of score
+MAX_SLOWDOWN = 1.5
+DEFAULT, CHALLENGER = "resnet18-scratch", "lite0-imagenet"
+CANDIDATES = {
+    DEFAULT: {},
+    CHALLENGER: {"backbone": "efficientnet_lite0", "weights": "imagenet", "head_epochs": 3, "lr": 1e-3,
+                 "unfreeze_blocks": 4, "finetune_lr": 1e-4},
+}
+
+
+def train_timed(run_dir: Path, settings: dict, times: dict, overwrite: bool, log) -> Path:
+    """Train (or reuse) one run; ``times`` keeps the seconds of every run this study trained."""
+    config = make_config(**settings)
+    started = time.perf_counter()
+    _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw), overwrite=overwrite)
+    if how != "reused":  # a resumed run's time is not its whole training time
+        times[run_dir.name] = time.perf_counter() - started if how == "ran" else None
+    log(f"{run_dir}: {how}")
+    return run_dir
+
+
+def decide(cells: dict) -> str:
+    """The winner by the rule (see the module docstring)."""
+    default, challenger = cells[DEFAULT], cells[CHALLENGER]
+    better = challenger["score"]["mean"] > default["score"]["mean"] + MARGIN
+    slowdown = (challenger["seconds"]["mean"] / default["seconds"]["mean"]
+                if challenger["seconds"] and default["seconds"] else None)
+    return CHALLENGER if better and slowdown is not None and slowdown <= MAX_SLOWDOWN else DEFAULT
+
+
+def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = RUNS_ROOT, overwrite: bool = False,
+                        log=print) -> dict:
+    """Train both candidates over ``seeds``, score them on validation, decide; write choice.json and choice.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times_file = out_dir / "times.json"
+    times = read_json(times_file) if times_file.is_file() else {}
+    dataset = settings.get("dataset", "cxr3")
+    cells = {}
+    for name, candidate in CANDIDATES.items():
+        runs = []
+        for seed in seeds:
+            runs.append(train_timed(out_dir / f"{name}-seed{seed}", {**settings, **candidate, "seed": seed}, times,
+                                    overwrite, log))
+            write_json(times_file, times)
+        scores = [validation_scores(run, dataset) for run in runs]
+        seconds = [times.get(run.name) for run in runs]
+        cells[name] = {"settings": candidate, "runs": [str(r) for r in runs],
+                       "val_accuracy": spread([s["val_accuracy"] for s in scores]),
+                       "val_within_source_accuracy": spread([s["val_within_source_accuracy"] for s in scores]),
+                       "score": spread([(s["val_accuracy"] + s["val_within_source_accuracy"]) / 2 for s in scores]),
+                       "seconds": spread(seconds) if None not in seconds else None,
+                       "not_used_by_the_rule": measure(runs)}
+    result = {"settings": settings, "seeds": list(seeds), "margin": MARGIN, "max_slowdown": MAX_SLOWDOWN,
+              "chosen": decide(cells), "cells": cells}
+    write_json(out_dir / "choice.json", result)
+    (out_dir / "choice.md").write_text(table(result), encoding="utf-8")
+    return result
+
+
+def table(result: dict) -> str:
+    def ms(s: dict | None, scale: float = 100) -> str:
+        return "–" if s is None else f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
+
+    lines = ["| candidate | val accuracy % | val ieee8023 covid vs pneumonia % | score % | train time s | "
+             "(test) accuracy % | (test) covid recall % | (test) within ieee8023 % | (paediatric) out-of-source "
+             "covid FP % |", "| --- " * 9 + "|"]
+    for name, c in result["cells"].items():
+        t = c["not_used_by_the_rule"]
+        mark = " **(chosen)**" if name == result["chosen"] else ""
+        lines.append(f"| {name}{mark} | {ms(c['val_accuracy'])} | {ms(c['val_within_source_accuracy'])} | "
+                     f"{ms(c['score'])} | {ms(c['seconds'], 1)} | {ms(t['test_accuracy'])} | {ms(t['covid_recall'])} | "
+                     f"{ms(t['within_source_accuracy'])} | {ms(t['out_of_source_covid_fp'])} |")
+    return "\n".join(lines) + (
+        f"\n\nSeeds {', '.join(map(str, result['seeds']))}; mean ± sd over seeds. {CHALLENGER} wins when its score "
+        f"is more than {100 * result['margin']:g} point above {DEFAULT}'s and its training time at most "
+        f"{result['max_slowdown']:g}× (docs/reproduction.md). Columns in brackets are not read by the rule.\n")
