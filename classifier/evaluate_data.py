@@ -18,6 +18,7 @@ from tqdm import tqdm
 from cxrdata import CLASSES, CXRDataset, Manifest, read_grayscale
 from cxrdata.cache import decode_readable
 from runkit import device as devices, rundir
+from runkit.resources import memory_guard
 from runkit.rundir import RunExistsError
 
 from . import crosssource, report
@@ -81,35 +82,37 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
     settings = {"run": str(run_dir.resolve()), "data": str(Path(data).resolve()), "split": split,
                 "root": str(root) if root else None, "ignore_unknown": ignore_unknown, "cam_class": cam_class,
                 "device": device, "image_size": size}
-    rundir.open_run(out_dir, settings, overwrite=(out_dir / rundir.CONFIG).is_file())  # unfinished or asked
+    with rundir.RunLock(out_dir), memory_guard(f"evaluating {run_dir}", config["batch_size"], size, torch_device,
+                                               "evaluate on a machine with more memory, or with --device cpu"):
+        rundir.open_run(out_dir, settings, overwrite=(out_dir / rundir.CONFIG).is_file())  # unfinished or asked
 
-    dataset = CXRDataset(readable, size, images=images)
-    maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
-                                                progress)
-    cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
-    verdicts = [check(read_grayscale(r.file)) for r in tqdm(readable, desc="quality gate", unit="image",
-                                                            leave=False, disable=not progress)]
-    flagged = [{"file": r.path, "reason": v.sentence()} for r, v in zip(readable, verdicts) if not v.ok]
-    shares = [image["border_share"] for image in cams["images"]]
-    report.write_predictions(out_dir / "predictions.csv", readable, probabilities, {
-        "border_share": ["" if share is None else f"{share:.4f}" for share in shares],
-        "quality_ok": [str(int(v.ok)) for v in verdicts], "quality": [v.sentence() for v in verdicts]})
-    true, predicted, sources = crosssource.named(readable, probabilities)
-    metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
-               "images": len(manifest), "evaluated": len(readable),
-               "test": classification_metrics(dataset.labels.numpy(), probabilities),
-               "covid_false_positive": crosssource.covid_false_positive(true, predicted),
-               "per_source": crosssource.per_source(true, predicted, sources),
-               "gradcam": {k: v for k, v in cams.items() if k != "images"},
-               "unreadable": [{"file": str(r.file), "reason": reason} for r, reason in failed],
-               "quality_flagged": flagged,
-               "in_training": _in_training(run_dir, readable), "ignored_folders": ignored}
-    rundir.write_json(out_dir / "metrics.json", metrics)
-    low, high = metrics["test"]["accuracy_ci95"]
-    report.save_confusion(out_dir / "confusion.png", metrics["test"]["confusion_matrix"],
-                          f"{out_dir.name}: accuracy {metrics['test']['accuracy']:.3f} ({low:.3f}–{high:.3f})")
-    (out_dir / "report.md").write_text(markdown(out_dir, metrics), encoding="utf-8")
-    rundir.mark_finished(out_dir, {"accuracy": metrics["test"]["accuracy"], "evaluated": len(readable)})
+        dataset = CXRDataset(readable, size, images=images)
+        maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
+                                                    progress)
+        cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
+        verdicts = [check(read_grayscale(r.file)) for r in tqdm(readable, desc="quality gate", unit="image",
+                                                                leave=False, disable=not progress)]
+        flagged = [{"file": r.path, "reason": v.sentence()} for r, v in zip(readable, verdicts) if not v.ok]
+        shares = [image["border_share"] for image in cams["images"]]
+        report.write_predictions(out_dir / "predictions.csv", readable, probabilities, {
+            "border_share": ["" if share is None else f"{share:.4f}" for share in shares],
+            "quality_ok": [str(int(v.ok)) for v in verdicts], "quality": [v.sentence() for v in verdicts]})
+        true, predicted, sources = crosssource.named(readable, probabilities)
+        metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
+                   "images": len(manifest), "evaluated": len(readable),
+                   "test": classification_metrics(dataset.labels.numpy(), probabilities),
+                   "covid_false_positive": crosssource.covid_false_positive(true, predicted),
+                   "per_source": crosssource.per_source(true, predicted, sources),
+                   "gradcam": {k: v for k, v in cams.items() if k != "images"},
+                   "unreadable": [{"file": str(r.file), "reason": reason} for r, reason in failed],
+                   "quality_flagged": flagged,
+                   "in_training": _in_training(run_dir, readable), "ignored_folders": ignored}
+        rundir.write_json(out_dir / "metrics.json", metrics)
+        low, high = metrics["test"]["accuracy_ci95"]
+        report.save_confusion(out_dir / "confusion.png", metrics["test"]["confusion_matrix"],
+                              f"{out_dir.name}: accuracy {metrics['test']['accuracy']:.3f} ({low:.3f}–{high:.3f})")
+        (out_dir / "report.md").write_text(markdown(out_dir, metrics), encoding="utf-8")
+        rundir.mark_finished(out_dir, {"accuracy": metrics["test"]["accuracy"], "evaluated": len(readable)})
     return Evaluation(out_dir, metrics)
 
 

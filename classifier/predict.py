@@ -12,7 +12,7 @@ import torch
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 from cxrdata.images import fit_square
 from runkit import checkpoint, device as devices, rundir
-from runkit.rundir import CONFIG, FINISHED, is_finished, read_json
+from runkit.rundir import CONFIG, FINISHED, check_not_locked, is_finished, read_json
 
 from .gradcam import GradCAM, border_share
 from .models import CXRClassifier, model_from_checkpoint
@@ -51,6 +51,8 @@ def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
         raise RunNotUsableError(f"{run_dir}: the run has not finished (no {FINISHED}); its best.pt may be "
                                 "from an early epoch. Finish it with `cxr classify train --resume`, or pass "
                                 "--allow-unfinished")
+    if not is_finished(run_dir):
+        check_not_locked(run_dir)  # unfinished and still training: its files change under us
     return config
 
 

@@ -6,6 +6,7 @@ top ``unfreeze_blocks`` backbone blocks at ``finetune_lr``.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from cxrdata import CLASSES, CXRDataset
 from runkit import checkpoint, device as devices, distributed, rundir, seed as seeds
 from runkit.interrupts import deferred_interrupts
+from runkit.resources import memory_guard
 
 from .adversary import SourceAdversary, adversary_weight, check_sources, reverse_gradient
 from .augment import augment
@@ -60,13 +62,15 @@ def train_classifier(config: ClassifierConfig, run_dir: Path | str | None = None
         raise ValueError(f"{world.size} processes (--nproc_per_node / NPROC) for {len(splits.train)} training "
                          f"images: each process needs at least 2 (batch norm); use at most "
                          f"{max(1, len(splits.train) // 2)}")
-    with distributed.session(config.device) as (world, device):
+    with distributed.session(config.device) as (world, device), ExitStack() as hold, memory_guard(
+            "training the classifier", config.batch_size, config.image_size, device,
+            "lower --batch-size (or --image-size) and rerun with --resume"):
         return _train(config, splits, Path(run_dir) if run_dir is not None else default_run_dir(config), world,
-                      device, resume=resume, overwrite=overwrite, progress=progress and world.is_main)
+                      device, resume=resume, overwrite=overwrite, progress=progress and world.is_main, hold=hold)
 
 
 def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distributed.World, device: torch.device, *,
-           resume: bool, overwrite: bool, progress: bool) -> Path:
+           resume: bool, overwrite: bool, progress: bool, hold: ExitStack) -> Path:
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
     model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize, config.head).to(device)
@@ -82,7 +86,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
 
     distributed.claim_run(world, run_dir, config.to_dict(), runtime=devices.precision_record(device, config.precision),
                           batch_size=config.batch_size, resume=resume, overwrite=overwrite,
-                          resumable_keys=RESUMABLE_KEYS, after=record_training_set)
+                          resumable_keys=RESUMABLE_KEYS, after=record_training_set, hold=hold)
     names = (("train", "test") + (("val",) if len(splits.val) else ())) if world.is_main else ("train",)  # rank 0 evaluates
     datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
     history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)

@@ -7,6 +7,7 @@ are verified while decoding, so a cache is only ever built from the bytes the ma
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .images import ImageReadError, fit_square, read_grayscale
+from runkit.rundir import write_bytes
+
 from .manifest import REPO_ROOT, ChecksumError, Manifest, Record, check_checksum
 
 FORMAT_VERSION = 1
@@ -100,8 +103,7 @@ def cached_images(manifest: Manifest, size: int, progress: bool = True, use_cach
         except (OSError, ValueError):
             pass  # a damaged cache file is rebuilt below
     images = decode_all(manifest, size, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, images)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    write_bytes(path, buffer.getvalue())  # atomic: concurrent writers of one key each rename a whole file
     return images

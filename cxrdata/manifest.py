@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from runkit.rundir import write_bytes
 
 CLASSES = ("normal", "covid", "pneumonia")
 SPLITS = ("train", "val", "test")
@@ -125,18 +128,17 @@ class Manifest:
         return manifest
 
     def write(self, csv_path: Path | str, extra_columns: Iterable[str] = ()) -> None:
-        """Write the manifest as CSV (atomically), with ``extra_columns`` from each record."""
-        csv_path = Path(csv_path)
+        """Write the manifest as CSV (atomically, so concurrent writers never mix), with
+        ``extra_columns`` from each record."""
         columns = list(REQUIRED_COLUMNS) + list(extra_columns)
-        tmp = csv_path.with_name(csv_path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            for r in self.records:
-                row = {c: getattr(r, c) for c in REQUIRED_COLUMNS}
-                row.update({c: r.extra.get(c, "") for c in extra_columns})
-                writer.writerow(row)
-        os.replace(tmp, csv_path)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for r in self.records:
+            row = {c: getattr(r, c) for c in REQUIRED_COLUMNS}
+            row.update({c: r.extra.get(c, "") for c in extra_columns})
+            writer.writerow(row)
+        write_bytes(Path(csv_path), text.getvalue().encode("utf-8"))
 
     def select(self, split: str | None = None, label: str | None = None) -> "Manifest":
         """The records of one split and/or label, in order."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from runkit import distributed
 from runkit.checkpoint import atomic_save, load
 from runkit.device import precision_record, tune_for
 from runkit.interrupts import deferred_interrupts
+from runkit.resources import memory_guard
 from runkit.rundir import mark_finished
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
@@ -91,13 +93,15 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
     :class:`TrainingInterrupted` after saving on Ctrl-C/SIGTERM, :class:`NonFiniteLossError`
     (keeping the last good checkpoint) when a loss stops being finite.
     """
-    with distributed.session(config.device) as (world, device):
+    with distributed.session(config.device) as (world, device), ExitStack() as hold, memory_guard(
+            "training the CycleGAN", config.batch_size, config.size, device,
+            "lower --batch-size (or --size, --ngf) and rerun with --resume"):
         return _train(config, Path(run_dir or default_run_dir(config)), world, device, resume=resume,
-                      overwrite=overwrite, progress=progress and world.is_main)
+                      overwrite=overwrite, progress=progress and world.is_main, hold=hold)
 
 
 def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: torch.device, *,
-           resume: bool, overwrite: bool, progress: bool) -> Path:
+           resume: bool, overwrite: bool, progress: bool, hold: ExitStack) -> Path:
     domain_A, domain_B = load_domains(config, progress)
     tune_for(device)
     seed_everything(config.seed)
@@ -108,7 +112,7 @@ def _train(config: GANConfig, run_dir: Path, world: distributed.World, device: t
     data_rng = torch.Generator().manual_seed(config.seed)  # the same on every rank: see Domain.batch
     distributed.claim_run(world, run_dir, config.to_dict(), runtime=precision_record(device, config.precision),
                           batch_size=config.batch_size, resume=resume, overwrite=overwrite,
-                          resumable_keys=RESUMABLE)
+                          resumable_keys=RESUMABLE, hold=hold)
     start = _restore(model, data_rng, run_dir / CHECKPOINT, config, world) if resume else 0
     # On resume, TensorBoard hides events logged after the checkpoint (steps > start).
     writer = SummaryWriter(str(run_dir), purge_step=start + 1 if start else None) if world.is_main else None

@@ -6,16 +6,27 @@ from pathlib import Path
 
 import torch
 
+from .resources import RecordingFile, resource_error, writing
+
 
 def atomic_save(obj, path: Path | str) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``; temporary files that a
-    killed earlier writer left beside it are removed first."""
+    killed earlier writer left beside it are removed first. A full disk is a one-line
+    :class:`runkit.resources.NoSpaceError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(obj, tmp)
+        with writing(path), open(tmp, "wb") as fh:
+            out = RecordingFile(fh)
+            try:
+                torch.save(obj, out)
+            except RuntimeError:
+                if out.error is not None:  # torch hides the write's OSError in a RuntimeError
+                    raise resource_error(out.error, path) from None
+                raise
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

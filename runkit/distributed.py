@@ -11,13 +11,14 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .device import pick_device
-from .rundir import CONFIG, RUNTIME, open_run, read_json
+from .rundir import CONFIG, RUNTIME, RunLock, open_run, read_json
 
 # Long enough for rank 0 to evaluate a validation split while the others wait in a collective;
 # short enough that a rank that died without a word does not hang the others for long.
@@ -154,14 +155,18 @@ def check_resume_world(saved: int, world: World, path) -> None:
 
 
 def claim_run(world: World, run_dir: Path, config: dict, *, runtime: dict, batch_size: int, resume: bool,
-              overwrite: bool, resumable_keys: tuple[str, ...], after=None) -> None:
+              overwrite: bool, resumable_keys: tuple[str, ...], after=None, hold: ExitStack | None = None) -> None:
     """Rank 0 claims ``run_dir`` (:func:`runkit.rundir.open_run`) for ``config``, recording
     ``runtime`` plus, under torchrun, the world size and global batch; a resume with another world
-    size is refused first. ``after()`` then runs on rank 0 too. Every rank gets any error."""
+    size is refused first. ``after()`` then runs on rank 0 too. Every rank gets any error.
+    With ``hold``, rank 0 first takes the folder's :class:`~runkit.rundir.RunLock` and keeps it
+    until ``hold`` closes (the end of the run): a second process is refused before any write."""
     if world.distributed:
         runtime = {**runtime, "world_size": world.size, "global_batch_size": batch_size * world.size}
 
     def claim() -> None:
+        if hold is not None:
+            hold.enter_context(RunLock(run_dir))
         if resume and (run_dir / CONFIG).is_file():
             recorded = read_json(run_dir / CONFIG).get(RUNTIME, {})
             check_resume_world(recorded.get("world_size", 1), world, run_dir)

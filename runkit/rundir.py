@@ -12,16 +12,79 @@ import io
 import json
 import os
 import shutil
+import socket
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .resources import writing
+
 CONFIG = "config.json"
 FINISHED = "finished.json"
+LOCK = ".lock"  # held (flock) by the one process writing the run; kept by --overwrite
 
 
 class RunExistsError(RuntimeError):
     """A run directory is taken; the message says which option to pass."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the run directory; the message names it."""
+
+
+class RunLock:
+    """An exclusive OS lock on ``<run_dir>/.lock`` for the life of a run (``with RunLock(d):``).
+
+    The kernel releases it when the process ends, however it ends, so a killed run never leaves
+    a stale lock. The file records the holder's pid and host for the refusal message.
+    """
+
+    def __init__(self, run_dir: Path | str):
+        self.run_dir = Path(run_dir)
+        self.fh = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        with writing(self.run_dir / LOCK):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fh = open(self.run_dir / LOCK, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunLockedError(f"{self.run_dir} is in use by {holder}; wait for it to finish or stop it, "
+                                 "or choose another folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {socket.gethostname()} (since "
+                 f"{datetime.now(timezone.utc).isoformat(timespec='seconds')})")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()  # closing releases the lock
+        self.fh = None
+
+
+def check_not_locked(run_dir: Path | str) -> None:
+    """Raise :class:`RunLockedError` when a process holds ``run_dir``'s lock (for readers of an
+    unfinished run); takes nothing."""
+    import fcntl
+
+    try:
+        fh = open(Path(run_dir) / LOCK)
+    except FileNotFoundError:
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(f"{run_dir} is being written by {fh.read().strip() or 'another process'}; "
+                                 "wait for it to finish") from None
 
 
 def config_hash(config: dict) -> str:
@@ -33,11 +96,12 @@ def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: to a temporary beside it, then renamed over it (safe
     from several threads at once; nothing half-written is left, even when writing fails)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -84,7 +148,9 @@ def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bo
         raise ValueError("--overwrite and --resume contradict each other; pass one")
     occupied = (run_dir / CONFIG).is_file()
     if occupied and overwrite:
-        shutil.rmtree(run_dir)
+        for entry in run_dir.iterdir():  # everything but the lock its writer holds
+            if entry.name != LOCK:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     elif occupied and resume:
         _check_same_config(run_dir, config, resumable_keys)
         (run_dir / FINISHED).unlink(missing_ok=True)

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from skimage import data as photos
 
-from classifier import weights
 from classifier.config import make_config
 from classifier.models import BACKBONES, build_model
 from classifier.train import train_classifier
