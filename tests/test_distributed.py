@@ -167,10 +167,15 @@ def test_sigterm_to_one_rank_stops_both_and_resume_matches_an_uninterrupted_run(
     assert "written by 2 process(es), resumed with 1; resume with --nproc_per_node 2" in one_process.output
 
 
-def test_two_rank_classifier_writes_once_and_its_metrics_equal_a_later_evaluation(tiny_csv, tmp_path):
+@pytest.mark.parametrize("backbone", [
+    (),
+    # ImageNet weights; epoch 2 fine-tunes the top blocks, so both ranks re-wrap the model
+    ("--backbone", "efficientnet_lite0", "--weights", "imagenet", "--head-epochs", "1"),
+])
+def test_two_rank_classifier_writes_once_and_its_metrics_equal_a_later_evaluation(backbone, tiny_csv, tmp_path):
     run = tmp_path / "run"
     result = torchrun("classify", "train", "--dataset", str(tiny_csv), "--run-dir", str(run), "--epochs", "2",
-                      "--image-size", "32", "--batch-size", "2", "--no-cross-source")
+                      "--image-size", "32", "--batch-size", "2", "--no-cross-source", *backbone)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Test accuracy") == 1
     assert len(list(run.glob("events.out.tfevents.*"))) == 1

@@ -3,6 +3,8 @@ right (known answers on natural photographs), refused when changed, and trained 
 the last epoch kept, resuming exactly."""
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 import sys
 
@@ -18,6 +20,7 @@ from classifier.train import train_classifier
 from classifier.weights import LITE0_SHA256, WeightsError, imagenet_timm, lite0_file
 from conftest import few
 from runkit import checkpoint
+from runkit.device import native_bf16
 
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO, CUP = 967, 968
@@ -134,3 +137,31 @@ def test_no_val_split_needs_the_last_epoch(cxr3, tmp_path):
     manifest.write(tmp_path / "no-val.csv", ["image_id"])
     with pytest.raises(ValueError, match="no val split.*--select last"):
         train_classifier(make_config(dataset=str(tmp_path / "no-val.csv"), epochs=1), tmp_path / "run")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.skipif(native_bf16() is None, reason="this CPU has no native bf16")
+def test_lite0_trains_in_bf16_then_predicts_evaluates_and_serves(cxr3, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from classifier.evaluate_data import evaluate_run
+    from classifier.predict import predict_files
+    from classifier.serve import create_app
+
+    manifest = few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 2)
+    manifest.write(tmp_path / "tiny.csv", ["image_id"])
+    config = make_config(dataset=str(tmp_path / "tiny.csv"), backbone="efficientnet_lite0", weights="imagenet",
+                         head="mlp64", image_size=64, batch_size=4, epochs=2, head_epochs=1, precision="bf16")
+    run = train_classifier(config, tmp_path / "run", progress=False)
+    assert json.loads((run / "config.json").read_text())["runtime"]["precision"] == "bf16"
+    test = manifest.select(split="test")
+    predicted = list(predict_files([r.file for r in test], run, tmp_path / "predict"))
+    evaluation = evaluate_run(run, tmp_path / "tiny.csv", tmp_path / "eval", split="test", progress=False)
+    assert evaluation.metrics["evaluated"] == len(test)
+    listed = {r["path"]: r for r in csv.DictReader(open(run / "predictions.csv"))}
+    for record, prediction in zip(test, predicted):  # evaluation reads the same model as training tested
+        assert prediction.predicted == listed[record.path]["predicted"]
+    response = TestClient(create_app(run)).post(
+        "/api/predict", files=[("files", ("x.png", test[0].file.read_bytes(), "image/png"))])
+    assert response.status_code == 200 and response.json()["results"][0]["predicted"] == predicted[0].predicted
