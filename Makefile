@@ -15,7 +15,7 @@ TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
 REPRODUCE_PROFILE ?= cpu
-.PHONY: reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -112,6 +112,10 @@ reproduce: corpus  ## A paper under its own protocol, then audited: PAPER=zebin2
 
 choose-backbone: corpus  ## Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet)? 2 candidates x 3 seeds, by a rule written first: runs/choose-backbone/choice.md.
 	$(CXR) pipeline choose-backbone $(CHOOSE_BACKBONE_ARGS)
+
+export: $(INSTALLED)  ## A finished run as ONNX + safetensors with its model card: RUN=runs/classify/<name>, EXPORT_ARGS (--out, --format).
+	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/classify/<name> [EXPORT_ARGS='--out DIR']" >&2; exit 2; }
+	$(CXR) classify export $(RUN) $(EXPORT_ARGS)
 
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }

@@ -1,6 +1,7 @@
 """``cxr classify``: train and evaluate a classifier run, classify files, time the backbones."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -166,6 +167,33 @@ def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest:
     click.echo(f"\noutputs in {run}/ (report.md, metrics.json, predictions.csv, {extra}gradcam/)")
 
 
+@classify_cli.command("export")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Export folder [default: runs/export/<run name>].")
+@click.option("--format", "formats", default="onnx,safetensors", show_default=True,
+              help="Comma-separated: onnx (the whole inference path, grayscale [0, 1] in, class probabilities "
+                   "out, dynamic batch; checked with onnx.checker and against ONNX Runtime on the run's test "
+                   "images) and/or safetensors (weights without pickle, with config.json to rebuild the model).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export in --out.")
+def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
+    """Export a finished classifier run to take it elsewhere: model.onnx, model.safetensors +
+    config.json, preprocess.json (how a file becomes the input), example.py (onnxruntime and Pillow
+    only) and MODEL_CARD.md (the run's evidence: data, per-class results with intervals, the
+    out-of-source check, the shortcut audit, Grad-CAM, software, every file's sha256). An exported
+    folder can be passed to `cxr classify predict --run` and `serve` like a run."""
+    from .export import export_run, parse_formats
+
+    folder = export_run(run_dir, out, parse_formats(formats), overwrite=overwrite)
+    checks = json.loads((folder / "checks.json").read_text())
+    if "onnx" in checks:
+        onnx = checks["onnx"]
+        click.echo(f"ONNX Runtime equals the model within {onnx['tolerance']:.1e} on {onnx['images']} test images "
+                   f"(largest difference {onnx['largest_difference']:.1e})" if onnx["checked"]
+                   else f"ONNX Runtime check skipped: {onnx['why']}")
+    click.echo(f"exported: {folder} (model card: {folder / 'MODEL_CARD.md'})")
+
+
 @classify_cli.command("evaluate")
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("data", metavar="DATA", type=click.Path(path_type=Path))
@@ -221,7 +249,7 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
 @classify_cli.command("predict")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A finished run folder, e.g. runs/classify/cxr3-v1-resnet18 (its best.pt is used).")
+              help="A finished run folder, e.g. runs/classify/cxr3-v1-resnet18 (its best.pt is used), or a folder made by `cxr classify export`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the CAM overlays [default: runs/predict/<run name>].")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -43,6 +43,8 @@ def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
     run_dir = Path(run_dir)
     config_file = run_dir / CONFIG
     config = read_json(config_file) if config_file.is_file() else {}
+    if "exported_from" in config and (run_dir / "model.safetensors").is_file():
+        return config  # an export (`cxr classify export`) is made of finished runs only
     if "backbone" not in config or not (run_dir / "best.pt").is_file():
         raise RunNotUsableError(f"{run_dir}: not a classifier run (no config.json with a backbone and best.pt "
                                 "there); pass a folder made by `cxr classify train`, e.g. "
@@ -84,7 +86,12 @@ def trained_classes(run_dir: Path | str) -> list[str]:
 
 
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
-    """The best model of a run and the image size it was trained at."""
+    """The best model of a run (or of an exported folder) and the image size it was trained at."""
+    if (Path(run_dir) / "model.safetensors").is_file():
+        from .export import load_exported
+
+        config = read_json(Path(run_dir) / CONFIG)
+        return load_exported(Path(run_dir), config).to(device).eval(), int(config["image_size"])
     path = Path(run_dir) / "best.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no best model there; pass the folder of a trained run "

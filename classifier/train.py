@@ -26,6 +26,7 @@ from .config import ClassifierConfig
 from .data import Splits, build_splits
 from .models import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
+from .model_card import write_model_card
 from .evaluate import predict_probabilities, write_cross_source, write_evaluation
 from .shortcuts import restyle, source_balanced_weights
 
@@ -99,6 +100,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
                                training={**history, "best_epoch": best["epoch"]}, cross_source=cross_source,
                                progress=progress)
     rundir.mark_finished(run_dir, {"test_accuracy": summary["accuracy"], "best_epoch": best["epoch"]})
+    write_model_card(run_dir, run_dir / "MODEL_CARD.md")
     return run_dir
 
 

@@ -165,3 +165,9 @@ def test_lite0_trains_in_bf16_then_predicts_evaluates_and_serves(cxr3, tmp_path)
     response = TestClient(create_app(run)).post(
         "/api/predict", files=[("files", ("x.png", test[0].file.read_bytes(), "image/png"))])
     assert response.status_code == 200 and response.json()["results"][0]["predicted"] == predicted[0].predicted
+    from safetensors.torch import load_file
+
+    from classifier.export import export_run
+
+    exported = export_run(run, tmp_path / "export", ("safetensors",), progress=False)
+    assert {t.dtype for t in load_file(str(exported / "model.safetensors")).values()} <= {torch.float32, torch.int64}
