@@ -43,3 +43,33 @@ def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: in
         cam_seconds = timed(lambda: cam(images), reps, warmup, device)["median"]
     return {"train_images_per_s": batch_size / train, "inference_images_per_s": batch_size / infer,
             "gradcam_ms_per_image": 1000 * cam_seconds / batch_size}
+
+
+def bench_onnx(backbone: str, size: int = 224, batches: tuple[int, ...] = (1, 32), reps: int = 3,
+               warmup: int = 1) -> dict:
+    """CPU inference images/s of the exported graph under ONNX Runtime and of PyTorch, per batch size
+    (the same random-weight model and images; probabilities out)."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime
+
+    from .export import Probabilities, write_onnx
+
+    model = build_model(backbone, "none").eval()
+    wrapped = Probabilities(model).eval()
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        write_onnx(model, size, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for batch in batches:
+            images = torch.rand(batch, 1, size, size)
+            feed = {"image": images.numpy()}
+            with torch.no_grad():
+                ours = timed(lambda: wrapped(images), reps, warmup)["median"]
+            theirs = timed(lambda: session.run(["probabilities"], feed), reps, warmup)["median"]
+            rows[str(batch)] = {"pytorch_images_per_s": batch / ours, "onnxruntime_images_per_s": batch / theirs}
+    return rows

@@ -139,6 +139,13 @@ def step_classifier(plan: Plan, backbone: str) -> dict:
             **bench_backbone(backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup)}
 
 
+def step_onnx(plan: Plan, backbone: str) -> dict:
+    from classifier.bench import bench_onnx
+
+    return {"backbone": backbone, "size": plan.classifier_size,
+            "batches": bench_onnx(backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup)}
+
+
 def step_data(plan: Plan) -> dict:
     from cxrdata.cli import read_rates
 
@@ -186,8 +193,9 @@ def step_epoch(plan: Plan) -> dict:
     return result
 
 
-STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy, "gan_data": step_gan_data, "classifier": step_classifier,
-         "data": step_data, "epoch": step_epoch}
+STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy,
+         "gan_data": step_gan_data, "classifier": step_classifier, "onnx": step_onnx, "data": step_data,
+         "epoch": step_epoch}
 
 
 def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
@@ -277,6 +285,11 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
     for backbone in backbones:
         result["classifier"].append(run_step("classifier", quick, backbone))
         log(f"classifier {backbone}: done")
+    result["onnx"] = []
+    if not torch.cuda.is_available():  # CPU inference: ONNX Runtime's CPU provider beside PyTorch
+        for backbone in backbones:
+            result["onnx"].append(run_step("onnx", quick, backbone))
+            log(f"onnx {backbone}: done")
     result["data"] = run_step("data", quick)
     result["epoch"] = run_step("epoch", quick)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -332,6 +345,12 @@ def table(result: dict) -> str:
                           ("gradcam_ms_per_image", "ms/img")):
             label = f"{c['backbone']} {c['size']}px {key.replace('_per_s', '').replace('_per_image', '')}"
             lines.append(f"{label:<46} {c[key]:>10.1f} {'':>17} {unit:<10} {c['peak_rss_mib']:>8.0f}")
+    for o in result.get("onnx", []):
+        for batch, rates in o["batches"].items():
+            label = f"{o['backbone']} {o['size']}px b{batch} onnxruntime / pytorch"
+            pair = f"{rates['onnxruntime_images_per_s']:.1f}/{rates['pytorch_images_per_s']:.1f}"
+            lines.append(f"{label:<46} {rates['onnxruntime_images_per_s'] / rates['pytorch_images_per_s']:>10.2f} "
+                         f"{pair:>17} {'× (img/s)':<10} {o['peak_rss_mib']:>8.0f}")
     for name in ("cold", "warm"):
         row = result["data"][name]
         lines.append(f"{'cxr3 train read ' + name + ' @ ' + str(result['plan']['data_size']) + 'px':<46} "

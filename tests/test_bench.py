@@ -13,12 +13,16 @@ from runkit.device import native_bf16
 @pytest.mark.integration
 def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     reference = fake_reference(tmp_path / "reference")
-    path = run_bench(quick=True, backbones=("resnet18", "densenet121"), out_dir=tmp_path, reference=reference,
+    path = run_bench(quick=True, backbones=("resnet18", "efficientnet_lite0"), out_dir=tmp_path, reference=reference,
                      log=lambda m: None)
     result = json.loads(path.read_text())
-    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "data",
-                "epoch"):
+    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "onnx",
+                "data", "epoch"):
         assert key in result, key
+    assert [o["backbone"] for o in result["onnx"]] == ["resnet18", "efficientnet_lite0"]
+    for o in result["onnx"]:
+        assert set(o["batches"]) == {"1", "32"} and all(
+            r["pytorch_images_per_s"] > 0 and r["onnxruntime_images_per_s"] > 0 for r in o["batches"].values())
     assert result["matmul"]["gflops"]["median"] > 0
     assert result["matmul"]["gflops"] == result["matmul"]["kernels"][result["matmul"]["kernel"]]
     assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
@@ -32,7 +36,7 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert [(b["arch"], b["omp_wait_policy"]) for b in result["gan_busy"]] == [
         ("cpu", "PASSIVE"), ("cpu", "(OpenMP default)"), ("paper", "PASSIVE"), ("paper", "(OpenMP default)")]
     assert all(b["slowdown"] > 0 for b in result["gan_busy"])
-    assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "densenet121"]
+    assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "efficientnet_lite0"]
     for c in result["classifier"]:
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0
     assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
