@@ -9,8 +9,6 @@ into place only when complete.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +66,7 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
         raise ExportError(f"{out} already holds an export; pass --overwrite to replace it, or --out another folder")
     model, size = load_run_model(run_dir, torch.device("cpu"))
     model = model.float().eval()  # a bf16-trained run exports in float32
-    staging = out.parent / f".{out.name}.{os.getpid()}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with writing(staging):
-            staging.mkdir(parents=True)
+    with rundir.staged_folder(out) as staging:
         checks = {}
         if "onnx" in formats:
             write_onnx(model, size, staging / "model.onnx")
@@ -86,11 +80,6 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
         rundir.write_bytes(staging / "example.py", EXAMPLE.encode("utf-8"))
         rundir.write_json(staging / "checks.json", checks)
         write_model_card(run_dir, staging / "MODEL_CARD.md", export_dir=staging, checks=checks)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

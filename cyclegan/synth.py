@@ -9,8 +9,6 @@ is a label translation (normal → covid), where it takes the target domain's la
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from cxrdata import CXRDataset, Manifest, Record, manifest_path
 from cxrdata.manifest import sha256_of
 from runkit.checkpoint import load
 from runkit.device import autocast, pick_device
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, staged_folder, write_json
 
 from .config import FIELDS, GANConfig
 from .data import to_uint8, to_unit_range
@@ -121,8 +119,7 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
     target_images = CXRDataset(target, config.size, progress=progress).images
     label_translation = is_label_translation(config.domain_a, config.domain_b, config.labels)
 
-    staging = _staging_dir(out)
-    try:
+    with staged_folder(out) as staging:
         provenance = {"direction": f"{direction}: {getattr(config, source_domain)} → {target_filter}",
                       "checkpoint_sha256": sha256_of(checkpoint), "gan_run": Path(run_dir).resolve().name,
                       "seed": str(seed)}
@@ -137,11 +134,6 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
             "target": {"filter": target_filter, "labels": config.labels},
             "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
             "metrics": synthesis_metrics(parent_images, synthetic, target_images)}, out.name)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -203,17 +195,6 @@ def _target_from_run(folder: Path, report: dict) -> dict:
     config = read_json(config_file)
     direction = report["direction"].split(":")[0]
     return {"filter": config[DIRECTIONS[direction][2]], "labels": config.get("labels", "")}
-
-
-def _staging_dir(out: Path) -> Path:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    except OSError as exc:
-        raise PermissionError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
-    return staging
 
 
 def _write_image(staging: Path, out: Path, parent: Record, image: np.ndarray, label: str,

@@ -16,9 +16,9 @@ from classifier.config import make_config
 from classifier.train import train_classifier
 from runkit.rundir import read_json, write_json
 
-from .choice import validation_scores
+from .choice import validation_scores, validation_spreads
 from .mitigations import measure
-from .stats import spread
+from .stats import mean_sd, spread
 from .steps import ensure
 
 RUNS_ROOT = Path("runs") / "choose-backbone"
@@ -68,10 +68,7 @@ def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = 
             write_json(times_file, times)
         scores = [validation_scores(run, dataset) for run in runs]
         seconds = [times.get(run.name) for run in runs]
-        cells[name] = {"settings": candidate, "runs": [str(r) for r in runs],
-                       "val_accuracy": spread([s["val_accuracy"] for s in scores]),
-                       "val_within_source_accuracy": spread([s["val_within_source_accuracy"] for s in scores]),
-                       "score": spread([(s["val_accuracy"] + s["val_within_source_accuracy"]) / 2 for s in scores]),
+        cells[name] = {"settings": candidate, "runs": [str(r) for r in runs], **validation_spreads(scores),
                        "seconds": spread(seconds) if None not in seconds else None,
                        "not_used_by_the_rule": measure(runs)}
     result = {"settings": settings, "seeds": list(seeds), "margin": MARGIN, "max_slowdown": MAX_SLOWDOWN,
@@ -82,9 +79,7 @@ def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = 
 
 
 def table(result: dict) -> str:
-    def ms(s: dict | None, scale: float = 100) -> str:
-        return "–" if s is None else f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
-
+    ms = mean_sd
     lines = ["| candidate | val accuracy % | val ieee8023 covid vs pneumonia % | score % | train time s | "
              "(test) accuracy % | (test) covid recall % | (test) within ieee8023 % | (paediatric) out-of-source "
              "covid FP % |", "| --- " * 9 + "|"]

@@ -18,7 +18,7 @@ from classifier.evaluate_data import evaluate_run
 from runkit.rundir import is_finished, read_json, write_json
 
 from .mitigations import CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure, train_variant
-from .stats import spread
+from .stats import mean_sd, spread
 
 TIE = 0.01  # one point of score
 
@@ -35,6 +35,14 @@ def validation_scores(run_dir: Path, dataset: str, progress: bool = False) -> di
         raise ValueError(f"{out}: the validation split has no {WITHIN} images of two classes; the rule "
                          "cannot be applied to this dataset")
     return {"val_accuracy": metrics["test"]["accuracy"], "val_within_source_accuracy": within["accuracy"]["rate"]}
+
+
+def validation_spreads(scores: list[dict]) -> dict:
+    """What the rules read, over seeds: validation accuracy, within-source accuracy and the score
+    (their mean)."""
+    return {"val_accuracy": spread([s["val_accuracy"] for s in scores]),
+            "val_within_source_accuracy": spread([s["val_within_source_accuracy"] for s in scores]),
+            "score": spread([(s["val_accuracy"] + s["val_within_source_accuracy"]) / 2 for s in scores])}
 
 
 def choose(cells: dict) -> str:
@@ -58,9 +66,7 @@ def run_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwrite:
         test_side = measure(runs)  # read only for the table, after the choice
         cells[name] = {
             "count": count, "weight": weight, "runs": [str(r) for r in runs],
-            "val_accuracy": spread([s["val_accuracy"] for s in scores]),
-            "val_within_source_accuracy": spread([s["val_within_source_accuracy"] for s in scores]),
-            "score": spread([(s["val_accuracy"] + s["val_within_source_accuracy"]) / 2 for s in scores]),
+            **validation_spreads(scores),
             "not_used_by_the_rule": {key: test_side[key] for key in
                                      ("out_of_source_covid_fp", "test_accuracy", "covid_recall",
                                       "within_source_accuracy")}}
@@ -73,9 +79,7 @@ def run_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwrite:
 
 
 def table(result: dict) -> str:
-    def ms(s: dict | None) -> str:
-        return "–" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
-
+    ms = mean_sd
     lines = ["| cell | per label | weight | val accuracy % | val ieee8023 covid vs pneumonia % | score % | "
              "(test) accuracy % | (test) covid recall % | (paediatric) out-of-source covid FP % |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -9,7 +9,6 @@ three sets go into one folder with one ``manifest.csv`` that ``--aug v3`` reads.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from cyclegan.domains import parse_filter
 from cyclegan.synth import EXTRA_COLUMNS, synthesize
 from cyclegan.train import train as train_gan
 from cxrdata.manifest import sha256_of
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, staged_folder, write_json
 
 from .steps import ensure
 
@@ -51,10 +50,8 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
             return out
         raise FileExistsError(f"{out} already holds a counterfactual set made otherwise; pass --overwrite to "
                               "replace it")
-    staging = out.parent / f".{out.name}.parts"
-    shutil.rmtree(staging, ignore_errors=True)
     records, counts = [], {}
-    try:
+    with staged_folder(out) as staging:
         for folder, direction, images in PARTS:
             part = synthesize(gan_run, _available(train, images, per_class), seed=seed, out=staging / folder,
                               direction=direction, images=images, progress=progress)
@@ -64,11 +61,6 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
         write_json(staging / "report.json", {"gan_run": str(gan_run), **made_with, "parts": counts,
                                              "domains": domains})
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log(f"counterfactual set {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return out
 

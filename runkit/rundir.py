@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -174,6 +175,27 @@ def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, .
         details = "; ".join(f"{k}: {old.get(k)!r} → {config.get(k)!r}" for k in differing)
         raise RunExistsError(f"{run_dir}: cannot resume with different settings ({details}); "
                              "pass the run's own settings, or --overwrite")
+
+
+@contextmanager
+def staged_folder(out: Path | str, option: str = "--out"):
+    """A fresh temporary folder beside ``out``, yielded to fill; when the block completes it replaces
+    ``out`` in one rename, and whatever happens it is removed (nothing half-written is left)."""
+    out = Path(out)
+    staging = out.parent / f".{out.name}.{os.getpid()}.partial"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise PermissionError(f"{option} {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        yield staging
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def mark_finished(run_dir: Path, summary: dict | None = None) -> None:

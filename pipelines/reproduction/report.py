@@ -10,7 +10,7 @@ from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
-from ..stats import spread
+from ..stats import mean_sd, spread
 from .protocols import Protocol
 from .splits import POOLS
 
@@ -39,12 +39,6 @@ def over_replicates(values: list) -> dict | None:
     """:func:`..stats.spread` of the defined values (None: a number a run could not measure)."""
     values = [v for v in values if v is not None]
     return spread(values) if values else None
-
-
-def _pct(s: dict | None) -> str:
-    if s is None:
-        return "–"
-    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
 
 def _paper(value: float | None, n: int | None = None) -> str:
@@ -79,15 +73,15 @@ def results_table(protocol: Protocol, summary: dict) -> list[str]:
     paper_acc = _paper(figures["accuracy"], figures["test_images"])
     if "accuracy_v2" in figures:
         paper_acc += f"; v2 {_paper(figures['accuracy_v2'], figures['test_images'])}"
-    lines.append(f"| accuracy | {paper_acc} | " + " | ".join(_pct(summary[k]["accuracy"]) for k in kinds) + " |")
+    lines.append(f"| accuracy | {paper_acc} | " + " | ".join(mean_sd(summary[k]["accuracy"]) for k in kinds) + " |")
     for metric in ("precision", "recall"):
         for c in CLASSES:
             paper = figures.get(metric, {}).get(c)
             lines.append(f"| {c} {metric} | {_paper(paper)} | "
-                         + " | ".join(_pct(summary[k][metric][c]) for k in kinds) + " |")
+                         + " | ".join(mean_sd(summary[k][metric][c]) for k in kinds) + " |")
     unseen = summary["protocol"]["unseen_images"]
     lines.append(f"| (c) unseen source: NIH adult normal + pneumonia called covid ({unseen} images) | not measured | "
-                 + " | ".join(_pct(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
+                 + " | ".join(mean_sd(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
     return lines
 
 
@@ -107,7 +101,7 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
     if "second-test" in summary:
         second = summary["second-test"]
         lines += ["", f"Second test set ({POOLS[protocol.second_test][1]}, {second['test_images']} images), "
-                      f"the protocol's models: accuracy {_pct(second['accuracy'])} %."]
+                      f"the protocol's models: accuracy {mean_sd(second['accuracy'])} %."]
     leaks = [r["patients_on_both_sides"] for r in replicates]
     lines += ["", "## How to read it", "",
               f"- The paper's split is per image: {min(leaks)}–{max(leaks)} patients have images on both sides "
