@@ -40,16 +40,17 @@ class RunLock:
     a stale lock. The file records the holder's pid and host for the refusal message.
     """
 
-    def __init__(self, run_dir: Path | str):
+    def __init__(self, run_dir: Path | str, lock_file: Path | None = None):
         self.run_dir = Path(run_dir)
+        self.lock_file = lock_file or self.run_dir / LOCK  # a folder replaced whole keeps its lock beside it
         self.fh = None
 
     def __enter__(self) -> "RunLock":
         import fcntl
 
-        with writing(self.run_dir / LOCK):
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.run_dir / LOCK, "a+")
+        with writing(self.lock_file):
+            self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.lock_file, "a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -180,22 +181,26 @@ def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, .
 @contextmanager
 def staged_folder(out: Path | str, option: str = "--out"):
     """A fresh temporary folder beside ``out``, yielded to fill; when the block completes it replaces
-    ``out`` in one rename, and whatever happens it is removed (nothing half-written is left)."""
+    ``out`` in one rename, and whatever happens it is removed (nothing half-written is left). One
+    process at a time: the lock ``.<name>.lock`` beside ``out`` is held throughout."""
     out = Path(out)
     staging = out.parent / f".{out.name}.{os.getpid()}.partial"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
     except OSError as exc:
         raise PermissionError(f"{option} {out}: cannot write there ({exc.strerror or exc})") from None
-    try:
-        yield staging
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with RunLock(out, out.parent / f".{out.name}.lock"):
+        for stale in out.parent.glob(f".{out.name}.*.partial"):  # a killed writer's: no live one holds the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            with writing(staging):
+                staging.mkdir(parents=True)
+            yield staging
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def mark_finished(run_dir: Path, summary: dict | None = None) -> None:

@@ -173,7 +173,7 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     measured = runner.invoke(gan_cli, ["realism", str(out), "--quiet"])  # measured again, report rewritten
     assert measured.exit_code == 0 and "# Synthesis tiny" in measured.output, measured.output
     assert (out / "report.md").read_text() == report_md
-    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"], "staging folder left behind"
+    assert sorted(p.name for p in out.parent.iterdir()) == [".tiny.lock", "tiny"], "staging folder left behind"
 
     again = runner.invoke(gan_cli, ["synth", "--run", str(run), "--n", "3"])
     assert again.exit_code == 1 and "--overwrite" in again.output

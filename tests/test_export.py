@@ -60,7 +60,7 @@ def test_a_real_run_exports_with_its_card_and_the_export_predicts_and_serves_lik
     for name in ("model.onnx", "model.safetensors", "config.json", "preprocess.json", "example.py"):
         assert f"| {name} | `{sha256_of(out / name)}` |" in card
     assert "Not for diagnosis" in card and "## Known limitation: image source" in card and "![grid_" in card
-    assert not list(tmp_path.glob(".export.*"))  # no staging left
+    assert [p.name for p in tmp_path.glob(".export.*")] == [".export.lock"]  # no staging left; the lock stays
     assert (run / "MODEL_CARD.md").is_file()  # written beside every finished run too
     files = [r.file for r in manifest.select(split="test")][:3]
     for ours, theirs in zip(predict_files(files, run, tmp_path / "a"), predict_files(files, out, tmp_path / "b")):

@@ -164,3 +164,23 @@ def test_two_writers_of_one_cache_key_at_once_leave_one_whole_file(cxr3, tmp_pat
     files = list((tmp_path / "cache").iterdir())
     assert len(files) == 1 and np.array_equal(np.load(files[0]), results[0])
     assert np.array_equal(results[0], results[1])
+
+
+def test_an_output_replaced_whole_has_one_writer_too(tmp_path):
+    from runkit.rundir import staged_folder
+
+    code = (f"from runkit.rundir import staged_folder\nimport time\nwith staged_folder({str(tmp_path / 'synth')!r}):\n"
+            "    print('held', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"{tmp_path / 'synth'} is in use by process {holder.pid} on "):
+            with staged_folder(tmp_path / "synth"):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with staged_folder(tmp_path / "synth") as staging:
+        (staging / "made.txt").write_text("whole")
+    assert (tmp_path / "synth" / "made.txt").read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".synth.lock", "synth"]
