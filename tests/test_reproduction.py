@@ -104,3 +104,16 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path):
     again = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=tmp_path / paper,
                              progress=False, log=lambda line: None)  # every finished step is reused
     assert json.loads((again / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_the_paper_profile_offline_fails_at_once_naming_the_backbone_that_needs_no_download(corpus, tmp_path,
+                                                                                            monkeypatch):
+    from classifier import weights
+
+    def offline(name, weights=None):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(weights, "get_model", offline)
+    with pytest.raises(weights.WeightsError, match="vgg16.*ImageNet weights that need no download: efficientnet_lite0"):
+        run_reproduction("zebin2020", "paper", out_dir=tmp_path / "zebin")
+    assert not (tmp_path / "zebin").exists()  # nothing was trained or written

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from classifier.config import make_config
 from classifier.evaluate_data import evaluate_run
+from classifier.models import build_model
 from classifier.train import train_classifier
 from cxrdata.manifest import Manifest
 from cyclegan.config import from_profile
@@ -55,7 +56,8 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
     ``overrides`` change the protocol's classifier settings, ``gan_overrides`` v2's CycleGAN's."""
     protocol = protocol_of(paper)
     settings = classifier_settings(protocol, profile, overrides or {})
-    make_config(**settings)  # a bad setting fails before any work
+    config = make_config(**settings)  # a bad setting, or weights that cannot be had, fail before any work
+    build_model(config.backbone, config.weights, head=config.head)
     count = replicates or replicate_count(protocol, profile)
     limit = protocol.folds - 1 if protocol.split == "image-folds" else protocol.folds or count
     if not 1 <= count <= limit:
