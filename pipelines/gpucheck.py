@@ -21,6 +21,7 @@ bounded:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import time
@@ -232,9 +233,12 @@ def gan_training(plan: Plan, data: Path, out: Path, dev: torch.device, seconds_p
 # -- step 4: classifier backbones -------------------------------------------------------------------
 def classifier_speed(plan: Plan, dev: torch.device, deadline: float) -> dict:
     rates = {}
-    for backbone in BACKBONES:
+    for backbone, spec in BACKBONES.items():
         if time.monotonic() > deadline:
             rates[backbone] = {"skipped": "time box"}
+            continue
+        if spec.timm_name and importlib.util.find_spec("timm") is None:
+            rates[backbone] = {"skipped": "timm is not installed on this machine"}
             continue
         rates[backbone] = bench_backbone(backbone, size=plan.classifier_size, batch_size=plan.classifier_batch,
                                          reps=plan.reps, warmup=1, device=dev)
