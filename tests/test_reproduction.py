@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -79,8 +80,9 @@ def test_bad_requests_are_one_line(tmp_path, monkeypatch):
 @pytest.mark.integration
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("paper", list(PROTOCOLS))
-def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path):
-    out = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=tmp_path / paper,
+def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as the command's default runs/reproduce/<paper>
+    out = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=Path(paper),
                            progress=False, log=lambda line: None)
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
@@ -101,7 +103,7 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path):
         synthetic_patients = [line.split(",")[3] for line in trained.splitlines() if ",synthetic," in line]
         assert synthetic_patients and not set(synthetic_patients) & held_out
         assert (out / "progression.png").is_file() and "progression" in report
-    again = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=tmp_path / paper,
+    again = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=Path(paper),
                              progress=False, log=lambda line: None)  # every finished step is reused
     assert json.loads((again / "results.json").read_text())["summary"] == results["summary"]
 
