@@ -9,7 +9,6 @@ numbers are tabulated beside it, after the choice.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from classifier.config import make_config
@@ -19,7 +18,7 @@ from runkit.rundir import read_json, write_json
 from .choice import validation_scores, validation_spreads
 from .mitigations import measure
 from .stats import mean_sd, spread
-from .steps import ensure
+from .steps import ensure_timed
 
 RUNS_ROOT = Path("runs") / "choose-backbone"
 MARGIN = 0.01  # one point of score
@@ -32,13 +31,11 @@ CANDIDATES = {
 }
 
 
-def train_timed(run_dir: Path, settings: dict, times: dict, overwrite: bool, log) -> Path:
-    """Train (or reuse) one run; ``times`` keeps the seconds of every run this study trained."""
+def train_timed(run_dir: Path, settings: dict, times_file: Path, overwrite: bool, log) -> Path:
+    """Train (or reuse) one run, its training time recorded in ``times_file``."""
     config = make_config(**settings)
-    started = time.perf_counter()
-    _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw), overwrite=overwrite)
-    if how != "reused":  # a resumed run's time is not its whole training time
-        times[run_dir.name] = time.perf_counter() - started if how == "ran" else None
+    _, how = ensure_timed(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, **kw), times_file,
+                          overwrite=overwrite)
     log(f"{run_dir}: {how}")
     return run_dir
 
@@ -57,16 +54,15 @@ def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = 
     """Train both candidates over ``seeds``, score them on validation, decide; write choice.json and choice.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     times_file = out_dir / "times.json"
-    times = read_json(times_file) if times_file.is_file() else {}
     dataset = settings.get("dataset", "cxr3")
     cells = {}
     for name, candidate in CANDIDATES.items():
         runs = []
         for seed in seeds:
-            runs.append(train_timed(out_dir / f"{name}-seed{seed}", {**settings, **candidate, "seed": seed}, times,
+            runs.append(train_timed(out_dir / f"{name}-seed{seed}", {**settings, **candidate, "seed": seed}, times_file,
                                     overwrite, log))
-            write_json(times_file, times)
         scores = [validation_scores(run, dataset) for run in runs]
+        times = read_json(times_file)
         seconds = [times.get(run.name) for run in runs]
         cells[name] = {"settings": candidate, "runs": [str(r) for r in runs], **validation_spreads(scores),
                        "seconds": spread(seconds) if None not in seconds else None,

@@ -6,13 +6,14 @@ settings; a finished run with other settings is never overwritten silently.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable
 
 from cxrdata.manifest import sha256_of
 from cyclegan.synth import synthesize
 from runkit.distributed import on_main, world_from_env
-from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json, settings
+from runkit.rundir import CONFIG, FINISHED, RunExistsError, read_json, settings, write_json
 
 
 def same_settings(a: dict, b: dict) -> bool:
@@ -40,6 +41,19 @@ def ensure(run_dir: Path, config: dict, run: Callable[..., Path], *, overwrite: 
     how = on_main(world_from_env(), decide)
     if how != "reused":
         run(run_dir, resume=how == "resumed", overwrite=overwrite and how == "ran")
+    return run_dir, how
+
+
+def ensure_timed(run_dir: Path, config: dict, run: Callable[..., Path], times_file: Path, *,
+                 overwrite: bool = False) -> tuple[Path, str]:
+    """:func:`ensure`, recording in ``times_file`` (JSON, run name → seconds) how long a run took
+    when it ran from the start (a resumed run's time is not its whole training time: None)."""
+    times = read_json(times_file) if times_file.is_file() else {}
+    started = time.perf_counter()
+    run_dir, how = ensure(run_dir, config, run, overwrite=overwrite)
+    if how != "reused":
+        times[run_dir.name] = time.perf_counter() - started if how == "ran" else None
+        write_json(times_file, times)
     return run_dir, how
 
 

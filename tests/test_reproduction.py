@@ -88,6 +88,7 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path, monkeypatc
     results = json.loads((out / "results.json").read_text())
     runs = results["replicates"][0]["runs"]
     assert {"protocol", "grouped", "lungs-hidden"} <= set(runs)
+    assert results["cost"]["training_seconds"] > 0 and "the classifiers trained in " in report
     assert "| accuracy |" in report and "(a) patients grouped" in report and "(b) lungs hidden" in report
     assert "efficientnet_lite0" in report and "instead of the paper's" in report
     config = json.loads((out / "runs" / "r0-protocol" / "config.json").read_text())
@@ -105,7 +106,9 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path, monkeypatc
         assert (out / "progression.png").is_file() and "progression" in report
     again = run_reproduction(paper, replicates=1, overrides=TINY, gan_overrides=TINY_GAN, out_dir=Path(paper),
                              progress=False, log=lambda line: None)  # every finished step is reused
-    assert json.loads((again / "results.json").read_text())["summary"] == results["summary"]
+    rerun = json.loads((again / "results.json").read_text())
+    assert rerun["summary"] == results["summary"]
+    assert rerun["cost"]["training_seconds"] == results["cost"]["training_seconds"]  # kept, not the reuse's
 
 
 def test_the_paper_profile_offline_fails_at_once_naming_the_backbone_that_needs_no_download(corpus, tmp_path,

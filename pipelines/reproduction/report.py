@@ -91,8 +91,10 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [f"# Reproduction: {protocol.citation}", "",
              f"`cxr pipeline reproduce --paper {protocol.paper} --profile {profile}`; {when}; {describe()}; "
-             f"{len(replicates)} replicate(s); {cost['seconds'] / 60:.1f} min, peak memory "
-             f"{cost['peak_rss_mib'] / 1024:.2f} GiB (this process; finished steps are reused, not timed).", "",
+             f"{len(replicates)} replicate(s); the classifiers trained in "
+             + (f"{cost['training_seconds'] / 60:.1f} min" if cost.get("training_seconds") else "an unrecorded time")
+             + f" (the sum of their runs as they ran); this invocation {cost['seconds'] / 60:.1f} min, peak memory "
+             f"{cost['peak_rss_mib'] / 1024:.2f} GiB.", "",
              f"Backbone **{settings['backbone']}** with ImageNet weights, body frozen, new `{settings['head']}` head, "
              f"{settings['image_size']} px, Adam {settings['lr']:g}, batch {settings['batch_size']}, "
              f"{settings['epochs']} epochs, model kept: {settings['select']}. Data: {POOLS[protocol.pool][1]}. "

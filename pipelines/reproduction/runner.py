@@ -13,16 +13,17 @@ from classifier.train import train_classifier
 from cxrdata.manifest import Manifest
 from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
-from runkit.rundir import is_finished
+from runkit.rundir import is_finished, read_json
 from runkit.timing import peak_rss_mib
 
 from ..progression import render
-from ..steps import ensure, ensure_synthesis
+from ..steps import ensure, ensure_synthesis, ensure_timed
 from . import splits
 from .protocols import PROFILES, PROTOCOLS, Protocol
 from .report import write_report
 
 RUNS_ROOT = Path("runs") / "reproduce"
+TIMES = "times.json"  # in runs/: each run's training seconds, recorded when it ran
 
 
 class ReproductionError(ValueError):
@@ -87,15 +88,19 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
                                 "patients_on_both_sides": splits.patients_on_both_sides(own),
                                 "runs": {name: str(path) for name, path in runs.items()}})
     progression = _progression(protocol, images, Path(replicates_done[0]["runs"]["protocol"]), out)
-    cost = {"seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib()}
+    times = read_json(out / "runs" / TIMES) if (out / "runs" / TIMES).is_file() else {}
+    trained = [times.get(Path(path).name) for r in replicates_done for name, path in r["runs"].items()
+               if name != "second-test"]
+    cost = {"seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
+            "training_seconds": sum(trained) if trained and None not in trained else None}
     write_report(out, protocol, profile, settings, replicates_done, progression, cost)
     return out
 
 
 def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bool, progress: bool, log) -> Path:
     config = make_config(**{**settings, "dataset": dataset, "seed": seed})
-    _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, progress=progress, **kw),
-                    overwrite=overwrite)
+    _, how = ensure_timed(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, progress=progress, **kw),
+                          run_dir.parent / TIMES, overwrite=overwrite)
     log(f"{run_dir}: {how}")
     return run_dir
 
