@@ -66,7 +66,10 @@ PROTOCOLS: dict[str, Protocol] = {
                     "142 paediatric images each (the paper: 300 each)",
                     "head: global average pooling of the last feature map; their code averages its top-left "
                     "4 × 4 window (AvgPool 4 × 4 on a 7 × 7 map)",
-                    "the paper's vertical flip (text only) is not applied"),
+                    "the paper's vertical flip (text only) is not applied",
+                    "v2's CycleGAN is this project's cpu profile (96 px, 800 iterations, resize-convolution "
+                    "upsampling; `--gan-set` changes it) where the paper trained 5000 iterations with settings it "
+                    "does not give; its images are upsampled to the classifier's size"),
         synthetic=100, replicates=5, progression_patient="ieee8023-173"),
     "luiz": Protocol(
         paper="luiz", citation="Luiz, Ragab, Karim & Batatia (Heriot-Watt)",
