@@ -73,9 +73,9 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
             checks["onnx"] = check_onnx(staging / "model.onnx", model, test_images(run_dir, config, size, progress))
         if "safetensors" in formats:
             write_safetensors(model, staging / "model.safetensors")
-        rundir.write_json(staging / "config.json", {**config, "image_size": size, "exported_from": str(run_dir.resolve()),
-                                                    "classes": trained_classes(run_dir), "formats": list(formats),
-                                                    "head": model.head_kind})
+        rundir.write_json(staging / "config.json", {
+            **config, "image_size": size, "exported_from": str(run_dir.resolve()), "head": model.head_kind,
+            "classes": trained_classes(run_dir), "formats": list(formats)})
         rundir.write_json(staging / "preprocess.json", preprocess(size, model))
         rundir.write_bytes(staging / "example.py", EXAMPLE.encode("utf-8"))
         rundir.write_json(staging / "checks.json", checks)
@@ -168,7 +168,8 @@ def preprocess(size: int, model: CXRClassifier) -> dict:
     }
 
 
-EXAMPLE = '''"""Classify one chest X-ray with the exported model: python example.py IMAGE (needs onnxruntime, pillow)."""
+EXAMPLE = '''"""Classify one chest X-ray with the exported model: python example.py IMAGE
+(needs onnxruntime and Pillow only)."""
 import json
 import sys
 from pathlib import Path

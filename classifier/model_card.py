@@ -106,6 +106,8 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     finished = read_json(run_dir / "finished.json") if (run_dir / "finished.json").is_file() else {}
     per_source_label, per_label, patients = _training_counts(run_dir)
+    precision = config.get("runtime", {}).get("precision", "fp32")
+    finished_at = finished.get("finished_at", "not yet")[:19].replace("T", " ")
     balance = metrics.get("class_balance", {})
     weights = {"imagenet": "ImageNet (ImageNet's terms of use apply: non-commercial research and education)",
                "none": "none (trained from scratch)"}.get(config["weights"], f"the state dict {config['weights']}")
@@ -121,8 +123,8 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
              + ("; the central box blacked out (lungs hidden)" if config.get("hide_lungs") else "") + ".",
              f"- Training: {config['aug']} augmentation, {metrics['training']['epochs_run']} epochs (Adam lr "
              f"{config['lr']:g}, batch {config['batch_size']}), model kept: {config.get('select', 'best-val')} "
-             f"(epoch {metrics['training']['best_epoch'] + 1}); precision {config.get('runtime', {}).get('precision', 'fp32')}; "
-             f"seed {config['seed']}; finished {finished.get('finished_at', 'not yet')[:19].replace('T', ' ')} UTC.", "",
+             f"(epoch {metrics['training']['best_epoch'] + 1}); precision {precision}; seed {config['seed']}; "
+             f"finished {finished_at} UTC.", "",
              "## Training data", "",
              f"Manifest `{config['dataset']}`; training split: {sum(per_label.values())} images of {patients} patients "
              f"({metrics.get('synthetic_train_images', 0)} synthetic).", "",

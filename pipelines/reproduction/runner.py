@@ -99,8 +99,10 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
 
 def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bool, progress: bool, log) -> Path:
     config = make_config(**{**settings, "dataset": dataset, "seed": seed})
-    _, how = ensure_timed(run_dir, config.to_dict(), lambda d, **kw: train_classifier(config, d, progress=progress, **kw),
-                          run_dir.parent / TIMES, overwrite=overwrite)
+    def run(folder: Path, **kw) -> Path:
+        return train_classifier(config, folder, progress=progress, **kw)
+
+    _, how = ensure_timed(run_dir, config.to_dict(), run, run_dir.parent / TIMES, overwrite=overwrite)
     log(f"{run_dir}: {how}")
     return run_dir
 
@@ -113,8 +115,8 @@ def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: d
                     name=f"{protocol.paper}-gan")
     gan_manifest = splits.write(part, out / "splits" / f"{part.name}.csv")
     gan_config = from_profile("cpu", **{**gan_overrides, "manifest": gan_manifest})
-    gan_run, how = ensure(out / "gan", gan_config.to_dict(), lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw),
-                          overwrite=overwrite)
+    gan_run, how = ensure(out / "gan", gan_config.to_dict(),
+                          lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw), overwrite=overwrite)
     log(f"{gan_run}: {how}")
     parents = sum(r.split == "train" and r.label == "normal" for r in part)
     ensure_synthesis(gan_run, out / "synthetic", parents, 0, overwrite=overwrite, progress=progress)
