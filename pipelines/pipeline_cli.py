@@ -348,8 +348,8 @@ def bench_cmd(quick, backbones, reference):
                    "paper's optimiser, batch and epochs (at most 60 min per paper on 2 cores); paper: the paper's "
                    "own backbone at 224 px (its ImageNet weights download once: internet; for a GPU).")
 @click.option("--replicates", type=int, default=None,
-              help="Seeds of the paper's random split, or CV folds run [default: 3 makris2020, 5 zebin2020, "
-                   "5 luiz (10 with --profile paper)].")
+              help="Seeds of the paper's random split, or the first CV folds run [default: 3; with --profile "
+                   "paper every fold: 5 zebin2020, 10 luiz].")
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Override a classifier setting of the protocol, e.g. --set image_size=224; repeatable.")
 @click.option("--gan-set", multiple=True, metavar="KEY=VALUE",

@@ -6,7 +6,7 @@ profile chose; ``deviations`` what differs from the paper and why. Both go into 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,14 @@ class Protocol:
     decided: tuple[str, ...] = ()
     deviations: tuple[str, ...] = ()
     synthetic: int = 0  # v2: synthetic covid images added (0: no v2)
-    replicates: int = 3  # cpu-profile replicates (seeds of the split, or folds run)
+    replicates: int = 3  # cpu-profile replicates: seeds of the split, or the first CV folds (all with --profile paper)
     second_test: str = ""  # a pool evaluated as a second test set by the protocol's model
     progression_patient: str = ""  # ieee8023 patient for the progression Grad-CAM figure
-    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def cv_replicates(self) -> int:
+        """The folds that can be replicates (image-folds validates on its last); 0 without CV."""
+        return self.folds - 1 if self.split == "image-folds" else self.folds
 
 
 FROZEN = {"weights": "imagenet", "unfreeze_blocks": 0}  # head only on a frozen ImageNet body: every paper
@@ -70,7 +74,7 @@ PROTOCOLS: dict[str, Protocol] = {
                     "v2's CycleGAN is this project's cpu profile (96 px, 800 iterations, resize-convolution "
                     "upsampling; `--gan-set` changes it) where the paper trained 5000 iterations with settings it "
                     "does not give; its images are upsampled to the classifier's size"),
-        synthetic=100, replicates=5, progression_patient="ieee8023-173"),
+        synthetic=100, replicates=3, progression_patient="ieee8023-173"),
     "luiz": Protocol(
         paper="luiz", citation="Luiz, Ragab, Karim & Batatia (Heriot-Watt)",
         pool="luiz", split="image-folds", stratified=True, test_share=0.0, folds=11,
@@ -87,7 +91,7 @@ PROTOCOLS: dict[str, Protocol] = {
                     "figure1 PA images, normal and pneumonia its paediatric images, balanced to 142 per class",
                     "shear 2° is not applied (our augmentation has no shear)",
                     "the learning rate is not reduced on plateau"),
-        replicates=5),
+        replicates=3),
 }
 
 PROFILES: dict[str, dict] = {

@@ -71,8 +71,10 @@ def results_table(protocol: Protocol, summary: dict) -> list[str]:
     lines = ["| % | paper (" + figures["backbone"] + f", {figures['test_images']} test images) | "
              + " | ".join(COLUMNS[k] for k in kinds) + " |", "| --- " * (len(kinds) + 2) + "|"]
     paper_acc = _paper(figures["accuracy"], figures["test_images"])
-    if "accuracy_v2" in figures:
-        paper_acc += f"; v2 {_paper(figures['accuracy_v2'], figures['test_images'])}"
+    for key, name in (("accuracy_v2", "v2"), ("accuracy_resnet50", "ResNet50"),
+                      ("accuracy_efficientnetb0", "EfficientNetB0")):
+        if key in figures:
+            paper_acc += f"; {name} {_paper(figures[key], figures['test_images'])}"
     lines.append(f"| accuracy | {paper_acc} | " + " | ".join(mean_sd(summary[k]["accuracy"]) for k in kinds) + " |")
     for metric in ("precision", "recall"):
         for c in CLASSES:
@@ -116,6 +118,9 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
     lines += [f"- {d}" for d in protocol.decided]
     lines += ["", "## Deviations from the paper", ""]
     lines += [f"- {d}" for d in protocol.deviations]
+    if len(replicates) < protocol.cv_replicates:
+        lines.append(f"- {len(replicates)} of the paper's {protocol.folds}-fold CV folds run, to fit the 2-core CPU "
+                     "budget (`--profile paper` runs every fold)")
     backbone_paper = protocol.classifier["backbone"]
     if settings["backbone"] != backbone_paper:
         lines.append(f"- backbone {settings['backbone']} (ImageNet, installs offline) instead of the paper's "

@@ -38,9 +38,7 @@ def protocol_of(paper: str) -> Protocol:
 
 def replicate_count(protocol: Protocol, profile: str) -> int:
     """The cpu profile's replicates; the paper profile runs every CV fold."""
-    if profile == "paper" and protocol.split == "image-folds":
-        return protocol.folds - 1
-    return protocol.replicates
+    return protocol.cv_replicates if profile == "paper" and protocol.folds else protocol.replicates
 
 
 def classifier_settings(protocol: Protocol, profile: str, overrides: dict) -> dict:
@@ -60,7 +58,7 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
     config = make_config(**settings)  # a bad setting, or weights that cannot be had, fail before any work
     build_model(config.backbone, config.weights, head=config.head)
     count = replicates or replicate_count(protocol, profile)
-    limit = protocol.folds - 1 if protocol.split == "image-folds" else protocol.folds or count
+    limit = protocol.cv_replicates or count
     if not 1 <= count <= limit:
         raise ReproductionError(f"--replicates {count}: {paper} has 1 to {limit}")
     out = Path(out_dir) if out_dir else RUNS_ROOT / (paper if profile == "cpu" else f"{paper}-{profile}")
