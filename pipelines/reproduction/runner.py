@@ -108,10 +108,8 @@ def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bo
 def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: dict, overwrite: bool, progress: bool,
                log) -> Path:
     """v2's CycleGAN (normal → covid) on the training part of the split, and one image per training normal."""
-    held = splits.image_parts(images.records, [1 - protocol.test_share, protocol.test_share], 0, protocol.stratified)
-    part = Manifest([dataclasses.replace(r, split="test" if h else "train") for r, h in zip(images, held)],
-                    name=f"{protocol.paper}-gan")
-    gan_manifest = splits.write(part, out / "splits" / f"{part.name}.csv")
+    part = splits.holdout_split(protocol, images, 0)  # the split every fold is carved from
+    gan_manifest = splits.write(part, out / "splits" / f"{protocol.paper}-gan.csv")
     gan_config = from_profile("cpu", **{**gan_overrides, "manifest": gan_manifest})
     gan_run, how = ensure(out / "gan", gan_config.to_dict(),
                           lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw), overwrite=overwrite)

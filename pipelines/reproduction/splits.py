@@ -19,6 +19,7 @@ from .protocols import Protocol
 
 PER_CLASS_LUIZ = 142  # the paediatric images per class; covid drawn to match
 POOL_SEED = 2020
+CV_SEED = 0  # the one train/test split of a paper that cross-validates its training part
 
 
 class ReproductionDataError(ValueError):
@@ -98,6 +99,15 @@ def _with_splits(manifest: Manifest, splits: list[str], name: str) -> Manifest:
     return Manifest([dataclasses.replace(r, split=s) for r, s in zip(manifest, splits)], name=name)
 
 
+def holdout_split(protocol: Protocol, images: Manifest, replicate: int) -> Manifest:
+    """The paper's random per-image train/test split behind replicate ``replicate``: with CV one split
+    serves every fold (its training part is what v2's GAN may learn from); otherwise each replicate is
+    a seed of it."""
+    seed = CV_SEED if protocol.folds else replicate
+    held = image_parts(images.records, [1 - protocol.test_share, protocol.test_share], seed, protocol.stratified)
+    return _with_splits(images, ["test" if h else "train" for h in held], f"{protocol.paper}-seed{seed}")
+
+
 def protocol_split(protocol: Protocol, images: Manifest, replicate: int) -> Manifest:
     """Replicate ``replicate`` of the paper's own split (per image)."""
     if protocol.split == "image-folds":  # fold k tests, the last fold validates, the rest train
@@ -105,16 +115,15 @@ def protocol_split(protocol: Protocol, images: Manifest, replicate: int) -> Mani
         last = protocol.folds - 1
         splits = ["test" if f == replicate else "val" if f == last else "train" for f in folds]
         return _with_splits(images, splits, f"{protocol.paper}-fold{replicate}")
-    seed = 0 if protocol.folds else replicate  # CV: one split, the folds vary; otherwise seeds of the split
-    held = image_parts(images.records, [1 - protocol.test_share, protocol.test_share], seed, protocol.stratified)
-    splits = ["test" if h else "train" for h in held]
-    if protocol.folds:
-        train = [i for i, s in enumerate(splits) if s == "train"]
-        folds = image_parts([images[i] for i in train], [1.0] * protocol.folds, seed + 1, protocol.stratified)
-        for i, fold in zip(train, folds):
-            splits[i] = "val" if fold == replicate else "train"
-        return _with_splits(images, splits, f"{protocol.paper}-fold{replicate}")
-    return _with_splits(images, splits, f"{protocol.paper}-seed{replicate}")
+    held = holdout_split(protocol, images, replicate)
+    if not protocol.folds:
+        return held
+    splits = [r.split for r in held]  # CV of the training part: fold ``replicate`` validates
+    train = [i for i, s in enumerate(splits) if s == "train"]
+    folds = image_parts([images[i] for i in train], [1.0] * protocol.folds, CV_SEED + 1, protocol.stratified)
+    for i, fold in zip(train, folds):
+        splits[i] = "val" if fold == replicate else "train"
+    return _with_splits(images, splits, f"{protocol.paper}-fold{replicate}")
 
 
 def grouped_split(protocol: Protocol, images: Manifest, replicate: int) -> Manifest:
