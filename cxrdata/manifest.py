@@ -107,7 +107,8 @@ class Manifest:
         if not csv_path.is_file():
             raise ManifestError(f"{csv_path}: manifest not found (run `make manifests` to create "
                                 "the committed manifests, or check the name)")
-        root = Path(root) if root is not None else manifest_root(csv_path)
+        # absolute, so every record's file names the same file from any working directory
+        root = Path(root).absolute() if root is not None else manifest_root(csv_path)
         with open(csv_path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             required = [c for c in REQUIRED_COLUMNS if not (c == "split" and default_split)]

@@ -232,7 +232,7 @@ def synthetic_subset(replicate: Replicate, n: int) -> Path:
     synthetic = Manifest.read(full, root=full.parent)
     if n >= len(synthetic):
         return full
-    subset = Manifest([dataclasses.replace(r, path=str(r.file.resolve())) for r in synthetic.records[:n]],
+    subset = Manifest([dataclasses.replace(r, path=str(r.file)) for r in synthetic.records[:n]],
                       name=f"synthetic-n{n}")
     path = replicate.synthetic.parent / f"{replicate.synthetic.name}-n{n}.csv"
     subset.write(path, extra_columns=synthetic.extra_columns)

@@ -123,7 +123,7 @@ def _synthetic_for(split: Manifest, synthetic_csv: Path, n: int, path: Path) -> 
     """The first ``n`` synthetic images whose parent patients are in ``split``'s training part only."""
     held_out = {r.patient_id for r in split if r.split != "train"}
     synthetic = Manifest.read(synthetic_csv, root=synthetic_csv.parent)
-    kept = [dataclasses.replace(r, path=str(r.file.resolve())) for r in synthetic if r.patient_id not in held_out][:n]
+    kept = [dataclasses.replace(r, path=str(r.file)) for r in synthetic if r.patient_id not in held_out][:n]
     Manifest(kept, name=path.stem).write(path, extra_columns=synthetic.extra_columns)
     return str(path)
 
