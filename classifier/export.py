@@ -70,7 +70,7 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
         checks = {}
         if "onnx" in formats:
             write_onnx(model, size, staging / "model.onnx")
-            checks["onnx"] = check_onnx(staging / "model.onnx", model, test_images(run_dir, config, size, progress))
+            checks["onnx"] = check_onnx(staging / "model.onnx", model, sample_test_images(config, size, progress))
         if "safetensors" in formats:
             write_safetensors(model, staging / "model.safetensors")
         rundir.write_json(staging / "config.json", {
@@ -99,7 +99,7 @@ def write_onnx(model: CXRClassifier, size: int, path: Path) -> None:
         raise ExportError(f"{path}: onnx.checker refuses the graph ({str(exc).splitlines()[0]})") from None
 
 
-def test_images(run_dir: Path, config: dict, size: int, progress: bool) -> np.ndarray | None:
+def sample_test_images(config: dict, size: int, progress: bool) -> np.ndarray | None:
     """Up to :data:`CHECKED_IMAGES` of the run's real test images, ``(N, 1, size, size)`` in [0, 1]."""
     try:
         test = Manifest.read(manifest_path(config["dataset"])).select(split="test")

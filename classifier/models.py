@@ -84,8 +84,8 @@ def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
 
 
 class GrayscaleInput(nn.Module):
-    """(B, 1, H, W) in [0, 1] → (B, 3, H, W) ImageNet-normalised; optionally equalises each
-    image's histogram first and hides the lungs."""
+    """(B, 1, H, W) in [0, 1] → (B, 3, H, W) normalised with ``mean`` and ``std``; optionally
+    equalises each image's histogram first and hides the lungs."""
 
     def __init__(self, hide_lungs: bool = False, equalize: bool = False, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
@@ -188,7 +188,7 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
 def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
     state = read_state_dict(path)
     if backbone == "efficientnet_lite0" and any(k.startswith("_conv_stem.") for k in state):
-        state = lite0_to_timm(state, [len(stage) for stage in model.blocks])  # the wheel's own layout
+        state = lite0_to_timm(state, model)  # the wheel's own layout
     head_prefix = BACKBONES[backbone].head + "."
     body = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
     expected = {k for k in model.state_dict() if not k.startswith(head_prefix)}

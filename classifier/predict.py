@@ -38,12 +38,18 @@ class RunNotUsableError(ValueError):
     """RUN is not a classifier run, or has not finished; the message says what to pass."""
 
 
+def is_export(folder: Path | str) -> bool:
+    """True for a folder made by ``cxr classify export`` with its weights (model.safetensors)."""
+    folder = Path(folder)
+    return (folder / "model.safetensors").is_file() and "exported_from" in read_json(folder / CONFIG)
+
+
 def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
     """The settings of a classifier run, refusing another kind of folder or an unfinished run."""
     run_dir = Path(run_dir)
     config_file = run_dir / CONFIG
     config = read_json(config_file) if config_file.is_file() else {}
-    if "exported_from" in config and (run_dir / "model.safetensors").is_file():
+    if is_export(run_dir):
         return config  # an export (`cxr classify export`) is made of finished runs only
     if "backbone" not in config or not (run_dir / "best.pt").is_file():
         raise RunNotUsableError(f"{run_dir}: not a classifier run (no config.json with a backbone and best.pt "
@@ -87,7 +93,7 @@ def trained_classes(run_dir: Path | str) -> list[str]:
 
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
     """The best model of a run (or of an exported folder) and the image size it was trained at."""
-    if (Path(run_dir) / "model.safetensors").is_file():
+    if is_export(run_dir):
         from .export import load_exported
 
         config = read_json(Path(run_dir) / CONFIG)

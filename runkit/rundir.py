@@ -54,8 +54,7 @@ class RunLock:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
+            holder = _holder(fh)
             fh.close()
             raise RunLockedError(f"{self.run_dir} is in use by {holder}; wait for it to finish or stop it, "
                                  "or choose another folder") from None
@@ -72,6 +71,12 @@ class RunLock:
         self.fh = None
 
 
+def _holder(fh) -> str:
+    """Who holds a lock, as its file records it."""
+    fh.seek(0)
+    return fh.read().strip() or "another process"
+
+
 def check_not_locked(run_dir: Path | str) -> None:
     """Raise :class:`RunLockedError` when a process holds ``run_dir``'s lock (for readers of an
     unfinished run); takes nothing."""
@@ -85,8 +90,7 @@ def check_not_locked(run_dir: Path | str) -> None:
         try:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunLockedError(f"{run_dir} is being written by {fh.read().strip() or 'another process'}; "
-                                 "wait for it to finish") from None
+            raise RunLockedError(f"{run_dir} is being written by {_holder(fh)}; wait for it to finish") from None
 
 
 def config_hash(config: dict) -> str:
@@ -179,7 +183,7 @@ def _check_same_config(run_dir: Path, config: dict, resumable_keys: tuple[str, .
 
 
 @contextmanager
-def staged_folder(out: Path | str, option: str = "--out"):
+def staged_folder(out: Path | str):
     """A fresh temporary folder beside ``out``, yielded to fill; when the block completes it replaces
     ``out`` in one rename, and whatever happens it is removed (nothing half-written is left). One
     process at a time: the lock ``.<name>.lock`` beside ``out`` is held throughout."""
@@ -188,7 +192,7 @@ def staged_folder(out: Path | str, option: str = "--out"):
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PermissionError(f"{option} {out}: cannot write there ({exc.strerror or exc})") from None
+        raise PermissionError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     with RunLock(out, out.parent / f".{out.name}.lock"):
         for stale in out.parent.glob(f".{out.name}.*.partial"):  # a killed writer's: no live one holds the lock
             shutil.rmtree(stale, ignore_errors=True)

@@ -61,7 +61,7 @@ def summarise(replicates: list[dict]) -> dict:
                      "recall": {c: over_replicates([x["recall"][c] for x in numbers]) for c in CLASSES},
                      "unseen_called_covid": over_replicates([x["unseen_called_covid"]["rate"] for x in numbers]),
                      "unseen_images": numbers[0]["unseen_called_covid"]["n"], "test_images": numbers[0]["n"],
-                     "replicates": [x for x in numbers]}
+                     "replicates": numbers}
     return out
 
 

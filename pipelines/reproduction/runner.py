@@ -97,6 +97,7 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
 
 def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bool, progress: bool, log) -> Path:
     config = make_config(**{**settings, "dataset": dataset, "seed": seed})
+
     def run(folder: Path, **kw) -> Path:
         return train_classifier(config, folder, progress=progress, **kw)
 
