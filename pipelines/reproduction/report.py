@@ -119,7 +119,7 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
     lines += ["", "## Deviations from the paper", ""]
     lines += [f"- {d}" for d in protocol.deviations]
     if len(replicates) < protocol.cv_replicates:
-        lines.append(f"- {len(replicates)} of the paper's {protocol.folds}-fold CV folds run, to fit the 2-core CPU "
+        lines.append(f"- {len(replicates)} of the paper's {protocol.cv_replicates} CV folds run, to fit the 2-core CPU "
                      "budget (`--profile paper` runs every fold)")
     backbone_paper = protocol.classifier["backbone"]
     if settings["backbone"] != backbone_paper:
