@@ -51,7 +51,8 @@ def classify_cli():
 
 @classify_cli.command("train")
 @click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True,
-              help="Starting settings: cpu (resnet18 from scratch, 10-15 min on 2 free cores) or paper "
+              help="Starting settings: cpu (EfficientNet-Lite0 with ImageNet weights, head then top 4 blocks, "
+                   "a few minutes on 2 free cores) or paper "
                    "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "
@@ -122,11 +123,11 @@ def classify_cli():
 @_option("seed", "Random seed (CPU runs repeat exactly).", type=int)
 @_option("device", "auto (CUDA with mixed precision when present, else CPU), cpu, cuda or cuda:N.")
 @_option("precision", "Training arithmetic: fp32; bf16 (autocast; CUDA, or CPUs with AMX or AVX512-BF16); "
-                      "auto (CUDA mixed precision; on CPUs fp32 until bf16 is the measured default: README, "
-                      "'Precision').", type=click.Choice(PRECISIONS))
+                      "auto (CUDA mixed precision; on CPUs fp32 until bf16 is the measured default: "
+                      "docs/scaling.md, 'Precision and CPU speed').", type=click.Choice(PRECISIONS))
 @click.option("--name", default=None,
               help="Run folder name under runs/classify/ [default: <dataset>-<aug>-<backbone>, "
-                   "e.g. cxr3-v1-resnet18; '-lungs-hidden' added with --hide-lungs].")
+                   "e.g. cxr3-v1-efficientnet_lite0; '-lungs-hidden' added with --hide-lungs].")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Exact run folder (overrides --name).")
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
@@ -143,18 +144,15 @@ def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest:
 
     Under torchrun (make classify NPROC=N) each process trains on its share of every epoch with
     --batch-size images per batch; on GPUs batch norm statistics are synchronised across
-    processes, on CPUs each process normalises with its own batch's statistics (README, "More than
-    one GPU or machine").
+    processes, on CPUs each process normalises with its own batch's statistics (docs/scaling.md,
+    "More than one GPU or machine").
     """
     from .train import RUNS_ROOT, train_classifier
 
-    try:
-        config = make_config(profile, synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest,
-                             **settings)
-        target = run_dir or (RUNS_ROOT / name if name else None)
-        run = train_classifier(config, target, resume=resume, overwrite=overwrite)
-    except KeyboardInterrupt as exc:
-        raise click.ClickException(str(exc) or "interrupted") from None
+    config = make_config(profile, synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest,
+                         **settings)
+    target = run_dir or (RUNS_ROOT / name if name else None)
+    run = train_classifier(config, target, resume=resume, overwrite=overwrite)
     if not world_from_env().is_main:
         return  # rank 0 reports
     click.echo((run / "report.md").read_text(encoding="utf-8").split("\n## Class balance")[0].strip())
@@ -249,7 +247,7 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
 @classify_cli.command("predict")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A finished run folder, e.g. runs/classify/cxr3-v1-resnet18 (its best.pt is used), or a folder made by `cxr classify export`.")
+              help="A finished run folder, e.g. runs/classify/cxr3-v1-efficientnet_lite0 (its best.pt is used), or a folder made by `cxr classify export`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the CAM overlays [default: runs/predict/<run name>].")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,

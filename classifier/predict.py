@@ -12,7 +12,7 @@ import torch
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 from cxrdata.images import fit_square
 from runkit import checkpoint, device as devices, rundir
-from runkit.rundir import CONFIG, FINISHED, check_not_locked, is_finished, read_json
+from runkit.rundir import CONFIG, FINISHED, check_not_locked, is_finished, read_json, runs_root
 
 from .gradcam import GradCAM, border_share
 from .models import CXRClassifier, model_from_checkpoint
@@ -20,7 +20,7 @@ from .quality import Verdict, checker_for_run
 from .report import save_overlay
 
 
-PREDICT_ROOT = Path("runs") / "predict"
+PREDICT_ROOT = runs_root("predict")
 
 
 @dataclass
@@ -54,7 +54,7 @@ def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
     if "backbone" not in config or not (run_dir / "best.pt").is_file():
         raise RunNotUsableError(f"{run_dir}: not a classifier run (no config.json with a backbone and best.pt "
                                 "there); pass a folder made by `cxr classify train`, e.g. "
-                                "runs/classify/cxr3-v1-resnet18")
+                                "runs/classify/cxr3-v1-efficientnet_lite0")
     if not is_finished(run_dir) and not allow_unfinished:
         raise RunNotUsableError(f"{run_dir}: the run has not finished (no {FINISHED}); its best.pt may be "
                                 "from an early epoch. Finish it with `cxr classify train --resume`, or pass "

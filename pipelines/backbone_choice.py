@@ -1,4 +1,5 @@
-"""Should the ``cpu`` profile's classifier be EfficientNet-Lite0 with ImageNet weights?
+"""Should the ``cpu`` profile's classifier be EfficientNet-Lite0 with ImageNet weights rather than
+resnet18 from scratch? (It became the default by this rule: docs/reproduction.md.)
 
 The rule, written down before the runs (docs/reproduction.md): each candidate is trained on the
 demo's settings over the seeds; its score is the mean over seeds of (validation accuracy +
@@ -11,24 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.config import make_config
+from classifier.config import LITE0_IMAGENET, RESNET18_SCRATCH, make_config
 from classifier.train import train_classifier
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, runs_root, write_json
 
 from .choice import validation_scores, validation_spreads
 from .mitigations import measure
 from .stats import mean_sd, spread
 from .steps import ensure_timed
 
-RUNS_ROOT = Path("runs") / "choose-backbone"
+RUNS_ROOT = runs_root("choose-backbone")
 MARGIN = 0.01  # one point of score
 MAX_SLOWDOWN = 1.5
 DEFAULT, CHALLENGER = "resnet18-scratch", "lite0-imagenet"
-CANDIDATES = {
-    DEFAULT: {},
-    CHALLENGER: {"backbone": "efficientnet_lite0", "weights": "imagenet", "head_epochs": 3, "lr": 1e-3,
-                 "unfreeze_blocks": 4, "finetune_lr": 1e-4},
-}
+CANDIDATES = {DEFAULT: RESNET18_SCRATCH, CHALLENGER: LITE0_IMAGENET}
 
 
 def train_timed(run_dir: Path, settings: dict, times_file: Path, overwrite: bool, log) -> Path:

@@ -129,7 +129,8 @@ def test_hidden_lungs_make_the_centre_irrelevant():
 
 
 def test_config_rejects_unknown_values_and_profiles_differ():
-    assert make_config().backbone == "resnet18" and make_config().weights == "none"
+    cpu = make_config()
+    assert (cpu.backbone, cpu.weights, cpu.head_epochs, cpu.unfreeze_blocks) == ("efficientnet_lite0", "imagenet", 3, 4)
     paper = make_config("paper")
     assert (paper.backbone, paper.weights, paper.image_size, paper.batch_size, paper.epochs, paper.lr) == \
         ("vgg16", "imagenet", 224, 8, 50, 1e-4)
@@ -142,7 +143,7 @@ def test_config_rejects_unknown_values_and_profiles_differ():
             make_config(**bad)
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("gpu")
-    assert make_config(hide_lungs=True).run_name() == "cxr3-v1-resnet18-lungs-hidden"
+    assert make_config(hide_lungs=True).run_name() == "cxr3-v1-efficientnet_lite0-lungs-hidden"
 
 
 def test_bench_reports_positive_rates_and_refuses_unknown_backbones():
@@ -164,4 +165,4 @@ def test_train_help_explains_flips_and_profiles():
     from classifier.cli import classify_cli
 
     text = CliRunner().invoke(classify_cli, ["train", "--help"], terminal_width=200).output
-    assert "MIRROR ANATOMY" in text and "[cpu: resnet18; paper: vgg16]" in text
+    assert "MIRROR ANATOMY" in text and "[cpu: efficientnet_lite0; paper: vgg16]" in text

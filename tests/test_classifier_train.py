@@ -33,7 +33,7 @@ def tiny(cxr3, tmp_path_factory):
     manifest.write(folder / "tiny.csv", ["image_id"])
     synth = make_synthetic(folder / "synthetic", cxr3, 2)
     settings = dict(dataset=str(folder / "tiny.csv"), aug="v2", synth_manifest=str(synth),
-                    image_size=48, batch_size=4, seed=7)
+                    image_size=48, batch_size=4, seed=7, head_epochs=2)  # the resume crosses head → fine-tune
     return settings, manifest
 
 
@@ -91,7 +91,7 @@ def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
     assert all(torch.equal(resumed[k], whole[k]) for k in whole)
     assert read_rows(run / "predictions.csv") == read_rows(straight / "predictions.csv")
 
-    with pytest.raises(CheckpointMismatchError, match="resnet18"):
+    with pytest.raises(CheckpointMismatchError, match="efficientnet_lite0"):
         load_weights(build_model("resnet50"), checkpoint.load(run / "best.pt"), run / "best.pt")
 
     broken = tmp_path / "broken.png"
@@ -132,5 +132,6 @@ def test_unavailable_imagenet_weights_fail_before_creating_the_run(tiny, tmp_pat
     monkeypatch.setattr(models, "get_model", offline)
     settings, _ = tiny
     with pytest.raises(models.WeightsError, match="place it at"):
-        train_classifier(make_config(**{**settings, "weights": "imagenet"}), tmp_path / "run", progress=False)
+        train_classifier(make_config(**{**settings, "backbone": "resnet18", "weights": "imagenet"}), tmp_path / "run",
+                         progress=False)
     assert not (tmp_path / "run").exists()

@@ -48,7 +48,9 @@ def test_evaluating_the_runs_own_test_split_reproduces_its_predictions(run, tmp_
     ours, theirs = rows(result.out_dir / "predictions.csv"), rows(run_dir / "predictions.csv")
     assert [r["path"] for r in ours] == [r["path"] for r in theirs]
     assert [[r[k] for k in PROBABILITIES] for r in ours] == [[r[k] for k in PROBABILITIES] for r in theirs]
-    assert all(0 <= float(r["border_share"]) <= 1 for r in ours)
+    own = [i["border_share"] for i in read_json(run_dir / "gradcam.json")["images"]]  # None: an all-zero map
+    assert [r["border_share"] for r in ours] == ["" if s is None else f"{s:.4f}" for s in own]
+    assert all(s is None or 0 <= s <= 1 for s in own)
     assert result.metrics["test"] == read_json(run_dir / "metrics.json")["test"]
     assert not result.in_training
 
