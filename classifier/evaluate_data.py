@@ -19,7 +19,7 @@ from cxrdata import CLASSES, CXRDataset, Manifest, read_grayscale
 from cxrdata.cache import decode_readable
 from runkit import device as devices, rundir
 from runkit.resources import memory_guard
-from runkit.rundir import RunExistsError
+from runkit.rundir import RunExistsError, runs_root
 
 from . import crosssource, report
 from .evaluate import dataset_cams, write_cams
@@ -28,7 +28,7 @@ from .metrics import classification_metrics
 from .predict import load_run_model, model_summary, run_config
 from .quality import checker_for_run
 
-RUNS_ROOT = Path("runs") / "evaluate"
+RUNS_ROOT = runs_root("evaluate")
 SHOWN = 10  # file names listed in the report and warnings before "and N more"
 
 

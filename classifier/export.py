@@ -28,7 +28,7 @@ OPSET = 18
 # ONNX Runtime and PyTorch sum in other orders: probabilities may differ by accumulated rounding.
 # 2**-13 is 1024 float32 ulps of 1.0, far below any real difference (a wrong export differs by > 1e-2).
 TOLERANCE = 2.0 ** -13
-EXPORT_ROOT = Path("runs") / "export"
+EXPORT_ROOT = rundir.runs_root("export")
 CHECKED_IMAGES = 64  # test images compared between ONNX Runtime and PyTorch
 
 

@@ -27,7 +27,7 @@ SKIMAGE_SAMPLES = ("astronaut", "binary_blobs", "brick", "camera", "cell", "chec
                    "shepp_logan_phantom", "text")
 WORDS = ("patient", "report", "chest", "image", "result", "the", "of", "and", "normal", "value", "date",
          "clinic", "total", "page", "section", "data", "model", "file", "view", "upload", "settings")
-GATE_ROOT = Path("runs") / "quality-gate"
+GATE_ROOT = rundir.runs_root("quality-gate")
 
 
 def skimage_samples() -> list[tuple[str, Image.Image]]:

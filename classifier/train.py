@@ -30,7 +30,7 @@ from .model_card import write_model_card
 from .evaluate import predict_probabilities, write_cross_source, write_evaluation
 from .shortcuts import restyle, source_balanced_weights
 
-RUNS_ROOT = Path("runs") / "classify"
+RUNS_ROOT = rundir.runs_root("classify")
 # Settings that may change when resuming: they do not alter the epochs already trained.
 RESUMABLE_KEYS = ("epochs", "early_stopping", "device", "precision", "cam_class", "cross_source")
 INTERRUPTED = "interrupted; last.pt in {} holds the last finished epoch: continue with --resume"

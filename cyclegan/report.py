@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,  # noqa: E402
+from .features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
-from .realism import checkerboard, distribution_realism  # noqa: E402
+from .realism import checkerboard, distribution_realism
 
 GRID_PAIRS = 8
 
@@ -141,7 +138,8 @@ def realism_lines(metrics: dict) -> list[str]:
 def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[str], path: Path) -> None:
     """The first pairs as a two-row figure: parents on top, their synthetic images below."""
     count = min(GRID_PAIRS, len(parents))
-    fig, axes = plt.subplots(2, count, figsize=(1.8 * count, 4.0), squeeze=False)
+    fig = Figure(figsize=(1.8 * count, 4.0))
+    axes = fig.subplots(2, count, squeeze=False)
     for col in range(count):
         for row, (images, title) in enumerate(((parents, "parent"), (synthetic, "synthetic"))):
             ax = axes[row][col]
@@ -150,14 +148,14 @@ def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[st
             ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def save_rows_figure(rows: dict[str, list[np.ndarray]], path: Path) -> None:
     """One titled row per entry of ``rows`` (uint8 images of one size), each image beside a
     nearest-neighbour crop of its central half, where texture such as a checkerboard shows."""
     count = max(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), 2 * count, figsize=(2.6 * count, 1.5 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(2.6 * count, 1.5 * len(rows)))
+    axes = fig.subplots(len(rows), 2 * count, squeeze=False)
     for i, (name, images) in enumerate(rows.items()):
         for j, image in enumerate(images):
             quarter = image.shape[0] // 4
@@ -169,4 +167,3 @@ def save_rows_figure(rows: dict[str, list[np.ndarray]], path: Path) -> None:
             ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

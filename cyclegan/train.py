@@ -15,7 +15,7 @@ from runkit.checkpoint import atomic_save, load
 from runkit.device import precision_record, tune_for
 from runkit.interrupts import deferred_interrupts
 from runkit.resources import memory_guard
-from runkit.rundir import mark_finished
+from runkit.rundir import mark_finished, runs_root
 from runkit.seed import rng_state, seed_everything, set_rng_state
 
 from .config import GANConfig
@@ -26,7 +26,7 @@ from .realism import checkerboard, distribution_realism
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples"
-RUNS_ROOT = Path("runs") / "gan"
+RUNS_ROOT = runs_root("gan")
 GRID_COLUMNS = ("real A", "fake B", "rec A", "real B", "fake A", "rec B")
 # Settings a resumed run may change: extending `iterations` also re-plans the LR decay from there.
 RESUMABLE = ("iterations", "device", "precision", "log_every", "sample_every", "checkpoint_every",
@@ -163,11 +163,9 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
     measures realism and saves."""
     cfg = model.config
     checkpoint = run_dir / CHECKPOINT
-    fixed_A, fixed_B = domain_A.fixed(cfg.n_samples), domain_B.fixed(cfg.n_samples)
-    if writer:
-        (run_dir / SAMPLES).mkdir(exist_ok=True)
+    log = _MainRankLog(model, writer, probe, run_dir, domain_A, domain_B, start) if writer else None
     draw = dict(size=cfg.batch_size * world.size, generator=data_rng, part=(world.rank, world.size))
-    saved_at, logged_at, logged_time = start, start, time.perf_counter()
+    saved_at = start
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
                desc=f"CycleGAN {cfg.size}px", unit="it")
     with deferred_interrupts() as stop:
@@ -179,26 +177,10 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
                 raise NonFiniteLossError(f"{exc} at iteration {iteration + 1}; training stopped, "
                                          f"last good checkpoint kept: {kept}") from None
             done = iteration + 1
-            last = done == cfg.iterations
-            if writer and (done % cfg.log_every == 0 or last):
-                now = time.perf_counter()
-                speed = (done - logged_at) / (now - logged_time)
-                values = {name: loss.item() for name, loss in losses.items()}
-                for name, value in values.items():
-                    writer.add_scalar(f"loss/{name}", value, done)
-                writer.add_scalar("lr", model.lr, done)
-                writer.add_scalar("iterations_per_s", speed, done)
-                bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G_A", "D_A", "cycle_A")})
-                logged_at, logged_time = done, now
-            if writer and (done % cfg.sample_every == 0 or last):
-                columns = model.translate(fixed_A, fixed_B)
-                grid = sample_grid(columns)
-                writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
-                save_image(grid, run_dir / SAMPLES / f"iter_{done:06d}.png")
-            if probe and (done % cfg.realism_every == 0 or last):
-                probe.log(model, writer, done)
+            if log:
+                log.after(done, losses, bar)
             stopping = distributed.anyone(stop.requested)  # a signal to any rank stops them all
-            if done % cfg.checkpoint_every == 0 or last or stopping:
+            if done % cfg.checkpoint_every == 0 or done == cfg.iterations or stopping:
                 _save(model, data_rng, checkpoint, done, world)
                 saved_at = done
             if stopping:
@@ -206,3 +188,36 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
                     writer.flush()
                 raise TrainingInterrupted(f"interrupted at iteration {done}; checkpoint saved to "
                                           f"{checkpoint}; continue with --resume")
+
+
+class _MainRankLog:
+    """What rank 0 records after a step: loss scalars and speed, sample grids, realism."""
+
+    def __init__(self, model: CycleGAN, writer: SummaryWriter, probe: RealismProbe | None, run_dir: Path,
+                 domain_A: Domain, domain_B: Domain, start: int):
+        self.model, self.writer, self.probe, self.samples = model, writer, probe, run_dir / SAMPLES
+        self.fixed = domain_A.fixed(model.config.n_samples), domain_B.fixed(model.config.n_samples)
+        self.samples.mkdir(exist_ok=True)
+        self.logged_at, self.logged_time = start, time.perf_counter()
+
+    def after(self, done: int, losses: dict, bar: tqdm) -> None:
+        cfg = self.model.config
+        last = done == cfg.iterations
+        if done % cfg.log_every == 0 or last:
+            self._scalars(done, losses, bar)
+        if done % cfg.sample_every == 0 or last:
+            grid = sample_grid(self.model.translate(*self.fixed))
+            self.writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
+            save_image(grid, self.samples / f"iter_{done:06d}.png")
+        if self.probe and (done % cfg.realism_every == 0 or last):
+            self.probe.log(self.model, self.writer, done)
+
+    def _scalars(self, done: int, losses: dict, bar: tqdm) -> None:
+        now = time.perf_counter()
+        values = {name: loss.item() for name, loss in losses.items()}
+        for name, value in values.items():
+            self.writer.add_scalar(f"loss/{name}", value, done)
+        self.writer.add_scalar("lr", self.model.lr, done)
+        self.writer.add_scalar("iterations_per_s", (done - self.logged_at) / (now - self.logged_time), done)
+        bar.set_postfix({k: f"{values[k]:.3f}" for k in ("G_A", "D_A", "cycle_A")})
+        self.logged_at, self.logged_time = done, now

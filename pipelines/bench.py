@@ -27,9 +27,12 @@ import torch
 
 from runkit import machine
 from runkit.device import native_bf16
+from runkit.rundir import runs_root
 from runkit.timing import peak_rss_mib, summary, timed
 
-RUNS_ROOT = Path("runs") / "bench"
+from .launch import set_openmp_wait
+
+RUNS_ROOT = runs_root("bench")
 BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121", "efficientnet_lite0")
 
 
@@ -203,7 +206,9 @@ def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
     own peak RSS in MiB."""
     command = [sys.executable, "-m", "pipelines.bench", name, "--quick" if quick else "--full",
                *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    environ = {**os.environ, **(env or {})}
+    set_openmp_wait(environ)  # as `cxr` runs: the step's own process loads torch
+    done = subprocess.run(command, capture_output=True, text=True, env=environ)
     if done.returncode != 0:
         raise RuntimeError(f"bench step {name} {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -21,14 +21,14 @@ from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
 from runkit import distributed
 from runkit.device import pick_device
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, runs_root, write_json
 
 from .counterfactual import make_counterfactual
 from .folds import kfold_manifests, write_folds
 from .report import write_report
 from .steps import ensure, ensure_synthesis, same_settings
 
-RUNS_ROOT = Path("runs") / "compare"
+RUNS_ROOT = runs_root("compare")
 
 
 class CompareError(ValueError):
@@ -69,28 +69,28 @@ class CompareConfig:
         if self.holdout_source is not None:
             sources = {r.source for r in Manifest.read(manifest_path(self.dataset))}
             if self.holdout_source not in sources:
-                raise CompareError(f"--holdout-source {self.holdout_source}: not a source of {self.dataset}; "
+                raise CompareError(f"holdout_source {self.holdout_source!r}: not a source of {self.dataset}; "
                                    f"choose one of {', '.join(sorted(sources))}")
         if self.n_synthetic <= 0:
-            raise CompareError(f"N={self.n_synthetic}: the number of synthetic images must be positive")
+            raise CompareError(f"n_synthetic {self.n_synthetic}: the number of synthetic images must be positive")
         if not self.seeds:
-            raise CompareError("SEEDS: give at least one seed")
+            raise CompareError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
-            raise CompareError(f"SEEDS={','.join(map(str, self.seeds))}: seeds repeat")
+            raise CompareError(f"seeds {','.join(map(str, self.seeds))}: seeds repeat")
         if self.counterfactual and distributed.world_from_env().size > 1:
-            raise CompareError("--counterfactual runs on one process for now (its synthesis is not split across "
-                               "torchrun ranks); drop NPROC or --counterfactual")
+            raise CompareError("counterfactual runs on one process for now (its synthesis is not split across "
+                               "torchrun ranks); run one process or leave counterfactual off")
         if any(n < 0 for n in self.sweep):
-            raise CompareError(f"SWEEP_N={','.join(map(str, self.sweep))}: counts must be >= 0")
+            raise CompareError(f"sweep {','.join(map(str, self.sweep))}: counts must be >= 0")
         if self.folds:
             if Path(self.dataset).stem == "makris2020":
-                raise CompareError("FOLDS with DATASET=makris2020: that dataset is a published, fixed "
-                                   "train/test split and k-fold would discard it; use FOLDS=0 or DATASET=cxr3")
+                raise CompareError("folds with dataset makris2020: that dataset is a published, fixed "
+                                   "train/test split and k-fold would discard it; use folds 0 or dataset cxr3")
             if self.gan_run:
-                raise CompareError("FOLDS with GAN_RUN: each fold needs a GAN trained on its own training "
-                                   "split only, so one given GAN run cannot serve; leave GAN_RUN empty")
+                raise CompareError("folds with gan_run: each fold needs a GAN trained on its own training "
+                                   "split only, so one given GAN run cannot serve; leave gan_run empty")
             if len(self.seeds) > 1:
-                raise CompareError("FOLDS with several SEEDS: folds are the replicates; give one seed")
+                raise CompareError("folds with several seeds: folds are the replicates; give one seed")
 
     @property
     def synthetic_counts(self) -> list[int]:
@@ -202,8 +202,8 @@ def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progres
                         lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw), overwrite=overwrite)
         log(f"GAN {replicate.gan_run}: {how}")
     elif not (replicate.gan_run / "checkpoint.pt").is_file():
-        raise CompareError(f"GAN_RUN={replicate.gan_run}: no checkpoint.pt there; train one with "
-                           "`make gan-train` or leave GAN_RUN empty to train one here")
+        raise CompareError(f"gan_run {replicate.gan_run}: no checkpoint.pt there; train one with "
+                           "`cxr gan train` or leave gan_run empty to train one here")
     _check_gan_split(replicate)
     distributed.on_main(distributed.world_from_env(),
                         lambda: _ensure_synthesis(config, replicate, overwrite, progress, log))
@@ -213,7 +213,7 @@ def _check_gan_split(replicate: Replicate) -> None:
     """The GAN must have learned from this replicate's training split only."""
     gan_manifest = read_json(replicate.gan_run / "config.json")["manifest"]
     if manifest_path(gan_manifest).resolve() != manifest_path(replicate.manifest).resolve():
-        raise CompareError(f"GAN_RUN={replicate.gan_run} was trained on {gan_manifest!r} but the "
+        raise CompareError(f"gan_run {replicate.gan_run} was trained on {gan_manifest!r} but the "
                            f"experiment uses {replicate.manifest!r}: its images may include this "
                            "experiment's test patients; train a GAN on the same dataset")
 

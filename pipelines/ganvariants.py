@@ -20,12 +20,12 @@ from cxrdata import CXRDataset, Manifest, manifest_path
 from cyclegan.config import from_profile
 from cyclegan.report import save_rows_figure
 from cyclegan.train import train as train_gan
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, runs_root, write_json
 
 from .stats import spread
 from .steps import ensure, ensure_synthesis
 
-RUNS_ROOT = Path("runs") / "gan-variants"
+RUNS_ROOT = runs_root("gan-variants")
 VARIANTS = {  # name: CycleGAN settings on top of the profile
     "transpose-800": {"upsample": "transpose", "iterations": 800},  # the cpu profile before issue 28
     "resize-800": {"upsample": "resize", "iterations": 800},

@@ -15,13 +15,13 @@ from tqdm import tqdm
 
 from classifier.config import make_config
 from classifier.train import train_classifier
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, runs_root, write_json
 
 from .analysis import chance_level, false_positive, read_predictions
 from .stats import spread
 from .steps import ensure
 
-RUNS_ROOT = Path("runs") / "mitigations"
+RUNS_ROOT = runs_root("mitigations")
 PUBLISHED = {"zoom": 0.1, "width_shift": 0.1, "height_shift": 0.1}  # v1 framing as published
 FRAMING = {"zoom": 0.3, "width_shift": 0.15, "height_shift": 0.15}  # strong random crop / pad
 ADVERSARY_WEIGHT = 1.0  # the reversal weight measured (not tuned: docs/generalisation.md)

@@ -11,7 +11,7 @@ from classifier.config import DEFAULT_COUNTERFACTUAL
 from runkit.cli import OneLineErrors
 from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env
-from runkit.rundir import read_json
+from runkit.rundir import read_json, runs_root
 from runkit.timing import peak_rss_mib
 
 from .backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
@@ -251,7 +251,7 @@ def gan_variants_cmd(variants, seeds, profile, n_synthetic, name, overwrite):
 
 @pipeline_cli.command("counterfactual")
 @click.option("--dataset", default="cxr3", show_default=True, help="Manifest whose training split is translated.")
-@click.option("--gan-run", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gan/source-cpu"),
+@click.option("--gan-run", type=click.Path(file_okay=False, path_type=Path), default=runs_root("gan", "source-cpu"),
               show_default=True, help="The source-translation CycleGAN's run (trained here unless it finished with "
                                       "the same settings).")
 @click.option("--gan-profile", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
@@ -274,7 +274,7 @@ def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, 
 
 
 @pipeline_cli.command("gpu-check")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gpu-check"),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=runs_root("gpu-check"),
               show_default=True, help="Folder for gpu-check.json, gpu-check.md and the sample grid.")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The folder `cxr pipeline gpu-check-data` made [gpu-check-data; --quick: a tiny one made on the spot].")
@@ -376,8 +376,9 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
 @click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
 def choose_backbone_cmd(seeds, classifier_set, overwrite):
     """Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet, freeze then fine-tune) instead
-    of resnet18 from scratch? Trains both on cxr3 over the seeds and applies the rule written before the
-    runs (docs/reproduction.md) to validation scores and training time: runs/choose-backbone/choice.md."""
+    of resnet18 from scratch (it became the default by this study)? Trains both on cxr3 over the seeds and
+    applies the rule written before the runs (docs/reproduction.md) to validation scores and training time:
+    runs/choose-backbone/choice.md."""
     settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
     result = run_backbone_choice(settings, int_list(seeds, "--seeds"), BACKBONE_CHOICE_ROOT, overwrite, log=click.echo)
     click.echo((BACKBONE_CHOICE_ROOT / "choice.md").read_text(encoding="utf-8"))

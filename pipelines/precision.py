@@ -16,11 +16,11 @@ from cyclegan.config import from_profile
 from cyclegan.model import LOSS_NAMES
 from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
-from runkit.rundir import read_json, write_json
+from runkit.rundir import read_json, runs_root, write_json
 
 from .steps import ensure
 
-RUNS_ROOT = Path("runs") / "precision"
+RUNS_ROOT = runs_root("precision")
 PRECISIONS = ("fp32", "bf16")
 LAST_SHARE = 0.1
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from classifier.predict import predict_files  # noqa: E402
-from cxrdata.images import ImageReadError  # noqa: E402
-from cxrdata.manifest import Manifest, Record  # noqa: E402
+from classifier.predict import predict_files
+from cxrdata.images import ImageReadError
+from cxrdata.manifest import Manifest, Record
 
 
 def timeline(manifest: Manifest, patient_id: str) -> list[Record]:
@@ -47,7 +44,8 @@ def render(manifest: Manifest, patient_id: str, run_dir: Path, out: Path, device
     failed = [r for r in results if isinstance(r, ImageReadError)]
     if failed:
         raise failed[0]
-    fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3.4), squeeze=False)
+    fig = Figure(figsize=(2.6 * len(records), 3.4))
+    axes = fig.subplots(1, len(records), squeeze=False)
     for ax, record, prediction in zip(axes[0], records, results):
         ax.imshow(Image.open(prediction.overlay))
         ax.set_axis_off()
@@ -58,7 +56,6 @@ def render(manifest: Manifest, patient_id: str, run_dir: Path, out: Path, device
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return {"patient_id": patient_id, "figure": str(out), "run": str(run_dir),
             "images": [{"path": r.path, "offset_days": r.extra["offset_days"], "true": r.label,
                         "predicted": p.predicted, "probabilities": p.probabilities}

@@ -22,7 +22,13 @@ from .resources import writing
 
 CONFIG = "config.json"
 FINISHED = "finished.json"
+RUNS_ENV = "CXR_RUNS"  # where every command's runs go; default runs/ in the working directory
 LOCK = ".lock"  # held (flock) by the one process writing the run; kept by --overwrite
+
+
+def runs_root(*parts: str) -> Path:
+    """``$CXR_RUNS/<parts>``, else ``runs/<parts>`` in the working directory."""
+    return Path(os.environ.get(RUNS_ENV) or "runs", *parts)
 
 
 class RunExistsError(RuntimeError):

@@ -13,7 +13,7 @@ from classifier.train import train_classifier
 from cxrdata.manifest import Manifest
 from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
-from runkit.rundir import is_finished, read_json
+from runkit.rundir import is_finished, read_json, runs_root
 from runkit.timing import peak_rss_mib
 
 from ..progression import render
@@ -22,7 +22,7 @@ from . import splits
 from .protocols import PROFILES, PROTOCOLS, Protocol
 from .report import write_report
 
-RUNS_ROOT = Path("runs") / "reproduce"
+RUNS_ROOT = runs_root("reproduce")
 TIMES = "times.json"  # in runs/: each run's training seconds, recorded when it ran
 
 
