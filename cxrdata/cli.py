@@ -10,7 +10,7 @@ from runkit.cli import OneLineErrors
 
 from . import cache
 from .dataset import CXRDataset
-from .fetch import PACKAGED_METADATA, Fetcher, read_metadata, write_metadata
+from .fetch import PACKAGED_METADATA, ROUTES, Fetcher, read_metadata, write_metadata
 from .importing import DEFAULT_EXCLUDE, DEFAULT_MAP, SKIP, import_dataset
 from .manifest import MANIFEST_DIR, Manifest, data_root, manifest_path, same_bytes_within_splits, sidecar_path
 from .sources import SOURCES
@@ -65,12 +65,16 @@ def root_cmd():
               help="Retries per download after a network error or hash mismatch (waits 1, 2, 3 … s).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds to wait for a server to connect or send the next bytes.")
+@click.option("--from", "route", type=click.Choice(ROUTES), default="files", show_default=True,
+              help="files: one file per image from pinned git commits (under 1.1 GB in all), an image a "
+                   "copy lacks from its publisher's archives; archives: the NIH and Kermany images from "
+                   "the publishers' archives only (about 44 GB downloaded for 1,284 images).")
 @click.option("--if-missing", is_flag=True, help="Do nothing when the destination already holds a corpus.")
-def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, if_missing):
+def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, if_missing):
     """Download the corpus's originals from their public sources (pinned revisions), check each
     against its SHA-256, convert them exactly as the corpus was made and write them with the
     metadata. Resumable: run it again after an interruption or failure; verified images are skipped.
-    Sources, URLs and licences: README, "Data sources"."""
+    Sources, URLs and licences: docs/data.md, "Data sources"."""
     dest = (dest or data_root()).expanduser().resolve()
     if if_missing and (dest / "metadata.csv").is_file():
         click.echo(f"corpus present at {dest}; nothing fetched")
@@ -78,7 +82,7 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, if_missi
     chosen = parse_sources(sources)
     base_urls = parse_mirrors(mirrors)
     rows = read_metadata(metadata)
-    fetcher = Fetcher(dest, mirrors=base_urls, jobs=jobs, retries=retries, timeout=timeout)
+    fetcher = Fetcher(dest, mirrors=base_urls, jobs=jobs, retries=retries, timeout=timeout, route=route)
     report = fetcher.run([row for row in rows if row["source"] in chosen])
     click.echo(f"{dest}: {report.summary()}")
     if report.bytes_differ:

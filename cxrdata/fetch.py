@@ -1,7 +1,8 @@
 """``cxr data fetch``: build the corpus from the public originals.
 
-For each metadata row of the chosen sources: download the original (per image, or out of the
-source's archives), check it against ``original_sha256``, convert it as the corpus was made
+For each metadata row of the chosen sources: download the original (one file per image from the
+source's pinned git copy, or out of the publisher's archives: for an image the copy lacks, or
+for every image with ``route="archives"``), check it against ``original_sha256``, convert it as the corpus was made
 (:func:`cxrdata.images.corpus_png`) and write it under its corpus path, atomically. An image
 already there with the right ``sha256`` is skipped, so an interrupted fetch continues where it
 stopped; a download cut off half-way continues from its last byte (:mod:`cxrdata.download`).
@@ -33,6 +34,7 @@ from .sources import SOURCES, Source
 
 PACKAGED_METADATA = Path(__file__).with_name("corpus-metadata.csv")
 WORK = ".fetch"
+ROUTES = ("files", "archives")  # one file per image first | the publishers' archives only
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,10 @@ class Fetcher:
     """Fetches metadata rows into ``dest``; see the module docstring."""
 
     def __init__(self, dest: Path, *, mirrors: dict[str, str] | None = None, jobs: int = 4,
-                 retries: int = 3, timeout: float = 60.0, progress: bool = True):
-        self.dest, self.mirrors, self.jobs, self.retries = dest, mirrors or {}, jobs, retries
+                 retries: int = 3, timeout: float = 60.0, progress: bool = True, route: str = "files"):
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; choose one of {', '.join(ROUTES)}")
+        self.dest, self.mirrors, self.jobs, self.retries, self.route = dest, mirrors or {}, jobs, retries, route
         self.work = dest / WORK
         self.downloader = ResumingHTTP(self.work / "partial", timeout=timeout, progress=progress)
         self.progress = progress
@@ -111,36 +115,49 @@ class Fetcher:
                     self.report.skipped.append(row["image_id"])
                 else:
                     pending.append(row)
-            if pending:
-                (self._per_image if source.file_url else self._from_archives)(source, pending)
+            if not pending:
+                continue
+            if self.route == "files" or not source.archives:
+                missed = self._per_image(source, pending)
+                if missed and source.archives:  # what the git copy lacks, from the publisher's archives
+                    self._from_archives(source, [row for row, _ in missed], dict(
+                        (row["image_id"], failure) for row, failure in missed))
+                else:
+                    self.report.failed.extend(failure for _, failure in missed)
+            else:
+                self._from_archives(source, pending)
         return self.report
 
-    # -- per-image sources -------------------------------------------------------------------
-    def _per_image(self, source: Source, rows: list[dict]) -> None:
+    # -- one file per image ------------------------------------------------------------------
+    def _per_image(self, source: Source, rows: list[dict]) -> list[tuple[dict, Failure]]:
+        """Fetch each row's file; return the rows that failed, with why."""
         base = self.mirrors.get(source.name)
         with ThreadPoolExecutor(self.jobs) as pool, \
                 tqdm(total=len(rows), desc=source.name, unit="image", disable=not self.progress) as bar:
-            for _ in pool.map(lambda row: self._one_image(source, row, base), rows):
+            missed = []
+            for row, failure in zip(rows, pool.map(lambda row: self._one_image(source, row, base), rows)):
                 bar.update()
+                if failure:
+                    missed.append((row, failure))
+        return missed
 
-    def _one_image(self, source: Source, row: dict, base: str | None) -> None:
-        url = source.url_of(row["original_name"], base)
+    def _one_image(self, source: Source, row: dict, base: str | None) -> Failure | None:
+        url = source.url_of(row, base)
         host = self._known_unreachable(url)
         if host:  # offline: the other images of that host would each wait through their retries
-            self._fail(row, url, f"not tried: cannot reach {host}", host)
-            return
+            return Failure(row["image_id"], url, f"not tried: cannot reach {host}", host)
         try:
             original = fetch_verified(url, self.work / source.name / row["original_name"],
                                       row["original_sha256"], self.downloader, self.retries)
         except Exception as exc:  # HTTP status, hash mismatch, network errors after the last retry
-            self._fail(row, url, exc)
-            return
-        self._convert(row, original, url)
+            return Failure(row["image_id"], url, _reason(exc), self._note_unreachable(url, exc))
+        return self._convert(row, original, url)
 
     # -- archive sources ---------------------------------------------------------------------
-    def _from_archives(self, source: Source, rows: list[dict]) -> None:
+    def _from_archives(self, source: Source, rows: list[dict], earlier: dict[str, Failure] | None = None) -> None:
         """Stream each archive once, taking out the wanted members. An archive whose member list
-        is known from an earlier run and holds none of the wanted images is not fetched again."""
+        is known from an earlier run and holds none of the wanted images is not fetched again.
+        ``earlier``: why the git copy did not serve an image, said with the archives' reason."""
         wanted = {row["original_name"]: row for row in rows}
         problems, causes = [], set()
         for url in source.archive_urls(self.mirrors.get(source.name)):
@@ -164,7 +181,9 @@ class Fetcher:
                         if digest == row["original_sha256"]:
                             original = self.work / source.name / name
                             write_bytes(original, data)
-                            self._convert(row, original, url)
+                            failure = self._convert(row, original, url)
+                            if failure:
+                                self.report.failed.append(failure)
                             del wanted[name]
                     members.append(f"{name}\t{digest}")
                 write_bytes(listing, "\n".join(members).encode())
@@ -175,10 +194,12 @@ class Fetcher:
                 key.unlink(missing_ok=True)
         host = causes.pop() if len(causes) == 1 else None  # every archive failed for the same host
         for row in wanted.values():
-            self._fail(row, source.base_url if not problems else problems[0],
-                       f"{row['original_name']} with sha256 {row['original_sha256'][:12]}… is in "
-                       "none of the archives read" + (f"; unreadable: {'; '.join(problems)}" if problems else ""),
-                       host)
+            first = (earlier or {}).get(row["image_id"])
+            self.report.failed.append(Failure(
+                row["image_id"], source.archive_base if not problems else problems[0],
+                (f"not in the git copy ({first.url}: {first.reason}), and " if first else "")
+                + f"{row['original_name']} with sha256 {row['original_sha256'][:12]}… is in none of the archives read"
+                + (f"; unreadable: {'; '.join(problems)}" if problems else ""), host))
 
     # -- shared ------------------------------------------------------------------------------
     def _known_unreachable(self, url: str) -> str | None:
@@ -193,22 +214,18 @@ class Fetcher:
             self.unreachable[urlsplit(url).netloc] = host
         return host
 
-    def _convert(self, row: dict, original: Path, url: str) -> None:
+    def _convert(self, row: dict, original: Path, url: str) -> Failure | None:
+        """Write the corpus form of a verified original; the Failure if it cannot be read."""
         try:
             png = corpus_png(original)
         except ImageReadError as exc:
-            self._fail(row, url, exc)
-            return
+            return Failure(row["image_id"], url, _reason(exc))
         write_bytes(self.dest / row["path"], png)
         original.unlink(missing_ok=True)
         if hashlib.sha256(png).hexdigest() != row["sha256"]:
             self.report.bytes_differ.append(row["image_id"])
         self.report.fetched.append(row["image_id"])
-
-    def _fail(self, row: dict, url: str, exc: BaseException | str, host: str | None = None) -> None:
-        if isinstance(exc, BaseException):
-            exc, host = _reason(exc), self._note_unreachable(url, exc)
-        self.report.failed.append(Failure(row["image_id"], url, exc, host))
+        return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """A stand-in for the public sources: an HTTP server on 127.0.0.1 that serves given files under
 the real sources' path layouts, honours ``Range`` requests, and misbehaves on request.
 
-Run as a script, it serves the whole corpus that way (corpus PNGs standing in for originals,
-the NIH images packed into twelve archives, the Kermany ones into a zip), writes the matching
-stand-in metadata and prints the ``cxr data fetch`` options that use it::
+Run as a script, it serves the whole corpus that way (corpus PNGs standing in for originals, one
+file per image as the git copies serve them), writes the matching stand-in metadata and prints
+the ``cxr data fetch`` options that use it::
 
     python tests/mirror_server.py ../shared/data/cxr /tmp/stand-in-metadata.csv
 
@@ -23,6 +23,7 @@ import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 SLOW_CHUNK, SLOW_PAUSE = 4096, 0.02
 
@@ -61,7 +62,7 @@ class MirrorServer:
                 pass
 
             def do_GET(self):
-                path = self.path.split("?", 1)[0]
+                path = unquote(self.path.split("?", 1)[0])
                 with server.lock:
                     server.log.append((path, self.headers.get("Range", "")))
                     fault = server.faults.get(path)
@@ -118,6 +119,13 @@ def zipped(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+def file_path(row: dict) -> str:
+    """Where a mirror at ``/<source>`` serves a metadata row's original, one file per image."""
+    from cxrdata.sources import SOURCES
+
+    return unquote(SOURCES[row["source"]].url_of(row, f"/{row['source']}"))
+
+
 def serve_corpus(corpus: Path, metadata_out: Path) -> None:
     """Serve every corpus image as its own original (see the module docstring) until Ctrl-C."""
     from cxrdata.sources import SOURCES
@@ -126,18 +134,10 @@ def serve_corpus(corpus: Path, metadata_out: Path) -> None:
         reader = csv.DictReader(fh)
         fields, rows = reader.fieldnames, list(reader)
     server = MirrorServer()
-    archives: dict[str, dict[str, bytes]] = {}
-    for i, row in enumerate(rows):
+    for row in rows:
         data = (corpus / row["path"]).read_bytes()
         row["original_sha256"] = hashlib.sha256(data).hexdigest()
-        source = SOURCES[row["source"]]
-        if source.file_url:
-            server.files[f"/{source.name}/images/{row['original_name']}"] = data
-        else:
-            archive = f"/{source.name}/{source.archives[i % len(source.archives)]}"
-            archives.setdefault(archive, {})[f"images/{row['original_name']}"] = data
-    for path, members in archives.items():
-        server.files[path] = zipped(members) if path.startswith("/kaggle") else tar_gz(members)
+        server.files[file_path(row)] = data
     with open(metadata_out, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fields)
         writer.writeheader()

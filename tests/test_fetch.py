@@ -22,7 +22,7 @@ from cxrdata.fetch import PACKAGED_METADATA
 from cxrdata.images import corpus_png
 from cxrdata.manifest import REPO_ROOT, data_root
 from cxrdata.sources import SOURCES
-from mirror_server import MirrorServer, tar_gz, zipped
+from mirror_server import MirrorServer, file_path, tar_gz, zipped
 
 RAW_SAMPLES = data_root().parent / "raw-samples"
 
@@ -105,6 +105,62 @@ def test_a_clean_fetch_rebuilds_the_corpus_images_byte_for_byte(stand_in, corpus
     again = stand_in.fetch(dest)
     assert again.exit_code == 0 and f"0 fetched, {len(stand_in.rows)} skipped" in again.output
     assert len(stand_in.server.log) == served  # nothing downloaded twice
+
+
+def serve_per_file(stand_in: StandIn, sources: tuple[str, ...]) -> None:
+    """Serve ``sources``' originals one file per image, as their git copies lay them out."""
+    for row in stand_in.rows:
+        if row["source"] in sources:
+            stand_in.server.files[file_path(row)] = stand_in.png(row)
+
+
+def archive_requests(stand_in: StandIn) -> list[str]:
+    archives = {f"/{name}/{path}" for name, source in SOURCES.items() for path in source.archives}
+    return [path for path, _ in stand_in.server.log if path in archives]
+
+
+def test_every_source_comes_one_file_per_image_without_an_archive(stand_in, tmp_path):
+    serve_per_file(stand_in, ("nih", "kaggle-paediatric"))
+    dest = tmp_path / "cxr"
+    result = stand_in.fetch(dest)
+    assert result.exit_code == 0, result.output
+    assert f"{len(stand_in.rows)} fetched" in result.output
+    assert archive_requests(stand_in) == []
+    nih = next(r for r in stand_in.rows if r["source"] == "nih")
+    folder = {"normal": "No_findings", "pneumonia": "Pneumonia"}[nih["label"]]
+    assert (f"/nih/X-Ray Image DataSet/{folder}/{nih['original_name']}", "") in stand_in.server.log
+    for row in stand_in.rows:
+        assert sha((dest / row["path"]).read_bytes()) == row["sha256"], row["image_id"]
+
+
+def test_an_image_the_git_copy_lacks_comes_from_the_archives_and_archives_can_be_forced(stand_in, tmp_path):
+    serve_per_file(stand_in, ("nih", "kaggle-paediatric"))
+    nih = [r for r in stand_in.rows if r["source"] == "nih"]
+    lacking = nih[0]
+    del stand_in.server.files[file_path(lacking)]
+    result = stand_in.fetch(tmp_path / "cxr", "--sources", "nih")
+    assert result.exit_code == 0 and "3 fetched" in result.output, result.output
+    assert len(archive_requests(stand_in)) == 1  # only the archive that holds the lacking image
+    stand_in.server.log.clear()
+    forced = stand_in.fetch(tmp_path / "forced", "--sources", "nih", "--from", "archives")
+    assert forced.exit_code == 0 and "3 fetched" in forced.output, forced.output
+    assert all(path in archive_requests(stand_in) for path, _ in stand_in.server.log)
+
+
+def test_an_image_in_neither_the_git_copy_nor_the_archives_names_both(stand_in, tmp_path):
+    kermany = next(r for r in stand_in.rows if r["source"] == "kaggle-paediatric")
+    wrong = dict(kermany, original_sha256="0" * 64)
+    stand_in.rows[stand_in.rows.index(kermany)] = wrong
+    with open(stand_in.metadata, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, stand_in.fields)
+        writer.writeheader()
+        writer.writerows(stand_in.rows)
+    serve_per_file(stand_in, ("kaggle-paediatric",))
+    result = stand_in.fetch(tmp_path / "cxr", "--sources", "kaggle-paediatric")
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if f"failed {wrong['image_id']}" in line)
+    assert "not in the git copy" in line and file_path(wrong).replace(" ", "%20") in line
+    assert "does not match the known hash" in line and "is in none of the archives read" in line
 
 
 def test_conversion_reproduces_the_corpus_from_real_originals_and_is_a_fixed_point(corpus):
@@ -250,5 +306,6 @@ def test_packaged_metadata_is_the_corpus_metadata_and_the_data_docs_list_every_s
     readme = (REPO_ROOT / "docs" / "data.md").read_text()  # the user guide's data page, "Data sources"
     for source in SOURCES.values():
         assert source.base_url in readme and source.revision in readme, source.name
+        assert source.archive_base in readme and source.archive_revision in readme, source.name
         for path in source.archives:
             assert path.split("/")[0].removesuffix(".gz") in readme, path
