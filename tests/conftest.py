@@ -1,6 +1,13 @@
-"""Shared fixtures: the real corpus (skips cleanly where it is absent) and an isolated cache."""
+"""Shared fixtures: the real corpus, or where it is absent the small real set in tests/data/, and an
+isolated cache.
+
+Without the corpus (a plain clone), every test runs on ``tests/data/cxr`` (113 corpus images shrunk
+to 128 px) and tests that need the whole corpus skip, one line each; with ``CXR_REQUIRE_CORPUS=1``
+(CI) a missing corpus is an error instead.
+"""
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -10,14 +17,30 @@ import torch
 
 from classifier import crosssource
 from cxrdata.manifest import Manifest, data_root, manifest_path
+from cxrdata.splits import write_manifests
 from runkit.machine import describe
 
-RAW_SAMPLES = data_root().parent / "raw-samples"
+FIXTURES = Path(__file__).resolve().parent / "data"
+RAW_SAMPLES = FIXTURES / "raw-samples"
+CORPUS_ROOT = data_root()
+HAVE_CORPUS = (CORPUS_ROOT / "metadata.csv").is_file()
 
 
-def pytest_report_header(config) -> str:
-    """Which CPU the suite ran on: float results differ in the last bits between CPUs."""
-    return f"cpu: {describe()}"
+def pytest_configure(config) -> None:
+    """Without the corpus, point every data_root() (subprocesses too) at the small set."""
+    if HAVE_CORPUS:
+        return
+    if os.environ.get("CXR_REQUIRE_CORPUS"):
+        raise pytest.UsageError(f"the real corpus is missing at {CORPUS_ROOT} and CXR_REQUIRE_CORPUS is set: "
+                                "run `make fetch` or set CXR_DATA")
+    os.environ["CXR_DATA"] = str(FIXTURES / "cxr")
+
+
+def pytest_report_header(config) -> list[str]:
+    """Which CPU the suite ran on (float results differ in the last bits between CPUs) and which data."""
+    data = (f"data: the corpus at {CORPUS_ROOT}" if HAVE_CORPUS else
+            f"data: the small set in {FIXTURES / 'cxr'} (no corpus at {CORPUS_ROOT}: tests needing it skip)")
+    return [f"cpu: {describe()}", data]
 
 
 @pytest.fixture(autouse=True)
@@ -56,20 +79,30 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    root = data_root()
-    if not (root / "metadata.csv").is_file():
-        pytest.fail(f"the real corpus is missing at {root}; set CXR_DATA")
-    return root
+    """The whole corpus's root; a test that needs it skips where it is absent."""
+    if not HAVE_CORPUS:
+        pytest.skip(f"needs the whole corpus (absent at {CORPUS_ROOT}: `make fetch` or CXR_DATA)")
+    return CORPUS_ROOT
 
 
 @pytest.fixture(scope="session")
-def cxr3(corpus) -> Manifest:
-    return Manifest.read(manifest_path("cxr3"))
+def manifests(tmp_path_factory) -> dict[str, Path]:
+    """The committed manifests with the corpus, else the same manifests built from the small set."""
+    if HAVE_CORPUS:
+        return {name: manifest_path(name) for name in ("cxr3", "makris2020")}
+    folder = tmp_path_factory.mktemp("manifests")
+    write_manifests(FIXTURES / "cxr" / "metadata.csv", folder)
+    return {name: folder / f"{name}.csv" for name in ("cxr3", "makris2020")}
 
 
 @pytest.fixture(scope="session")
-def makris(corpus) -> Manifest:
-    return Manifest.read(manifest_path("makris2020"))
+def cxr3(manifests) -> Manifest:
+    return Manifest.read(manifests["cxr3"])
+
+
+@pytest.fixture(scope="session")
+def makris(manifests) -> Manifest:
+    return Manifest.read(manifests["makris2020"])
 
 
 @pytest.fixture(scope="session")
