@@ -157,3 +157,29 @@ def per_source_markdown(block: dict) -> list[str]:
         out += ["", "**Within one source** (the source cannot give these answers away):"]
         out += [f"- {s}, {' vs '.join(w['classes'])}: accuracy {_rate_text(w['accuracy'])}" for s, w in within.items()]
     return out + [""]
+
+
+def source_mix(manifest: Manifest, leave_out: str) -> dict[str, dict[str, int]]:
+    """Images per source within each class, ``leave_out`` (the synthetic images' source) left out."""
+    mix: dict[str, dict[str, int]] = {}
+    for record in manifest:
+        if record.source != leave_out:
+            by_source = mix.setdefault(record.label, {})
+            by_source[record.source] = by_source.get(record.source, 0) + 1
+    return mix
+
+
+def source_caveat(mix: dict[str, dict[str, int]]) -> str:
+    """A report's caveat, from the training split's own sources (``source_mix``), not a corpus's."""
+    main = {label: max(by, key=by.get) for label, by in mix.items()}
+    shares = "; ".join(f"{label} {by[main[label]] / sum(by.values()):.0%} {main[label]}"
+                       for label, by in mix.items())
+    if len(set(main.values())) > 1:
+        verdict = ("the classes come mostly from different sources, so source can stand in for disease. "
+                   "Read the per-source results, the shortcut indicator and the lungs-hidden control before "
+                   "the accuracy.")
+    else:
+        verdict = (f"every class comes mostly from {next(iter(main.values()))}, so this data cannot show whether "
+                   "source stands in for disease; before trusting the accuracy elsewhere, check where each "
+                   "class's images come from.")
+    return f"Training images by main source per class: {shares}: {verdict}"

@@ -88,6 +88,7 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
     summary = {
         "run": run_dir.name, "config": config.to_dict(), "test": test,
         "class_balance": splits.class_counts(),
+        "train_sources": crosssource.source_mix(splits.train, leave_out=SYNTHETIC_SOURCE),
         "synthetic_train_images": sum(r.source == SYNTHETIC_SOURCE for r in splits.train),
         "training": training,
         "gradcam": {k: v for k, v in cam_summary.items() if k != "images"},

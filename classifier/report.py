@@ -6,17 +6,15 @@ import os
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from cxrdata import CLASSES, Manifest
 
-from cxrdata import CLASSES, Manifest  # noqa: E402
+from runkit.rundir import write_csv
 
-from runkit.rundir import write_csv  # noqa: E402
-
-from .crosssource import cross_source_markdown, per_source_markdown  # noqa: E402
+from .crosssource import cross_source_markdown, per_source_markdown, source_caveat
 
 PREDICTION_COLUMNS = ("image_id", "path", "patient_id", "source", "true", "predicted",
                       *(f"p_{c}" for c in CLASSES))
@@ -55,7 +53,8 @@ def save_overlay(path: Path, gray: np.ndarray, cam: np.ndarray) -> None:
 def save_confusion(path: Path, matrix: list[list[int]], title: str) -> None:
     """The confusion matrix (rows true, columns predicted) with counts in each cell."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    fig = Figure(figsize=(4.6, 4))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(CLASSES)), CLASSES)
     ax.set_yticks(range(len(CLASSES)), CLASSES)
@@ -67,14 +66,14 @@ def save_confusion(path: Path, matrix: list[list[int]], title: str) -> None:
                 color="white" if n > matrix.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: str) -> None:
     """Up to :data:`GRID_SIZE` RGB tiles in a square grid with a caption each."""
     columns = max(1, int(np.ceil(np.sqrt(len(tiles)))))
     rows = max(1, int(np.ceil(len(tiles) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.4), squeeze=False)
+    fig = Figure(figsize=(2.2 * columns, 2.4 * rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, tile, caption in zip(axes.flat, tiles, captions):
@@ -83,7 +82,6 @@ def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: s
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -146,9 +144,5 @@ def report_markdown(summary: dict) -> str:
     for name, value in cam["mean_border_share_by_true_class"].items():
         lines.append(f"| {name} | {fmt(value)} |")
     lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
-              "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", "",
-              "## Caveat", "",
-              "In cxr3, normal and pneumonia are mostly NIH hospital images and covid mostly paper and "
-              "website figures: source can stand in for disease. Read the shortcut indicator and the "
-              "lungs-hidden control before the accuracy.", ""]
-    return "\n".join(lines)
+              "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
+    return "\n".join(lines + ["## Caveat", "", source_caveat(summary["train_sources"]), ""])

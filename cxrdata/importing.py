@@ -193,16 +193,45 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
                    seed: int = DEFAULT_SEED, progress: bool = True) -> ImportResult:
     """Import ``src`` (a folder or a CSV) as manifest ``name``; see the module docstring."""
     src = Path(src).expanduser().resolve()
+    target = _target(name, Path(out_dir), overwrite)
+    root, rows = _read_rows(src, parse_maps(maps), columns, tuple(exclude))
+    rows, unreadable = _check_and_hash(_one_label_per_file(rows), strict, progress)
+    _refuse_bytes_with_two_labels(rows)
+    counts = _class_counts(src, rows)
+    warnings = _name_patients(rows, root, name)
+    _assign_splits(rows, keep_split, seed)
+    duplicates = _duplicates_within_splits(rows)
+    manifest = Manifest([_record(r) for r in rows], name=name)
+    sidecar = {"root": str(root.resolve()), "imported_from": str(src), "name": name,
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "classes": [c for c in CLASSES if counts[c]], "split": "kept from the source" if keep_split else
+               f"patient-grouped stratified {CXR3_FRACTIONS}, seed {seed}",
+               "patients": "from the source" if not warnings else "one per image",
+               "unreadable_skipped": len(unreadable), "exact_duplicate_groups": len(duplicates)}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    # the sidecar first: a CSV is never without the root its paths are relative to
+    write_bytes(sidecar_path(target), (json.dumps(sidecar, indent=2) + "\n").encode())
+    manifest.write(target, extra_columns=("image_id", "view", "original_class"))
+    return ImportResult(manifest, target, unreadable, duplicates, warnings)
+
+
+def _target(name: str, out_dir: Path, overwrite: bool) -> Path:
+    """``out_dir/NAME.csv``, refused for a bad name or, without ``overwrite``, an existing manifest."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise DataImportError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it names data_manifests/NAME.csv)")
-    target = Path(out_dir) / f"{name}.csv"
+    target = out_dir / f"{name}.csv"
     if target.exists() and not overwrite:
         raise DataImportError(f"{target}: a manifest of that name exists; choose another --name or pass --overwrite")
-    mapping = parse_maps(maps)
+    return target
+
+
+def _read_rows(src: Path, mapping: dict, columns: dict[str, str | None] | None,
+               exclude: tuple[str, ...]) -> tuple[Path, list[dict]]:
+    """The folder or CSV's image rows and the root their paths are relative to."""
     if not src.exists():
         raise DataImportError(f"{src}: no such folder or CSV")
     if src.is_dir():
-        root, rows = src, rows_from_folder(src, mapping, tuple(exclude))
+        root, rows = src, rows_from_folder(src, mapping, exclude)
     elif src.suffix.lower() == ".csv":
         columns = {"path": "path", "label": "label", "patient": None, "source": None, "split": None, "view": None,
                    **(columns or {})}
@@ -211,15 +240,22 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
         raise DataImportError(f"{src}: expected a folder with one subfolder per class, or a CSV")
     if not rows:
         raise DataImportError(f"{src}: no image files found (PNG, JPEG, TIFF, BMP or DICOM)")
+    return root, rows
+
+
+def _one_label_per_file(rows: list[dict]) -> list[dict]:
+    """The rows, one per file; a file listed under two labels is refused."""
     by_file = defaultdict(set)
     for row in rows:
         by_file[row["file"]].add(row["label"])
     twice = [f for f, labels in by_file.items() if len(labels) > 1]
     if twice:
         raise DataImportError(f"{twice[0]}: listed under two labels ({', '.join(sorted(by_file[twice[0]]))}); "
-                           f"{len(twice)} file(s) so; fix the source or skip one label with --map")
-    rows = list({r["file"]: r for r in rows}.values())
-    rows, unreadable = _check_and_hash(rows, strict, progress)
+                              f"{len(twice)} file(s) so; fix the source or skip one label with --map")
+    return list({r["file"]: r for r in rows}.values())
+
+
+def _refuse_bytes_with_two_labels(rows: list[dict]) -> None:
     labels_by_bytes = defaultdict(set)
     for row in rows:
         labels_by_bytes[row["sha256"]].add(row["label"])
@@ -227,12 +263,22 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
     if conflicting:
         files = [str(r["file"]) for r in rows if r["sha256"] == conflicting[0]]
         raise DataImportError(f"the same image bytes carry two labels: {', '.join(files)}; fix the source")
+
+
+def _class_counts(src: Path, rows: list[dict]) -> Counter:
+    """Images per class; refused with fewer than two classes or too few images of one."""
     counts = Counter(r["label"] for r in rows)
     thin = [f"{c} ({counts[c]})" for c in CLASSES if 0 < counts[c] < MIN_PER_CLASS]
     if thin or len(counts) < 2:
         raise DataImportError(f"{src}: " + (f"too few images of {', '.join(thin)}; each class present needs at least "
-                                        f"{MIN_PER_CLASS} (one per split)" if thin else
-                                        f"only one class ({', '.join(counts)}); a classifier needs at least two"))
+                                            f"{MIN_PER_CLASS} (one per split)" if thin else
+                                            f"only one class ({', '.join(counts)}); a classifier needs at least two"))
+    return counts
+
+
+def _name_patients(rows: list[dict], root: Path, name: str) -> list[str]:
+    """Give each row its path relative to ``root`` and a patient (its own, else one per image);
+    return the warning for a source without patient ids."""
     warnings = []
     if not any(r["patient"] for r in rows):
         warnings.append("NO PATIENT IDS: every image is taken as its own patient, so two images of one patient "
@@ -242,30 +288,24 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
     for row in rows:
         row["relative"] = row["file"].relative_to(root.resolve()).as_posix()
         row["patient"] = row["patient"] or f"{name}-{row['relative']}"
-    _assign_splits(rows, keep_split, seed)
+    return warnings
+
+
+def _duplicates_within_splits(rows: list[dict]) -> list[list[str]]:
+    """Groups of files with identical bytes (all in one split); identical bytes across splits are refused."""
     groups = defaultdict(list)
     for row in rows:
         groups[row["sha256"]].append(row)
-    duplicates = [[str(r["file"]) for r in g] for g in groups.values() if len(g) > 1]
     crossing = [g for g in groups.values() if len({r["split"] for r in g}) > 1]
     if crossing:
         raise DataImportError(f"--keep-split: {len(crossing)} image(s) have identical bytes in two of the source's "
-                           f"splits (e.g. {', '.join(str(r['file']) for r in crossing[0])}): a test image would be "
-                           "trained on; import without --keep-split (the project's split keeps them together)")
-    records = [Record(path=r["relative"], label=r["label"], split=r["split"],
-                      patient_id=r["patient"], source=r["source"], sha256=r["sha256"], file=r["file"],
-                      extra={"image_id": re.sub(r"[^A-Za-z0-9._-]+", "_", r["relative"]), "view": r["view"],
-                             "original_class": r["origin"]})
-               for r in rows]
-    manifest = Manifest(records, name=name)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    sidecar = {"root": str(root.resolve()), "imported_from": str(src), "name": name,
-               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "classes": [c for c in CLASSES if counts[c]], "split": "kept from the source" if keep_split else
-               f"patient-grouped stratified {CXR3_FRACTIONS}, seed {seed}",
-               "patients": "from the source" if not warnings else "one per image",
-               "unreadable_skipped": len(unreadable), "exact_duplicate_groups": len(duplicates)}
-    # the sidecar first: a CSV is never without the root its paths are relative to
-    write_bytes(sidecar_path(target), (json.dumps(sidecar, indent=2) + "\n").encode())
-    manifest.write(target, extra_columns=("image_id", "view", "original_class"))
-    return ImportResult(manifest, target, unreadable, duplicates, warnings)
+                              f"splits (e.g. {', '.join(str(r['file']) for r in crossing[0])}): a test image would be "
+                              "trained on; import without --keep-split (the project's split keeps them together)")
+    return [[str(r["file"]) for r in g] for g in groups.values() if len(g) > 1]
+
+
+def _record(row: dict) -> Record:
+    return Record(path=row["relative"], label=row["label"], split=row["split"], patient_id=row["patient"],
+                  source=row["source"], sha256=row["sha256"], file=row["file"],
+                  extra={"image_id": re.sub(r"[^A-Za-z0-9._-]+", "_", row["relative"]), "view": row["view"],
+                         "original_class": row["origin"]})

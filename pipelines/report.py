@@ -12,7 +12,8 @@ from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json, write_json
 
-from classifier.crosssource import pct
+from classifier.crosssource import pct, source_caveat, source_mix
+from classifier.data import SYNTHETIC_SOURCE
 from cyclegan.report import realism_lines
 
 from . import analysis
@@ -44,8 +45,9 @@ def write_report(config, replicates, out_dir: Path) -> Path:
     names = [r.name for r in replicates]
     rows = analysis.per_replicate(names, pairs)
     first = replicates[0]
-    data = {"dataset": config.dataset, "counts": Manifest.read(manifest_path(first.manifest)).counts(),
-            "patients": len({r.patient_id for r in Manifest.read(manifest_path(first.manifest))})}
+    manifest = Manifest.read(manifest_path(first.manifest))
+    data = {"dataset": config.dataset, "counts": manifest.counts(), "patients": len({r.patient_id for r in manifest}),
+            "train_sources": source_mix(manifest.select(split="train"), leave_out=SYNTHETIC_SOURCE)}
     result = {
         "question": f"Does adding {config.n_synthetic} CycleGAN-synthesised COVID-19 images to the training "
                     "set (v2) change a 3-class classifier's test accuracy compared with classical "
@@ -250,10 +252,8 @@ def _data_section(result: dict, cfg: dict) -> list[str]:
                                                    "the first fold" if cfg["folds"] else "") + ".", "",
            "| split | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
     out += [f"| {split} | " + " | ".join(str(by[c]) for c in CLASSES) + " |" for split, by in counts.items()]
-    out += ["", "**Caveat.** In `cxr3` normal and pneumonia images are mostly NIH hospital images while covid "
-            "images are mostly figures from papers and websites: source can stand in for disease. Read the "
-            "shortcut audit below before the accuracy. Synthetic images are used for training only; their "
-            "parents are training images of the same split, and the GAN learned from training images only.", ""]
+    out += ["", f"**Caveat.** {source_caveat(result['data']['train_sources'])} Synthetic images are used for training only; their parents are "
+            "training images of the same split, and the GAN learned from training images only.", ""]
     return out
 
 

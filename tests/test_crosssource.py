@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifier.crosssource import (corpus_manifest, covid_false_positive, out_of_source, per_source,
-                                    predicted_distribution)
+                                    predicted_distribution, source_caveat, source_mix)
 from classifier.metrics import wilson_interval
 
 
@@ -49,3 +49,14 @@ def test_per_source_reports_within_source_accuracy_only_where_two_classes_have_e
     assert (within["accuracy"]["k"], within["accuracy"]["n"]) == (8, 11)
     assert "within_source" not in result["nih"]
     assert result["ieee"]["recall"]["normal"]["rate"] == 1.0
+
+
+def test_the_caveat_says_what_the_runs_own_training_sources_show(cxr3):
+    mix = source_mix(cxr3.select(split="train"), leave_out="synthetic")
+    assert sum(sum(by.values()) for by in mix.values()) == len(cxr3.select(split="train"))
+    text = source_caveat(mix)
+    assert "normal" in text and "% nih" in text and "% ieee8023" in text
+    assert "come mostly from different sources" in text
+    one_source = source_caveat({"normal": {"clinic": 40}, "covid": {"clinic": 30, "synthetic": 5}})
+    assert "every class comes mostly from clinic" in one_source and "cxr3" not in one_source
+    assert source_mix(cxr3.select(split="train"), leave_out="nih").get("normal", {}).get("nih") is None
