@@ -1,7 +1,6 @@
 """``cxr gan``: train the CycleGAN, synthesise covid images, time a training iteration."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -16,20 +15,10 @@ from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile
 from .features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
 from .synth import DIRECTIONS, remeasure, synthesize
-from .train import RUNS_ROOT, TrainingInterrupted, train
+from .train import RUNS_ROOT, train
 
 CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 CONFIG_FIELDS = [name for name in FIELDS if name != "profile"]
-
-
-@contextlib.contextmanager
-def clear_errors():
-    """A stopped run is one line and exit status 130 (bad input: see ``runkit.cli``)."""
-    try:
-        yield
-    except TrainingInterrupted as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(130) from None
 
 
 def profile_option(f):
@@ -77,10 +66,9 @@ def train_cmd(profile: str, name: str | None, run_dir: Path | None, resume: bool
     process at batch N·b would."""
     if name and run_dir:
         raise click.UsageError("pass --name or --run, not both")
-    with clear_errors():
-        config = from_profile(profile, **settings)
-        run_dir = train(config, RUNS_ROOT / name if name else run_dir, resume=resume, overwrite=overwrite,
-                        progress=not quiet)
+    config = from_profile(profile, **settings)
+    run_dir = train(config, RUNS_ROOT / name if name else run_dir, resume=resume, overwrite=overwrite,
+                    progress=not quiet)
     if world_from_env().is_main:
         click.echo(f"finished: {run_dir} (TensorBoard: make tensorboard; samples in {run_dir / 'samples'})")
 
@@ -107,9 +95,8 @@ def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: i
     """Translate N real training images with one of the run's generators (default: normal →
     covid with G_A), writing PNGs, manifest.csv (each image's parent, its label and source, the
     direction, the run) and a report (JSON + PNG)."""
-    with clear_errors():
-        out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
-                         direction=direction, images=images, progress=not quiet)
+    out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
+                     direction=direction, images=images, progress=not quiet)
     click.echo(f"{n} synthetic images in {out}; manifest {out / 'manifest.csv'}; report {out / 'report.json'}")
 
 
@@ -165,10 +152,9 @@ def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, devi
               channels_last: bool | None):
     """Seconds per training iteration (G and D steps, random images, no data loading) of the
     profile's architecture at each size on the current device."""
-    with clear_errors():
-        config = from_profile(profile, device=device, channels_last=channels_last)
-        click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
-                   f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
-        for size in sizes:
-            t = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
-            click.echo(f"  {size:4d} px: {t['median']:.3f} s/iter (min {t['min']:.3f}, max {t['max']:.3f})")
+    config = from_profile(profile, device=device, channels_last=channels_last)
+    click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
+               f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
+    for size in sizes:
+        t = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
+        click.echo(f"  {size:4d} px: {t['median']:.3f} s/iter (min {t['min']:.3f}, max {t['max']:.3f})")

@@ -33,12 +33,21 @@ def debugging(ctx: click.Context) -> bool:
     return bool(os.environ.get(DEBUG_ENV)) or bool(ctx.find_root().params.get("debug"))
 
 
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a program stopped by Ctrl-C
+
+
 class OneLineErrors(click.Group):
-    """A command group whose commands report user errors as ``Error: <one line>``, exit status 1."""
+    """A command group whose commands report user errors as ``Error: <one line>``, exit status 1,
+    and a stop by Ctrl-C as one line (what was kept, how to continue), exit status 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            if debugging(ctx):
+                raise
+            click.echo(str(exc) or "interrupted", err=True)
+            raise SystemExit(INTERRUPTED_STATUS) from None
         except Exception as exc:
             if debugging(ctx) or not is_user_error(exc):
                 raise

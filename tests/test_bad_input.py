@@ -188,3 +188,18 @@ def test_debug_shows_the_traceback(switch, monkeypatch):
         monkeypatch.setenv("CXR_DEBUG", "1")
     result = CliRunner().invoke(main, switch + ["data", "verify", "-m", "cxr9"])
     assert isinstance(result.exception, ManifestError)
+
+
+@pytest.mark.parametrize("args, patch", [
+    (["classify", "train", "--epochs", "1"], "classifier.train.train_classifier"),
+    (["gan", "train", "--iterations", "1"], "cyclegan.cli.train"),
+    (["pipeline", "demo"], "pipelines.pipeline_cli.run_and_print"),
+])
+def test_ctrl_c_is_one_line_and_exit_status_130_for_every_long_command(args, patch, monkeypatch):
+    def stopped(*_, **__):
+        raise KeyboardInterrupt("interrupted at epoch 2; continue with --resume")
+
+    monkeypatch.setattr(patch, stopped)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == "interrupted at epoch 2; continue with --resume"

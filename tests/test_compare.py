@@ -96,7 +96,7 @@ def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, cxr3
     ({"folds": 5, "dataset": "makris2020"}, "published, fixed"),
     ({"folds": 5, "gan_run": "runs/gan/cpu"}, "GAN trained on its own training split"),
     ({"folds": 5, "seeds": (0, 1)}, "give one seed"),
-    ({"n_synthetic": 0}, "N=0"),
+    ({"n_synthetic": 0}, "n_synthetic 0: the number"),
     ({"seeds": (1, 1)}, "seeds repeat"),
 ])
 def test_conflicting_options_are_refused(settings, message):
