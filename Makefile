@@ -10,12 +10,14 @@ INSTALLED := $(VENV)/.installed
 DATASET ?= cxr3
 PYTEST_ARGS ?=
 # NPROC=N: training runs on N processes under torchrun (one per GPU; on CPU, N processes share the
-# cores). For several machines run torchrun yourself: README, "More than one GPU or machine".
+# cores). For several machines run torchrun yourself: docs/scaling.md, "More than one GPU or machine".
+# Every command's runs go under CXR_RUNS (default runs/ in the working directory).
+RUNS := $(or $(CXR_RUNS),runs)
 TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --no-python -- $(CXR),$(CXR))
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
 REPRODUCE_PROFILE ?= cpu
-.PHONY: export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: test-fast export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,14 +46,17 @@ data: corpus  ## Verify every manifest row's file against its sha256.
 manifests: corpus  ## Regenerate data_manifests/*.csv from the corpus metadata (deterministic).
 	$(CXR) data manifests
 
-test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real images).
+test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real images; without the corpus, on tests/data).
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test suite is missing" >&2; fi; \
 	exit $$rc
 
+test-fast: $(INSTALLED)  ## Run the tests without the integration tests (those that train or fetch).
+	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
 tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:6006).
 	mkdir -p runs
-	$(BIN)/tensorboard --logdir runs --port 6006
+	$(BIN)/tensorboard --logdir $(RUNS) --port 6006
 
 demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
 	$(CXR) data verify
@@ -69,11 +74,11 @@ compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, 
 
 gan-train: PROFILE ?= cpu
 gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
-	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),runs/gan/$(PROFILE)) \
+	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),$(RUNS)/gan/$(PROFILE)) \
 	  $(if $(PRECISION),--precision $(PRECISION)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
-	$(CXR) gan synth --n $(N) --run $(or $(GAN_RUN),runs/gan/$(or $(PROFILE),cpu)) $(SYNTH_ARGS)
+	$(CXR) gan synth --n $(N) --run $(or $(GAN_RUN),$(RUNS)/gan/$(or $(PROFILE),cpu)) $(SYNTH_ARGS)
 
 AUG ?= v1
 SYNTH ?= data/synthetic/cpu/manifest.csv
@@ -103,14 +108,14 @@ precision-check: corpus  ## CycleGAN in fp32 and bf16 over 3 seeds (CPU profile)
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
-	@if [ "$(FORCE)" = 1 ]; then rm -rf runs data/synthetic; echo "removed runs/ and data/synthetic/"; \
+	@if [ "$(FORCE)" = 1 ]; then rm -rf $(RUNS) data/synthetic; echo "removed $(RUNS)/ and data/synthetic/"; \
 	else echo "kept runs/ and data/synthetic/ (make clean FORCE=1 deletes them)"; fi
 
 reproduce: corpus  ## A paper under its own protocol, then audited: PAPER=zebin2020|makris2020|luiz, REPRODUCE_PROFILE=cpu|paper, REPRODUCE_ARGS.
 	@test -n "$(PAPER)" || { echo "usage: make reproduce PAPER=zebin2020|makris2020|luiz [REPRODUCE_PROFILE=paper]" >&2; exit 2; }
 	$(CXR) pipeline reproduce --paper $(PAPER) --profile $(REPRODUCE_PROFILE) $(REPRODUCE_ARGS)
 
-choose-backbone: corpus  ## Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet)? 2 candidates x 3 seeds, by a rule written first: runs/choose-backbone/choice.md.
+choose-backbone: corpus  ## The study that made EfficientNet-Lite0 (ImageNet) the cpu profile's classifier: 2 candidates x 3 seeds, by a rule written first: runs/choose-backbone/choice.md.
 	$(CXR) pipeline choose-backbone $(CHOOSE_BACKBONE_ARGS)
 
 export: $(INSTALLED)  ## A finished run as ONNX + safetensors with its model card: RUN=runs/classify/<name>, EXPORT_ARGS (--out, --format).
@@ -123,8 +128,8 @@ evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/
 
 shortcut-proof: corpus  ## The shortcut-proof table: make counterfactual, gan-train, synth, then 8 variants x 3 seeds (+ controls): runs/mitigations/shortcut-proof/table.md.
 	test -f data/counterfactual/cpu/manifest.csv || $(CXR) pipeline counterfactual --dataset cxr3
-	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --manifest cxr3 --run runs/gan/cpu --quiet \
-	  && $(CXR) gan synth --n 100 --run runs/gan/cpu --quiet; }
+	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --manifest cxr3 --run $(RUNS)/gan/cpu --quiet \
+	  && $(CXR) gan synth --n 100 --run $(RUNS)/gan/cpu --quiet; }
 	$(CXR) pipeline mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
 
 gan-variants: corpus  ## CycleGAN settings by realism (3 variants x 2 seeds, 100 images each): runs/gan-variants/cpu/table.md.

@@ -142,7 +142,8 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
     "seed": "Seed of initialisation, sampling and augmentation.",
     "device": "auto (CUDA if present), cpu, cuda or cuda:N.",
     "precision": "fp32, bf16 (autocast; CUDA, or CPUs with AMX or AVX512-BF16) or auto (CUDA mixed "
-                 "precision; on CPUs fp32 until bf16 is the measured default: README, 'Precision').",
+                 "precision; on CPUs fp32 until bf16 is the measured default: "
+                 "docs/scaling.md, 'Precision and CPU speed').",
     "channels_last": "Use the channels_last memory format.",
     "log_every": "Write scalars every this many iterations.",
     "sample_every": "Write image grids every this many iterations.",

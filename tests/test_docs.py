@@ -63,3 +63,23 @@ def test_the_checks_find_wrong_names():
     assert missing_targets("`make demo` and `make no-such-target`") == {"no-such-target"}
     assert missing_commands("`cxr data verify`, `cxr data nope`, `cxr nogroup`") == {"cxr data nope", "cxr nogroup"}
     assert broken_links(ROOT / "docs", "[a](results.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)") == ["nowhere.md#x"]
+
+
+POINTER = re.compile(r"""(README|docs/[a-z-]+\.md),\s+["']([^"']+)["']""")
+
+
+def headings(page: Path) -> list[str]:
+    return [line.lstrip("#").strip() for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+
+
+def test_every_pointer_to_a_docs_section_names_one_that_exists():
+    """Help texts and messages say 'docs/x.md, "Section"': that page has a heading starting so."""
+    sources = [ROOT / "Makefile", *(p for package in ("cxrdata", "runkit", "cyclegan", "classifier", "pipelines")
+                                    for p in sorted((ROOT / package).rglob("*.py")))]
+    pointers = [(source, page, section) for source in sources
+                for page, section in POINTER.findall(" ".join(source.read_text(encoding="utf-8").split()))]
+    assert len(pointers) >= 4  # the pattern still finds the pointers there are
+    for source, page, section in pointers:
+        path = ROOT / ("README.md" if page == "README" else page)
+        assert path.is_file() and any(h.startswith(section) for h in headings(path)), \
+            f"{source.relative_to(ROOT)}: {page}, {section!r} names no heading"
