@@ -20,11 +20,10 @@ from cxrdata.cli import data_cli
 from cxrdata.download import fetch_verified
 from cxrdata.fetch import PACKAGED_METADATA
 from cxrdata.images import corpus_png
-from cxrdata.manifest import REPO_ROOT, data_root
+from cxrdata.manifest import REPO_ROOT
 from cxrdata.sources import SOURCES
+from conftest import RAW_SAMPLES
 from mirror_server import MirrorServer, file_path, tar_gz, zipped
-
-RAW_SAMPLES = data_root().parent / "raw-samples"
 
 
 def sha(data: bytes) -> str:

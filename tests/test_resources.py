@@ -75,20 +75,21 @@ def test_two_trainings_on_one_folder_the_second_is_refused_and_the_first_is_unch
     manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 2)
     manifest.write(tmp_path / "tiny.csv", ["image_id"])
     env = env_one_thread(tmp_path)
-    first = subprocess.Popen(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "shared", 8, 96), env=env,
+    slow = ["--backbone", "resnet18", "--weights", "none"]  # still training when the second process has started
+    first = subprocess.Popen(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "shared", 8, 96) + slow, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (tmp_path / "shared" / "config.json").is_file():
         assert first.poll() is None and time.time() < deadline, first.stderr.read()
         time.sleep(0.2)
-    second = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "shared", 8, 96) + ["--resume"],
+    second = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "shared", 8, 96) + slow + ["--resume"],
                             env=env, capture_output=True, text=True)
     assert first.poll() is None, "the first training ended before the second started: make it longer"
     assert second.returncode == 1
     holder = second.stderr.split(" on ", 1)[1].strip()
     assert second.stderr.strip().splitlines() == [f"Error: {tmp_path / 'shared'} is in use by process {first.pid} on {holder}"]
     assert first.wait() == 0, first.stderr.read()
-    lone = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "lone", 8, 96), env=env,
+    lone = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "lone", 8, 96) + slow, env=env,
                           capture_output=True, text=True)
     assert lone.returncode == 0, lone.stderr
     shared, alone = checkpoint.load(tmp_path / "shared" / "best.pt"), checkpoint.load(tmp_path / "lone" / "best.pt")
@@ -108,7 +109,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_leaves_nothing_partial_and_
     manifest.write(tmp_path / "tiny.csv", ["image_id"])
     env, run = env_one_thread(tmp_path), tmp_path / "run"
     full = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", run, 2), env=env, capture_output=True, text=True,
-                          preexec_fn=limit_file_size(2 * 2**20))  # resnet18's checkpoint is ~45 MB
+                          preexec_fn=limit_file_size(2 * 2**20))  # EfficientNet-Lite0's checkpoint is ~14 MB
     assert full.returncode == 1
     last = full.stderr.strip().splitlines()[-1]  # after the progress bars: one line, no traceback
     assert "Traceback" not in full.stderr and full.stderr.count("Error") == 1

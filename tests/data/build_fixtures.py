@@ -6,8 +6,8 @@ from a plain clone (conftest.py uses it where ``../shared/data`` is absent).
 Takes whole patients, in patient-id order, until each (source, label) has its quota; shrinks
 every image to at most 128 px (Lanczos, 8-bit grayscale PNG) and writes ``cxr/metadata.csv`` in
 the corpus's own format (``sha256``, ``width``, ``height`` of the small file; the upstream
-``original_*``, ``license`` and ``url`` kept). ``raw-samples/`` is copied unchanged, and
-``raw-samples/SOURCES.csv`` names where each raw file comes from.
+``original_*``, ``license`` and ``url`` kept). ``raw-samples/`` is copied unchanged;
+``raw-samples.csv`` beside it names where each raw file comes from.
 """
 from __future__ import annotations
 
