@@ -12,7 +12,7 @@ from . import cache
 from .dataset import CXRDataset
 from .fetch import PACKAGED_METADATA, ROUTES, Fetcher, read_metadata, write_metadata
 from .importing import DEFAULT_EXCLUDE, DEFAULT_MAP, SKIP, import_dataset
-from .manifest import MANIFEST_DIR, Manifest, data_root, manifest_path, same_bytes_within_splits, sidecar_path
+from .manifest import Manifest, data_root, manifest_dir, manifest_path, same_bytes_within_splits, sidecar_path
 from .sources import SOURCES
 from .splits import DEFAULT_SEED, write_manifests
 
@@ -127,12 +127,13 @@ def parse_mirrors(pairs: tuple[str, ...]) -> dict[str, str]:
 @data_cli.command("manifests")
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The corpus metadata.csv [default: <data root>/metadata.csv].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=MANIFEST_DIR,
-              show_default=True, help="Folder to write cxr3.csv and makris2020.csv into.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write cxr3.csv and makris2020.csv into [default: $CXR_MANIFESTS or data_manifests/].")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
               help="Seed of the patient-grouped split (changing it changes every split).")
 def manifests_cmd(metadata: Path | None, out: Path, seed: int):
     """Regenerate the committed manifests from metadata.csv (deterministic)."""
+    out = out or manifest_dir()
     metadata = metadata or require_data_root() / "metadata.csv"
     manifests, leakage = write_manifests(metadata, out, seed)
     for name, manifest in manifests.items():
@@ -164,9 +165,9 @@ def manifests_cmd(metadata: Path | None, out: Path, seed: int):
               help="Folder: skip files whose path (from SRC) matches this glob; repeatable.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing manifest of that name.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=MANIFEST_DIR,
-              show_default=True, help="Folder for NAME.csv and NAME.json (elsewhere: pass the CSV's path as the "
-                                      "dataset).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for NAME.csv and NAME.json [default: $CXR_MANIFESTS or data_manifests/; elsewhere: pass "
+                   "the CSV's path as the dataset].")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the split.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_column, source_column, split_column,
@@ -188,7 +189,7 @@ def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_c
         click.echo(f"note: {len(result.duplicates)} group(s) of files with identical bytes, each kept in one "
                    f"split (e.g. {', '.join(result.duplicates[0])})", err=True)
     click.echo(result.summary())
-    dataset = name if out_dir == MANIFEST_DIR else str(result.path)
+    dataset = name if result.path == manifest_path(name) else str(result.path)
     click.echo(f"next: cxr data verify {dataset}; make classify DATASET={dataset}")
 
 

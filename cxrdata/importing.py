@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .images import ImageReadError, is_dicom, read_grayscale
 from runkit.rundir import write_bytes
 
-from .manifest import CLASSES, MANIFEST_DIR, SPLITS, Manifest, Record, sha256_of, sidecar_path
+from .manifest import CLASSES, SPLITS, Manifest, Record, manifest_dir, sha256_of, sidecar_path
 from .splits import CXR3_FRACTIONS, DEFAULT_SEED, MAKRIS_VAL_FRACTION, grouped_stratified_split
 
 SKIP = "skip"
@@ -189,10 +189,12 @@ def _assign_splits(rows: list[dict], keep_split: bool, seed: int) -> None:
 
 def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), keep_split: bool = False,
                    columns: dict[str, str | None] | None = None, exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
-                   strict: bool = False, overwrite: bool = False, out_dir: Path = MANIFEST_DIR,
+                   strict: bool = False, overwrite: bool = False, out_dir: Path | None = None,
                    seed: int = DEFAULT_SEED, progress: bool = True) -> ImportResult:
-    """Import ``src`` (a folder or a CSV) as manifest ``name``; see the module docstring."""
+    """Import ``src`` (a folder or a CSV) as manifest ``name`` in ``out_dir`` (default :func:`manifest_dir`);
+    see the module docstring."""
     src = Path(src).expanduser().resolve()
+    out_dir = Path(out_dir) if out_dir is not None else manifest_dir()
     target = _target(name, Path(out_dir), overwrite)
     root, rows = _read_rows(src, parse_maps(maps), columns, tuple(exclude))
     rows, unreadable = _check_and_hash(_one_label_per_file(rows), strict, progress)

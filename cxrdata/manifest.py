@@ -60,11 +60,16 @@ def manifest_root(csv_path: Path | str) -> Path:
     return data_root()
 
 
+def manifest_dir() -> Path:
+    """Where manifest names live: ``$CXR_MANIFESTS`` when set, else ``data_manifests/`` in the repository."""
+    return Path(os.environ["CXR_MANIFESTS"]).expanduser() if os.environ.get("CXR_MANIFESTS") else MANIFEST_DIR
+
+
 def manifest_path(name: str) -> Path:
-    """``data_manifests/<name>.csv`` for a bare name, else ``name`` as a path."""
+    """``<manifest_dir()>/<name>.csv`` for a bare name, else ``name`` as a path."""
     if name.endswith(".csv") or os.sep in name:
         return Path(name)
-    return MANIFEST_DIR / f"{name}.csv"
+    return manifest_dir() / f"{name}.csv"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -27,13 +28,16 @@ HAVE_CORPUS = (CORPUS_ROOT / "metadata.csv").is_file()
 
 
 def pytest_configure(config) -> None:
-    """Without the corpus, point every data_root() (subprocesses too) at the small set."""
+    """Without the corpus, point every data_root() and manifest name (subprocesses too) at the small
+    set and its cxr3 and makris2020 manifests, built by the project's own splitter."""
     if HAVE_CORPUS:
         return
     if os.environ.get("CXR_REQUIRE_CORPUS"):
         raise pytest.UsageError(f"the real corpus is missing at {CORPUS_ROOT} and CXR_REQUIRE_CORPUS is set: "
                                 "run `make fetch` or set CXR_DATA")
-    os.environ["CXR_DATA"] = str(FIXTURES / "cxr")
+    manifests = Path(tempfile.mkdtemp(prefix="cxr-test-manifests-"))
+    write_manifests(FIXTURES / "cxr" / "metadata.csv", manifests)
+    os.environ["CXR_DATA"], os.environ["CXR_MANIFESTS"] = str(FIXTURES / "cxr"), str(manifests)
 
 
 def pytest_report_header(config) -> list[str]:
@@ -86,23 +90,14 @@ def corpus() -> Path:
 
 
 @pytest.fixture(scope="session")
-def manifests(tmp_path_factory) -> dict[str, Path]:
-    """The committed manifests with the corpus, else the same manifests built from the small set."""
-    if HAVE_CORPUS:
-        return {name: manifest_path(name) for name in ("cxr3", "makris2020")}
-    folder = tmp_path_factory.mktemp("manifests")
-    write_manifests(FIXTURES / "cxr" / "metadata.csv", folder)
-    return {name: folder / f"{name}.csv" for name in ("cxr3", "makris2020")}
+def cxr3() -> Manifest:
+    """The committed cxr3 manifest with the corpus, else the same manifest of the small set."""
+    return Manifest.read(manifest_path("cxr3"))
 
 
 @pytest.fixture(scope="session")
-def cxr3(manifests) -> Manifest:
-    return Manifest.read(manifests["cxr3"])
-
-
-@pytest.fixture(scope="session")
-def makris(manifests) -> Manifest:
-    return Manifest.read(manifests["makris2020"])
+def makris() -> Manifest:
+    return Manifest.read(manifest_path("makris2020"))
 
 
 @pytest.fixture(scope="session")

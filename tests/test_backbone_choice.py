@@ -28,7 +28,7 @@ def test_the_rule(challenger, expected):
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("one_thread")
-def test_the_study_at_tiny_scale(cxr3, tmp_path, monkeypatch):
+def test_the_study_at_tiny_scale(corpus, cxr3, tmp_path, monkeypatch):
     """Validation needs ieee8023 covid and pneumonia (5 each) for the within-source score."""
     val = [r for r in cxr3 if (r.split, r.source, r.label) == ("val", "ieee8023", "covid")][:5]
     val += [r for r in cxr3 if (r.split, r.source, r.label) == ("val", "ieee8023", "pneumonia")][:5]

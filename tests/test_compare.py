@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import few
-from cxrdata.manifest import Manifest
+from cxrdata.manifest import Manifest, manifest_path
 from cxrdata.splits import EXTRA_COLUMNS
 from classifier.crosssource import corpus_manifest, out_of_source
 from pipelines.compare import CompareConfig, CompareError, run_compare
@@ -18,7 +18,8 @@ TINY_GAN = {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 3, "sam
 
 @pytest.fixture(scope="module")
 def tiny_manifest(tmp_path_factory, request):
-    cxr3 = Manifest.read(request.config.rootpath / "data_manifests" / "cxr3.csv")
+    request.getfixturevalue("corpus")  # its progression patient is in the whole corpus only
+    cxr3 = Manifest.read(manifest_path("cxr3"))
     progression = [r for r in cxr3 if r.patient_id == "ieee8023-178"]
     assert {r.split for r in progression} == {"test"} and len(progression) >= 3
     records = few(cxr3, "train", 4).records + few(cxr3, "val", 1).records + few(cxr3, "test", 2).records

@@ -6,6 +6,7 @@ from collections import defaultdict
 import pytest
 
 from cxrdata.manifest import Manifest
+from conftest import HAVE_CORPUS
 from pipelines.folds import kfold_manifests, write_folds
 
 
@@ -19,8 +20,9 @@ def test_each_image_is_tested_once_and_patients_never_cross(cxr3):
             tested[r.path] += r.split == "test"
         assert not [p for p, s in splits_of.items() if len(s) > 1], fold.name
         sizes = {s: sum(c.values()) / len(fold) for s, c in fold.counts().items()}
-        assert sizes["test"] == pytest.approx(0.2, abs=0.03)
-        assert sizes["val"] == pytest.approx(0.1, abs=0.03)
+        tolerance = 0.03 if HAVE_CORPUS else 0.06  # the small set's 92 images in whole patients: coarser
+        assert sizes["test"] == pytest.approx(0.2, abs=tolerance)
+        assert sizes["val"] == pytest.approx(0.1, abs=tolerance)
     assert set(tested.values()) == {1} and len(tested) == len(cxr3)
     fold_of = defaultdict(set)
     for i, fold in enumerate(folds):

@@ -50,7 +50,7 @@ def test_the_quick_check_runs_every_step_without_this_projects_installs(tmp_path
         assert heading in table
 
 
-def test_the_data_folder_fits_the_carry_limit_and_reads_wherever_it_is_moved(tmp_path):
+def test_the_data_folder_fits_the_carry_limit_and_reads_wherever_it_is_moved(corpus, tmp_path):
     folder = prepare_data(tmp_path / "data")
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert size <= 40 * 2**20, f"{size / 2**20:.1f} MiB"

@@ -107,7 +107,7 @@ def test_precision_recall_match_a_brute_force_reference_and_known_cases():
 
 
 @pytest.fixture(scope="module")
-def classes(cxr3) -> dict[str, np.ndarray]:
+def classes(corpus, cxr3) -> dict[str, np.ndarray]:
     """The fixed network's features of the real covid and normal training images at 96 px."""
     net, _ = load_feature_network()
     return {label: cxr_features(net, CXRDataset(cxr3.select(split="train", label=label), 96, progress=False).images)
@@ -174,7 +174,7 @@ def test_a_folder_that_is_not_a_synthesis_is_named(tmp_path):
         remeasure(tmp_path / "s")
 
 
-def test_training_logs_realism_against_the_floor_to_tensorboard(tmp_path):
+def test_training_logs_realism_against_the_floor_to_tensorboard(corpus, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from cyclegan.config import from_profile

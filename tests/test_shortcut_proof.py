@@ -125,7 +125,8 @@ def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixe
     with open(run / "train_images.csv", newline="") as fh:
         trained = list(csv.DictReader(fh))
     synthetic = [row for row in trained if row["source"] == "synthetic"]
-    assert len(synthetic) == len(made) == 6 and len(trained) == 15 + 6
+    real_train = Manifest.read(mixed_sources_csv).select(split="train")  # 3 per (label, source) with the corpus
+    assert len(synthetic) == len(made) == 6 and len(trained) == len(real_train) + 6
     with open(run / "predictions.csv", newline="") as fh:
         assert all(row["source"] != "synthetic" for row in csv.DictReader(fh))  # never tested on
     config = tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),

@@ -26,14 +26,14 @@ def test_regeneration_is_byte_identical(corpus, tmp_path):
     assert "LEAKAGE: 14 patients" in result.output
 
 
-def test_cxr3_has_no_patient_in_two_splits(cxr3):
+def test_cxr3_has_no_patient_in_two_splits(corpus, cxr3):
     assert len(cxr3) == 1468
     splits = patients_per_split(cxr3)
     assert len(splits) == 976
     assert [p for p, s in splits.items() if len(s) > 1] == []
 
 
-def test_patients_with_many_images_are_not_all_sent_to_train(cxr3):
+def test_patients_with_many_images_are_not_all_sent_to_train(corpus, cxr3):
     """A patient's split must not depend on how many images it has (a size-ordered greedy
     would put every multi-visit patient in train and leave none for progression figures)."""
     sizes = defaultdict(int)
@@ -43,7 +43,7 @@ def test_patients_with_many_images_are_not_all_sent_to_train(cxr3):
     assert {split_of[p] for p, n in sizes.items() if n >= 3} == {"train", "val", "test"}
 
 
-def test_cxr3_fractions_are_close_to_70_10_20_in_every_class(cxr3):
+def test_cxr3_fractions_are_close_to_70_10_20_in_every_class(corpus, cxr3):
     for label in ("normal", "covid", "pneumonia"):
         total = len(cxr3.select(label=label))
         for split, fraction in (("train", 0.7), ("val", 0.1), ("test", 0.2)):

@@ -25,7 +25,7 @@ SIZE = 128
 # Curated (cxr3) images per (source, label), then Makris et al.'s published-split images per
 # (label, split) on top of them.
 QUOTAS = {("ieee8023", "covid"): 18, ("figure1", "covid"): 6, ("nih", "normal"): 18, ("ieee8023", "normal"): 4,
-          ("figure1", "normal"): 3, ("nih", "pneumonia"): 18, ("ieee8023", "pneumonia"): 8,
+          ("figure1", "normal"): 3, ("nih", "pneumonia"): 18, ("ieee8023", "pneumonia"): 16,
           ("figure1", "pneumonia"): 2}
 MAKRIS_PER_SPLIT = 5
 
