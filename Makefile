@@ -93,7 +93,7 @@ gpu-check-data: corpus  ## The folder gpu-check reads (300 training images at 25
 	$(CXR) pipeline gpu-check-data
 
 gpu-check:  ## Everything a GPU must show, bounded (< 8 min), needing nothing installed: runs/gpu-check/ (QUICK=1: tiny sizes; REF=DIR).
-	$(GPU_PYTHON) -m pipelines.gpucheck run $(if $(filter 1,$(QUICK)),--quick) $(if $(REF),--reference $(REF))
+	$(GPU_PYTHON) -m pipelines.perf.gpucheck run $(if $(filter 1,$(QUICK)),--quick) $(if $(REF),--reference $(REF))
 
 counterfactual: corpus  ## The v3 set: a source-translation CycleGAN (NIH <-> others, labels kept) and its images: DATASET, COUNTERFACTUAL_ARGS.
 	$(CXR) pipeline counterfactual --dataset $(DATASET) $(COUNTERFACTUAL_ARGS)

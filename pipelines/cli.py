@@ -8,7 +8,7 @@ from cxrdata.cli import data_cli
 from cyclegan.cli import gan_cli
 from runkit.cli import DEBUG_ENV, OneLineErrors
 
-from .pipeline_cli import pipeline_cli
+from pipelines.pipeline_cli import pipeline_cli
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

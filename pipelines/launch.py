@@ -21,6 +21,6 @@ def set_openmp_wait(environ: MutableMapping[str, str]) -> None:
 
 def main() -> None:
     set_openmp_wait(os.environ)
-    from .cli import main as cxr  # imports torch: after the policy is set
+    from pipelines.cli import main as cxr  # imports torch: after the policy is set
 
     cxr()

@@ -14,20 +14,20 @@ from runkit.distributed import world_from_env
 from runkit.rundir import read_json, runs_root
 from runkit.timing import peak_rss_mib
 
-from .backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
-from .bench import BACKBONES, run_bench
-from .choice import run_choice
-from .compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
-from .counterfactual import PER_CLASS, make_counterfactual
-from .ganvariants import RUNS_ROOT as GAN_VARIANTS_ROOT, VARIANTS as GAN_VARIANTS, run_gan_variants
-from .gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
-from .mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, SHORTCUT_PROOF_VARIANTS,
+from pipelines.studies.backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
+from pipelines.perf.bench import BACKBONES, run_bench
+from pipelines.studies.choice import run_choice
+from pipelines.experiment.compare import RUNS_ROOT, CompareConfig, CompareError, run_compare
+from pipelines.experiment.counterfactual import PER_CLASS, make_counterfactual
+from pipelines.studies.ganvariants import RUNS_ROOT as GAN_VARIANTS_ROOT, VARIANTS as GAN_VARIANTS, run_gan_variants
+from pipelines.perf.gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
+from pipelines.studies.mitigations import (AUGMENTATION_VARIANTS, RUNS_ROOT as MITIGATIONS_ROOT, SHORTCUT_PROOF_VARIANTS,
                           VARIANTS as MITIGATIONS, run_mitigations)
-from .precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
-from .progression import render
-from .reproduction import PROFILES as REPRODUCTION_PROFILES, PROTOCOLS, run_reproduction
-from .reproduction.runner import RUNS_ROOT as REPRODUCE_ROOT
-from .report import headline_table
+from pipelines.studies.precision import RUNS_ROOT as PRECISION_ROOT, run_precision_check
+from classifier.progression import render
+from pipelines.studies.reproduction import PROFILES as REPRODUCTION_PROFILES, PROTOCOLS, run_reproduction
+from pipelines.studies.reproduction.runner import RUNS_ROOT as REPRODUCE_ROOT
+from pipelines.experiment.report import headline_table
 
 DEMO = {  # the CPU demo: every step of the experiment, small enough for 2 cores
     "seeds": (0, 1, 2),
@@ -284,7 +284,7 @@ def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, 
 def gpu_check_cmd(out, data, quick, reference):
     """Everything a GPU must show, bounded (under 8 minutes): the CUDA-only checks, CycleGAN speed at
     128/256 px in fp32 and bf16 up to the largest batch, a time-boxed paper-profile training run, the
-    classifier backbones. On a GPU machine with nothing installed: python3 -m pipelines.gpucheck run."""
+    classifier backbones. On a GPU machine with nothing installed: python3 -m pipelines.perf.gpucheck run."""
     run_check(out, data, quick, reference, log=click.echo)
     click.echo(f"written: {out / 'gpu-check.json'}, {out / 'gpu-check.md'}")
 
@@ -342,7 +342,7 @@ def bench_cmd(quick, backbones, reference):
 @pipeline_cli.command("reproduce")
 @click.option("--paper", required=True, type=click.Choice(list(PROTOCOLS)),
               help="The paper whose protocol to run: zebin2020 (Zebin & Rezvy 2020), makris2020 (Makris et al. "
-                   "2020) or luiz (Luiz et al.); each is one profile in pipelines/reproduction/protocols.py.")
+                   "2020) or luiz (Luiz et al.); each is one profile in pipelines/studies/reproduction/protocols.py.")
 @click.option("--profile", type=click.Choice(list(REPRODUCTION_PROFILES)), default="cpu", show_default=True,
               help="cpu: EfficientNet-Lite0 with the ImageNet weights installed with the project, 128 px, each "
                    "paper's optimiser, batch and epochs (at most 60 min per paper on 2 cores); paper: the paper's "

@@ -7,8 +7,8 @@ import pytest
 
 from cxrdata.manifest import Manifest
 from conftest import few
-from pipelines import backbone_choice
-from pipelines.backbone_choice import CHALLENGER, DEFAULT, decide, run_backbone_choice
+from pipelines.studies import backbone_choice
+from pipelines.studies.backbone_choice import CHALLENGER, DEFAULT, decide, run_backbone_choice
 
 
 def cell(score: float, seconds: float | None) -> dict:

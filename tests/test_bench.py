@@ -6,7 +6,7 @@ import json
 import pytest
 
 from fake_reference import fake_reference
-from pipelines.bench import run_bench
+from pipelines.perf.bench import run_bench
 from runkit.device import native_bf16
 
 

@@ -7,8 +7,8 @@ from conftest import few
 from cxrdata.manifest import Manifest, manifest_path
 from cxrdata.splits import EXTRA_COLUMNS
 from classifier.crosssource import corpus_manifest, out_of_source
-from pipelines.compare import CompareConfig, CompareError, run_compare
-from pipelines.report import headline_table
+from pipelines.experiment.compare import CompareConfig, CompareError, run_compare
+from pipelines.experiment.report import headline_table
 from runkit.rundir import read_json
 
 TINY_CLASSIFIER = {"epochs": 1, "image_size": 32, "batch_size": 4}

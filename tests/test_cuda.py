@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import gpucheck
+from pipelines.perf import gpucheck
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: these checks need a GPU")
 

@@ -7,7 +7,7 @@ import pytest
 
 from cxrdata.manifest import Manifest
 from conftest import HAVE_CORPUS
-from pipelines.folds import kfold_manifests, write_folds
+from cxrdata.folds import kfold_manifests, write_folds
 
 
 def test_each_image_is_tested_once_and_patients_never_cross(cxr3):

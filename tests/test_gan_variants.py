@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import ganvariants
+from pipelines.studies import ganvariants
 from runkit.rundir import read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]

@@ -15,7 +15,7 @@ from classifier.cli import classify_cli
 from cxrdata import Manifest
 from cxrdata.cli import data_cli
 from cxrdata.importing import DataImportError, import_dataset
-from pipelines.compare import CompareConfig, run_compare
+from pipelines.experiment.compare import CompareConfig, run_compare
 from test_compare import TINY_CLASSIFIER, TINY_GAN
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import few
-from pipelines.mitigations import run_mitigations, table
+from pipelines.studies.mitigations import run_mitigations, table
 from runkit.rundir import read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
@@ -31,9 +31,9 @@ def test_variants_train_over_seeds_and_the_table_reports_their_numbers(cxr3, tmp
 
 
 def test_the_choice_rule_prefers_the_best_score_then_the_simpler_cell_within_a_point():
-    from pipelines.choice import choose
+    from pipelines.studies.choice import choose
     from classifier.config import make_config
-    from pipelines.mitigations import CHOICE_GRID, VARIANTS, choice_variant
+    from pipelines.studies.mitigations import CHOICE_GRID, VARIANTS, choice_variant
 
     def cell(count, weight, score):
         return {"count": count, "weight": weight, "score": {"mean": score}}

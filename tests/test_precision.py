@@ -76,7 +76,7 @@ def test_bad_precisions_are_named(tmp_path):
 
 @native
 def test_the_precision_check_tables_both_precisions_over_seeds(cxr3, tmp_path, monkeypatch, one_thread):
-    from pipelines.precision import run_precision_check
+    from pipelines.studies.precision import run_precision_check
 
     manifest = tmp_path / "tiny.csv"
     (few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 1)).write(manifest)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.reproduction import PROTOCOLS, run_reproduction, splits
-from pipelines.reproduction.runner import ReproductionError
-from pipelines.reproduction.splits import ReproductionDataError
+from pipelines.studies.reproduction import PROTOCOLS, run_reproduction, splits
+from pipelines.studies.reproduction.runner import ReproductionError
+from pipelines.studies.reproduction.splits import ReproductionDataError
 
 TINY = {"epochs": 1, "head_epochs": 1, "image_size": 32, "batch_size": 32}
 TINY_GAN = {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 3, "sample_every": 2,

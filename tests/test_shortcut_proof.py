@@ -17,7 +17,7 @@ from classifier.config import make_config
 from classifier.data import SyntheticDataError, build_splits
 from classifier.train import train_classifier
 from cxrdata import CLASSES, Manifest, Record
-from pipelines.counterfactual import make_counterfactual
+from pipelines.experiment.counterfactual import make_counterfactual
 from runkit import checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")

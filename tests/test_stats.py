@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from pipelines.stats import mcnemar_exact, paired_bootstrap, spread
+from pipelines.experiment.stats import mcnemar_exact, paired_bootstrap, spread
 
 
 @pytest.mark.parametrize("only_a, only_b, both, neither", [(0, 0, 5, 5), (3, 9, 50, 10), (12, 4, 30, 2),
@@ -67,7 +67,7 @@ def test_spread():
 def test_precision_difference_by_hand():
     """Four images, one group each. A predicts covid for images 0, 1 (one right): precision ½.
     B predicts covid for images 0, 2 (both right): precision 1. Estimate ½."""
-    from pipelines.stats import bootstrap_ratio_difference
+    from pipelines.experiment.stats import bootstrap_ratio_difference
 
     right_a, predicted_a = [1, 0, 0, 0], [1, 1, 0, 0]
     right_b, predicted_b = [1, 0, 1, 0], [1, 0, 1, 0]
@@ -85,7 +85,7 @@ def test_precision_difference_by_hand():
     (-0.09, -0.02, 0.002, "v2 did worse than v1"),
 ])
 def test_the_reports_sentence_follows_the_interval_and_the_test(low, high, p, expected):
-    from pipelines.report import plain_sentence
+    from pipelines.experiment.report import plain_sentence
 
     pooled = {"accuracy": {"estimate": (low + high) / 2, "low": low, "high": high}, "mcnemar": {"p_value": p}}
     assert expected in plain_sentence(pooled, 296, 3)

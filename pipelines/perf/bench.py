@@ -30,7 +30,7 @@ from runkit.device import native_bf16
 from runkit.rundir import runs_root
 from runkit.timing import peak_rss_mib, summary, timed
 
-from .launch import set_openmp_wait
+from pipelines.launch import set_openmp_wait
 
 RUNS_ROOT = runs_root("bench")
 BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121", "efficientnet_lite0")
@@ -204,7 +204,7 @@ STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan
 def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
     """Run one step in a subprocess (with ``env`` added to its environment); its result with its
     own peak RSS in MiB."""
-    command = [sys.executable, "-m", "pipelines.bench", name, "--quick" if quick else "--full",
+    command = [sys.executable, "-m", "pipelines.perf.bench", name, "--quick" if quick else "--full",
                *map(str, args)]
     environ = {**os.environ, **(env or {})}
     set_openmp_wait(environ)  # as `cxr` runs: the step's own process loads torch
@@ -228,7 +228,7 @@ def child(argv: list[str]) -> None:
 def beside_reference(plan: Plan, checkout: Path, quick: bool, precisions: tuple[str, ...], log=print) -> list[dict]:
     """Ours and the reference's ``train.py`` at the same configurations, alternating ours,
     reference, ours, reference in one command (so drift on the machine hits both alike)."""
-    from .reference import reference_seconds
+    from pipelines.perf.reference import reference_seconds
 
     rows = []
     for arch in plan.gan_archs:
@@ -255,7 +255,7 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
     the table, write the JSON; returns its path."""
     from cyclegan.config import from_profile
 
-    from .reference import check_checkout
+    from pipelines.perf.reference import check_checkout
 
     plan = QUICK if quick else FULL
     if reference is not None:

@@ -23,10 +23,10 @@ from runkit import distributed
 from runkit.device import pick_device
 from runkit.rundir import read_json, runs_root, write_json
 
-from .counterfactual import make_counterfactual
-from .folds import kfold_manifests, write_folds
-from .report import write_report
-from .steps import ensure, ensure_synthesis, same_settings
+from pipelines.experiment.counterfactual import make_counterfactual
+from cxrdata.folds import kfold_manifests, write_folds
+from pipelines.experiment.report import write_report
+from pipelines.experiment.steps import ensure, ensure_synthesis, same_settings
 
 RUNS_ROOT = runs_root("compare")
 
@@ -52,7 +52,7 @@ class CompareConfig:
     lungs_hidden_control: bool = True
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
-    counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (pipelines.counterfactual)
+    counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (pipelines.experiment.counterfactual)
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)

@@ -10,9 +10,9 @@ from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
-from ..stats import mean_sd, spread
-from .protocols import Protocol
-from .splits import POOLS
+from pipelines.experiment.stats import mean_sd, spread
+from pipelines.studies.reproduction.protocols import Protocol
+from pipelines.studies.reproduction.splits import POOLS
 
 COLUMNS = {"protocol": "ours, the paper's protocol", "v2": "ours, v2 (+ synthetic covid)",
            "grouped": "(a) patients grouped", "lungs-hidden": "(b) lungs hidden"}

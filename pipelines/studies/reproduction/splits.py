@@ -15,7 +15,7 @@ import numpy as np
 from cxrdata.manifest import CLASSES, Manifest, Record, data_root
 from cxrdata.splits import EXTRA_COLUMNS, grouped_stratified_split
 
-from .protocols import Protocol
+from pipelines.studies.reproduction.protocols import Protocol
 
 PER_CLASS_LUIZ = 142  # the paediatric images per class; covid drawn to match
 POOL_SEED = 2020

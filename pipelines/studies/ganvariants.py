@@ -22,8 +22,8 @@ from cyclegan.report import save_rows_figure
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, runs_root, write_json
 
-from .stats import spread
-from .steps import ensure, ensure_synthesis
+from pipelines.experiment.stats import spread
+from pipelines.experiment.steps import ensure, ensure_synthesis
 
 RUNS_ROOT = runs_root("gan-variants")
 VARIANTS = {  # name: CycleGAN settings on top of the profile

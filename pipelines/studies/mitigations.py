@@ -17,9 +17,9 @@ from classifier.config import make_config
 from classifier.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
 
-from .analysis import chance_level, false_positive, read_predictions
-from .stats import spread
-from .steps import ensure
+from pipelines.experiment.analysis import chance_level, false_positive, read_predictions
+from pipelines.experiment.stats import spread
+from pipelines.experiment.steps import ensure
 
 RUNS_ROOT = runs_root("mitigations")
 PUBLISHED = {"zoom": 0.1, "width_shift": 0.1, "height_shift": 0.1}  # v1 framing as published
@@ -43,7 +43,7 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "v2+adversary": {**FRAMING, "aug": "v2", "source_adversary": ADVERSARY_WEIGHT},
     "v2+v3+adversary": {**FRAMING, "aug": "v2+v3", "source_adversary": ADVERSARY_WEIGHT},
 }
-# the grid v3's size and the adversary's weight are chosen over (pipelines/choice.py): images per
+# the grid v3's size and the adversary's weight are chosen over (pipelines/studies/choice.py): images per
 # label of the counterfactual set (0: all 150) × reversal weight (0: no adversary)
 CHOICE_COUNTS = (50, 0)
 CHOICE_WEIGHTS = (0.0, 0.3, 1.0)

@@ -16,11 +16,11 @@ from cyclegan.train import train as train_gan
 from runkit.rundir import is_finished, read_json, runs_root
 from runkit.timing import peak_rss_mib
 
-from ..progression import render
-from ..steps import ensure, ensure_synthesis, ensure_timed
-from . import splits
-from .protocols import PROFILES, PROTOCOLS, Protocol
-from .report import write_report
+from classifier.progression import render
+from pipelines.experiment.steps import ensure, ensure_synthesis, ensure_timed
+from pipelines.studies.reproduction import splits
+from pipelines.studies.reproduction.protocols import PROFILES, PROTOCOLS, Protocol
+from pipelines.studies.reproduction.report import write_report
 
 RUNS_ROOT = runs_root("reproduce")
 TIMES = "times.json"  # in runs/: each run's training seconds, recorded when it ran

@@ -16,10 +16,10 @@ from classifier.config import LITE0_IMAGENET, RESNET18_SCRATCH, make_config
 from classifier.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
 
-from .choice import validation_scores, validation_spreads
-from .mitigations import measure
-from .stats import mean_sd, spread
-from .steps import ensure_timed
+from pipelines.studies.choice import validation_scores, validation_spreads
+from pipelines.studies.mitigations import measure
+from pipelines.experiment.stats import mean_sd, spread
+from pipelines.experiment.steps import ensure_timed
 
 RUNS_ROOT = runs_root("choose-backbone")
 MARGIN = 0.01  # one point of score

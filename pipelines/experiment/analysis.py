@@ -15,7 +15,7 @@ from classifier.metrics import wilson_interval
 from cxrdata import CLASSES
 from runkit.rundir import read_json
 
-from .stats import bootstrap_ratio_difference, mcnemar_exact, spread
+from pipelines.experiment.stats import bootstrap_ratio_difference, mcnemar_exact, spread
 
 COVID = crosssource.COVID
 CROSS_SOURCE = "cross_source.csv"

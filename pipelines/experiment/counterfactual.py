@@ -20,7 +20,7 @@ from cyclegan.train import train as train_gan
 from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, staged_folder, write_json
 
-from .steps import ensure
+from pipelines.experiment.steps import ensure
 
 HOSPITAL = "nih"  # domain A's source; domain B: every other source of the training split
 NON_COVID = "normal,pneumonia"

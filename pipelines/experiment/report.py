@@ -1,6 +1,6 @@
 """``report.json`` and ``report.md`` of an experiment, for a clinician-researcher to read.
 
-Every number comes from :mod:`pipelines.analysis` over files in the experiment folder; figures
+Every number comes from :mod:`pipelines.experiment.analysis` over files in the experiment folder; figures
 are linked by relative path.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from classifier.crosssource import pct, source_caveat, source_mix
 from classifier.data import SYNTHETIC_SOURCE
 from cyclegan.report import realism_lines
 
-from . import analysis
-from .mitigations import WITHIN
-from .progression import progression_candidates, render
+from pipelines.experiment import analysis
+from pipelines.studies.mitigations import WITHIN
+from classifier.progression import progression_candidates, render
 
 PAPERS = [
     # (paper, setting, model, accuracy as published); differences in setup are stated in the report
@@ -239,7 +239,7 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     out += _audit_section(result, first, link)
     out += _progression_section(result, link)
     out += _papers_section(result)
-    out += ["## Files", "", "Every number above is computed by `pipelines/analysis.py` from these files: "
+    out += ["## Files", "", "Every number above is computed by `pipelines/experiment/analysis.py` from these files: "
             "each run's `predictions.csv` (per-image predictions), `metrics.json` and `gradcam.json` under "
             "`classify/`, the synthesis `report.json`, and `replicates.json`; all of it is in `report.json`.", ""]
     return "\n".join(out)

@@ -2,7 +2,7 @@
 
 A GPU is lent only now and then, for minutes, to a machine whose own Python has torch and
 torchvision but not this project's installs (no pooch, no FastAPI). So the check runs as
-``python3 -m pipelines.gpucheck`` from a checkout, imports only what training needs, reads
+``python3 -m pipelines.perf.gpucheck`` from a checkout, imports only what training needs, reads
 images from a small folder that ``make gpu-check-data`` prepares beforehand, and writes
 ``gpu-check.json``, ``gpu-check.md`` and the sample grid into one folder. Steps, each timed and
 bounded:
@@ -179,7 +179,7 @@ def cuda_checks(data: Path, folder: Path) -> dict:
 def gan_speed(plan: Plan, dev: torch.device, deadline: float, reference: Path | None = None) -> list[dict]:
     """Ours at each size and precision, batch 1 up to the largest that fits (doubling); with
     ``reference``, its ``train.py`` at batch 1 and the same size too."""
-    from .reference import reference_seconds
+    from pipelines.perf.reference import reference_seconds
 
     rows = []
     extra = TINY_GAN if plan is QUICK else {}
@@ -257,7 +257,7 @@ def run_check(out: Path, data: Path | None = None, quick: bool = False, referenc
     if not (data / "manifest.csv").is_file():
         raise SystemExit(f"{data}/manifest.csv: not found; prepare the images first: make gpu-check-data")
     if reference is not None:
-        from .reference import check_checkout
+        from pipelines.perf.reference import check_checkout
 
         reference = check_checkout(reference)
     dev = device()
@@ -314,7 +314,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python3 -m pipelines.gpucheck", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m pipelines.perf.gpucheck", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="make the data folder (here, where the corpus is)")
     prepare.add_argument("--out", type=Path, default=DATA_DIR, help=f"the folder to write [{DATA_DIR}]")
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = prepare_data(args.out)
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         print(f"{folder}: {len(list((folder / 'images').iterdir()))} images, {size / 2**20:.1f} MiB; carry it to the "
-              f"GPU machine and run: python3 -m pipelines.gpucheck run")
+              f"GPU machine and run: python3 -m pipelines.perf.gpucheck run")
         return
     run_check(args.out, args.data, args.quick, args.reference)
     print(f"written: {args.out / 'gpu-check.json'}, {args.out / 'gpu-check.md'}")

@@ -17,8 +17,8 @@ from tqdm import tqdm
 from classifier.evaluate_data import evaluate_run
 from runkit.rundir import is_finished, read_json, write_json
 
-from .mitigations import CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure, train_variant
-from .stats import mean_sd, spread
+from pipelines.studies.mitigations import CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure, train_variant
+from pipelines.experiment.stats import mean_sd, spread
 
 TIE = 0.01  # one point of score
 

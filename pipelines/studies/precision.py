@@ -18,7 +18,7 @@ from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, runs_root, write_json
 
-from .steps import ensure
+from pipelines.experiment.steps import ensure
 
 RUNS_ROOT = runs_root("precision")
 PRECISIONS = ("fp32", "bf16")

@@ -1,0 +1,1 @@
+"""Speed and machine checks: the benchmark, the reference CycleGAN beside ours, the bounded GPU check."""
