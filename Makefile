@@ -60,13 +60,13 @@ tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:600
 
 demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
 	$(CXR) data verify
-	$(TRAIN) pipeline demo
+	$(TRAIN) experiment demo
 
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
 compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT, CF=1 (v3, v2+v3).
-	$(TRAIN) pipeline compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
+	$(TRAIN) experiment compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
 	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(if $(PRECISION),--precision $(PRECISION)) \
@@ -74,7 +74,7 @@ compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, 
 
 gan-train: PROFILE ?= cpu
 gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
-	$(TRAIN) gan train --profile $(PROFILE) --manifest $(DATASET) --run $(or $(GAN_RUN),$(RUNS)/gan/$(PROFILE)) \
+	$(TRAIN) gan train --profile $(PROFILE) --dataset $(DATASET) --run $(or $(GAN_RUN),$(RUNS)/gan/$(PROFILE)) \
 	  $(if $(PRECISION),--precision $(PRECISION)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
@@ -90,20 +90,20 @@ classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2|v3|v
 
 GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check-data: corpus  ## The folder gpu-check reads (300 training images at 256 px + manifest, under 40 MB): gpu-check-data/.
-	$(CXR) pipeline gpu-check-data
+	$(CXR) perf gpu-check-data
 
 gpu-check:  ## Everything a GPU must show, bounded (< 8 min), needing nothing installed: runs/gpu-check/ (QUICK=1: tiny sizes; REF=DIR).
 	$(GPU_PYTHON) -m pipelines.perf.gpucheck run $(if $(filter 1,$(QUICK)),--quick) $(if $(REF),--reference $(REF))
 
 counterfactual: corpus  ## The v3 set: a source-translation CycleGAN (NIH <-> others, labels kept) and its images: DATASET, COUNTERFACTUAL_ARGS.
-	$(CXR) pipeline counterfactual --dataset $(DATASET) $(COUNTERFACTUAL_ARGS)
+	$(CXR) experiment counterfactual --dataset $(DATASET) $(COUNTERFACTUAL_ARGS)
 
 bench: $(INSTALLED)  ## Speed and memory table + runs/bench/<time>.json (QUICK=1: tiny sizes; REF=DIR: the reference CycleGAN beside ours).
-	$(CXR) pipeline bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES)) \
+	$(CXR) perf bench $(if $(filter 1,$(QUICK)),--quick) $(if $(BACKBONES),--backbones $(BACKBONES)) \
 	  $(if $(REF),--reference $(REF))
 
 precision-check: corpus  ## CycleGAN in fp32 and bf16 over 3 seeds (CPU profile): runs/precision/cpu/table.md; PRECISION_ARGS.
-	$(CXR) pipeline precision $(PRECISION_ARGS)
+	$(CXR) study precision $(PRECISION_ARGS)
 
 clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FORCE=1.
 	rm -rf .cache build *.egg-info .pytest_cache
@@ -113,10 +113,10 @@ clean:  ## Remove caches and build files; runs/ and data/synthetic/ only with FO
 
 reproduce: corpus  ## A paper under its own protocol, then audited: PAPER=zebin2020|makris2020|luiz, REPRODUCE_PROFILE=cpu|paper, REPRODUCE_ARGS.
 	@test -n "$(PAPER)" || { echo "usage: make reproduce PAPER=zebin2020|makris2020|luiz [REPRODUCE_PROFILE=paper]" >&2; exit 2; }
-	$(CXR) pipeline reproduce --paper $(PAPER) --profile $(REPRODUCE_PROFILE) $(REPRODUCE_ARGS)
+	$(CXR) study reproduce --paper $(PAPER) --profile $(REPRODUCE_PROFILE) $(REPRODUCE_ARGS)
 
 choose-backbone: corpus  ## The study that made EfficientNet-Lite0 (ImageNet) the cpu profile's classifier: 2 candidates x 3 seeds, by a rule written first: runs/choose-backbone/choice.md.
-	$(CXR) pipeline choose-backbone $(CHOOSE_BACKBONE_ARGS)
+	$(CXR) study choose-backbone $(CHOOSE_BACKBONE_ARGS)
 
 export: $(INSTALLED)  ## A finished run as ONNX + safetensors with its model card: RUN=runs/classify/<name>, EXPORT_ARGS (--out, --format).
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/classify/<name> [EXPORT_ARGS='--out DIR']" >&2; exit 2; }
@@ -127,20 +127,20 @@ evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/
 	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
 
 shortcut-proof: corpus  ## The shortcut-proof table: make counterfactual, gan-train, synth, then 8 variants x 3 seeds (+ controls): runs/mitigations/shortcut-proof/table.md.
-	test -f data/counterfactual/cpu/manifest.csv || $(CXR) pipeline counterfactual --dataset cxr3
-	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --manifest cxr3 --run $(RUNS)/gan/cpu --quiet \
+	test -f data/counterfactual/cpu/manifest.csv || $(CXR) experiment counterfactual --dataset cxr3
+	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --dataset cxr3 --run $(RUNS)/gan/cpu --quiet \
 	  && $(CXR) gan synth --n 100 --run $(RUNS)/gan/cpu --quiet; }
-	$(CXR) pipeline mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
+	$(CXR) study mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
 
 gan-variants: corpus  ## CycleGAN settings by realism (3 variants x 2 seeds, 100 images each): runs/gan-variants/cpu/table.md.
-	$(CXR) pipeline gan-variants $(GAN_VARIANT_ARGS)
+	$(CXR) study gan-variants $(GAN_VARIANT_ARGS)
 
 choose-v3: corpus  ## Choose v3's images per label and the adversary weight on validation (grid x 3 seeds): runs/mitigations/shortcut-proof/choice.md.
-	test -f data/counterfactual/cpu/manifest.csv || $(CXR) pipeline counterfactual --dataset cxr3
-	$(CXR) pipeline choose-v3 $(CHOICE_ARGS)
+	test -f data/counterfactual/cpu/manifest.csv || $(CXR) experiment counterfactual --dataset cxr3
+	$(CXR) study choose-v3 $(CHOICE_ARGS)
 
 mitigations: corpus  ## Measure the shortcut mitigations over seeds: runs/mitigations/demo/table.md (24 runs, about 100 s each on 2 free cores).
-	$(CXR) pipeline mitigations $(MITIGATION_ARGS)
+	$(CXR) study mitigations $(MITIGATION_ARGS)
 
 serve: $(INSTALLED)  ## Web page for live testing of a finished run at http://127.0.0.1:8000: RUN=runs/classify/<name>, SERVE_ARGS.
 	@test -n "$(RUN)" || { echo "usage: make serve RUN=runs/compare/demo/classify/seed0-v1 [SERVE_ARGS='--port 8001']" >&2; exit 2; }

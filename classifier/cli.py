@@ -376,3 +376,23 @@ def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str
         r = bench_backbone(name, size, batch_size, reps, device=torch_device)
         click.echo(f"{name:<16} {r['train_images_per_s']:>12.1f} {r['inference_images_per_s']:>12.1f} "
                    f"{r['gradcam_ms_per_image']:>16.1f}")
+
+
+@classify_cli.command("progression")
+@click.option("--patient", required=True, help="Patient id (e.g. ieee8023-178); images with a known day only.")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A trained classifier run folder (runs/classify/<name> or one inside runs/compare/).")
+@click.option("--dataset", default="cxr3", show_default=True, help="Manifest to find the patient's images in.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output PNG [default: <run>/progression-<patient>.png].")
+def progression_cmd(patient, run_dir, dataset, out):
+    """One patient's images in time order with Grad-CAM overlays and predicted probabilities."""
+    from cxrdata.manifest import Manifest, manifest_path
+
+    from .progression import render
+
+    out = out or run_dir / f"progression-{patient}.png"
+    shown = render(Manifest.read(manifest_path(dataset)), patient, run_dir, out)
+    for image in shown["images"]:
+        click.echo(f"day {image['offset_days']:>4}: true {image['true']:<9} predicted {image['predicted']}")
+    click.echo(f"figure: {out}")

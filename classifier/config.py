@@ -30,7 +30,7 @@ class ClassifierConfig:
     aug: str = "v1"  # v1: train split + classical augmentation; v2: v1 + synthetic covid images;
     # v3: v1 + counterfactual source translations (labels kept); v2+v3: both
     synth_manifest: str = DEFAULT_SYNTH  # v2: the synthesis run's manifest.csv
-    counterfactual_manifest: str = DEFAULT_COUNTERFACTUAL  # v3: made by `cxr pipeline counterfactual`
+    counterfactual_manifest: str = DEFAULT_COUNTERFACTUAL  # v3: made by `cxr experiment counterfactual`
     counterfactual_per_class: int = 0  # v3: the set's first N images of each label; 0: all of them
     backbone: str = "resnet18"
     weights: str = "none"  # imagenet | none | path to a torchvision or timm state dict

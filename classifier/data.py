@@ -2,7 +2,7 @@
 
 v1 is the manifest's own splits. v2 adds the rows of a synthesis manifest (made by the cyclegan
 package; paths relative to that file's folder) to the training split only; v3 adds the
-counterfactual set (source translations with labels kept, `cxr pipeline counterfactual`) the
+counterfactual set (source translations with labels kept, `cxr experiment counterfactual`) the
 same way; v2+v3 adds both. A synthetic image in a validation or test split would measure the GAN
 instead of the classifier, so it is an error.
 """

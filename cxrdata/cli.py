@@ -21,8 +21,9 @@ VERIFY_SIZE = 8  # verify decodes every image in full; the resize after it only 
 
 
 def manifest_option(default: str = "cxr3"):
-    return click.option("--manifest", "-m", default=default, show_default=True,
-                        help="Manifest name in data_manifests/ (cxr3 or makris2020) or a CSV path.")
+    return click.option("--dataset", "--manifest", "-m", "manifest", default=default, show_default=True,
+                        help="Manifest name in data_manifests/ (cxr3 or makris2020) or a CSV path "
+                             "(--manifest and -m: the old names).")
 
 
 def require_data_root() -> Path:
@@ -195,9 +196,10 @@ def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_c
 
 @data_cli.command("verify")
 @click.argument("positional", nargs=-1, metavar="[NAME]...")
-@click.option("--manifest", "-m", "names", multiple=True, default=None,
+@click.option("--dataset", "--manifest", "-m", "names", multiple=True, default=None,
               help="Manifest(s) to verify: a name in data_manifests/ (cxr3, makris2020, one made by cxr "
-                   "data import) or a CSV path; repeatable [default: cxr3, makris2020].")
+                   "data import) or a CSV path; repeatable (--manifest and -m: the old names) "
+                   "[default: cxr3, makris2020].")
 @click.option("--allow-duplicates", is_flag=True,
               help="Report a path listed twice or the same image bytes in two splits as a warning "
                    "instead of an error (one path with two labels is always an error).")

@@ -35,7 +35,8 @@ def config_options(f):
         defaults = (f"default: {values['cpu']}" if len(set(map(str, values.values()))) == 1
                     else ", ".join(f"{p}: {v}" for p, v in values.items()))
         flag = name.replace("_", "-")
-        decls = [f"--{flag}/--no-{flag}"] if spec.type == "bool" else [f"--{flag}"]
+        decls = ([f"--{flag}/--no-{flag}"] if spec.type == "bool" else
+                 ["--dataset", "--manifest"] if name == "manifest" else [f"--{flag}"])  # one word: --dataset
         f = click.option(*decls, name, type=CLICK_TYPES[spec.type] if spec.type != "bool" else None,
                          default=None, show_default=False,
                          help=f"{HELP[name]} [{defaults}]")(f)
@@ -115,8 +116,8 @@ def realism_cmd(folder: Path, network: Path, quiet: bool):
 
 
 @gan_cli.command("features-train")
-@click.option("--manifest", default="cxr3", show_default=True, help="Manifest whose train split trains it "
-                                                                     "(val chooses the epoch).")
+@click.option("--dataset", "--manifest", "manifest", default="cxr3", show_default=True,
+              help="Manifest whose train split trains it (val chooses the epoch); --manifest: the old name.")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_NETWORK, show_default=True,

@@ -153,11 +153,11 @@ BAD_VALUES = [
       "--run-dir", "{broken}", "--resume"], "last.pt: not a readable checkpoint"),
     (["classify", "evaluate", "{tmp}/nowhere", "cxr3"], "nowhere"),
     (["classify", "evaluate", "nowhere", "data", "--device", "banana"], "--device banana"),
-    (["pipeline", "compare", "--backbone", "resnet9000"], "resnet9000"),
-    (["pipeline", "compare", "--set", "nosuchkey=3"], "nosuchkey"),
-    (["pipeline", "compare", "--gan-set", "nosuchkey=3"], "nosuchkey"),
-    (["pipeline", "compare", "--set", "device=banana"], "--device banana"),
-    (["pipeline", "mitigations", "--variants", "magic"], "magic"),
+    (["experiment", "compare", "--backbone", "resnet9000"], "resnet9000"),
+    (["experiment", "compare", "--set", "nosuchkey=3"], "nosuchkey"),
+    (["experiment", "compare", "--gan-set", "nosuchkey=3"], "nosuchkey"),
+    (["experiment", "compare", "--set", "device=banana"], "--device banana"),
+    (["study", "mitigations", "--variants", "magic"], "magic"),
 ]
 
 
@@ -193,7 +193,8 @@ def test_debug_shows_the_traceback(switch, monkeypatch):
 @pytest.mark.parametrize("args, patch", [
     (["classify", "train", "--epochs", "1"], "classifier.train.train_classifier"),
     (["gan", "train", "--iterations", "1"], "cyclegan.cli.train"),
-    (["pipeline", "demo"], "pipelines.pipeline_cli.run_and_print"),
+    (["experiment", "demo"], "pipelines.experiment.cli.run_and_print"),
+    (["pipeline", "demo"], "pipelines.experiment.cli.run_and_print"),  # the old name
 ])
 def test_ctrl_c_is_one_line_and_exit_status_130_for_every_long_command(args, patch, monkeypatch):
     def stopped(*_, **__):
@@ -203,3 +204,18 @@ def test_ctrl_c_is_one_line_and_exit_status_130_for_every_long_command(args, pat
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130, result.output
     assert result.output.strip() == "interrupted at epoch 2; continue with --resume"
+
+
+def test_every_old_pipeline_command_name_still_runs_its_new_command():
+    from pipelines.cli import pipeline_cli
+
+    old = {"compare": "experiment", "demo": "experiment", "counterfactual": "experiment", "precision": "study",
+           "mitigations": "study", "choose-v3": "study", "gan-variants": "study", "reproduce": "study",
+           "choose-backbone": "study", "bench": "perf", "gpu-check": "perf", "gpu-check-data": "perf",
+           "progression": "classify"}
+    assert set(pipeline_cli.commands) == set(old) and pipeline_cli.hidden
+    for name, group in old.items():
+        assert pipeline_cli.commands[name] is main.commands[group].commands[name], name
+        assert CliRunner().invoke(main, ["pipeline", name, "--help"]).exit_code == 0, name
+    shown = CliRunner().invoke(main, ["--help"]).output
+    assert all(f"  {group} " in shown for group in ("experiment", "study", "perf")) and "  pipeline " not in shown

@@ -122,7 +122,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tm
 def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(gan_cli, ["train", "--name", "tiny", "--manifest", str(tiny_csv), "--quiet", *TINY_ARGS])
+    result = runner.invoke(gan_cli, ["train", "--name", "tiny", "--dataset", str(tiny_csv), "--quiet", *TINY_ARGS])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "gan" / "tiny"
     result = runner.invoke(gan_cli, ["train", "--run", "runs/gan/tiny", "--manifest", str(tiny_csv), "--quiet",

@@ -29,7 +29,7 @@ from conftest import few
 from classifier.cli import classify_cli
 from cxrdata import Manifest
 from cyclegan.cli import gan_cli
-from pipelines.pipeline_cli import pipeline_cli
+from pipelines.experiment.cli import experiment_cli
 from cyclegan.train import train
 from cyclegan.config import from_profile
 from runkit.checkpoint import load
@@ -238,7 +238,7 @@ def test_the_experiment_runs_under_torchrun_with_one_writer(tmp_path, monkeypatc
     assert len(Manifest.read(out / "synthetic" / "manifest.csv", root=out / "synthetic")) == 2
     for run in [out / "gan", *(out / "classify").iterdir()]:
         assert json.loads((run / "config.json").read_text())["runtime"]["world_size"] == 2, run
-    again = CliRunner().invoke(pipeline_cli, ["compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
+    again = CliRunner().invoke(experiment_cli, ["compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
                                               "--name", "ddp", *settings])
     assert again.exit_code == 0, again.output  # one process reuses what two made
     assert again.output.count(": reused") == 5 and ": ran" not in again.output

@@ -1,4 +1,4 @@
-"""`cxr pipeline gan-variants` on real images with tiny GANs: every variant × seed trained and
+"""`cxr study gan-variants` on real images with tiny GANs: every variant × seed trained and
 synthesised once, the table's numbers read from the syntheses' reports, reuse, and the grid."""
 from __future__ import annotations
 

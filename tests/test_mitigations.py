@@ -1,4 +1,4 @@
-"""``cxr pipeline mitigations`` on a tiny real manifest: every variant and control trains once,
+"""``cxr study mitigations`` on a tiny real manifest: every variant and control trains once,
 the table's numbers are the runs' own, and a second call reuses everything."""
 from __future__ import annotations
 

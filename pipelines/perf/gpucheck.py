@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
                      "tiny one made on the spot]")
     run.add_argument("--quick", action="store_true", help="every step at tiny sizes (CPU, CI): code paths, not speed")
     run.add_argument("--reference", type=Path, default=None, help="a checkout of the reference CycleGAN, timed "
-                     "beside ours (see `cxr pipeline bench --help`)")
+                     "beside ours (see `cxr perf bench --help`)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         folder = prepare_data(args.out)

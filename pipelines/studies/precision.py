@@ -1,4 +1,4 @@
-"""``cxr pipeline precision``: does a bf16 CycleGAN train as well as an fp32 one?
+"""``cxr study precision``: does a bf16 CycleGAN train as well as an fp32 one?
 
 CycleGAN runs at the CPU profile for each seed in both precisions, then N images synthesised by
 each. Per run: the mean of each loss over the last tenth of its logged iterations, the synthesis

@@ -92,7 +92,7 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
     summary = summarise(replicates)
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [f"# Reproduction: {protocol.citation}", "",
-             f"`cxr pipeline reproduce --paper {protocol.paper} --profile {profile}`; {when}; {describe()}; "
+             f"`cxr study reproduce --paper {protocol.paper} --profile {profile}`; {when}; {describe()}; "
              f"{len(replicates)} replicate(s); the classifiers trained in "
              + (f"{cost['training_seconds'] / 60:.1f} min" if cost.get("training_seconds") else "an unrecorded time")
              + f" (the sum of their runs as they ran); this invocation {cost['seconds'] / 60:.1f} min, peak memory "
