@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from runkit import device as devices
 from runkit.timing import timed
 
-from .gradcam import GradCAM
-from .models import build_model
+from classifier.evaluation.gradcam import GradCAM
+from classifier.model.backbones import build_model
 
 
 def bench_backbone(backbone: str, size: int = 224, batch_size: int = 8, reps: int = 3, warmup: int = 1,
@@ -54,7 +54,7 @@ def bench_onnx(backbone: str, size: int = 224, batches: tuple[int, ...] = (1, 32
 
     import onnxruntime
 
-    from .export import Probabilities, write_onnx
+    from classifier.inference.export import Probabilities, write_onnx
 
     model = build_model(backbone, "none").eval()
     wrapped = Probabilities(model).eval()

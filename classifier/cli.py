@@ -13,9 +13,9 @@ from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
-from .augment import AugmentSettings
+from classifier.training.augment import AugmentSettings
 from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, make_config
-from .models import BACKBONES, HEADS
+from classifier.model.backbones import BACKBONES, HEADS
 
 
 
@@ -147,7 +147,7 @@ def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest:
     processes, on CPUs each process normalises with its own batch's statistics (docs/scaling.md,
     "More than one GPU or machine").
     """
-    from .train import RUNS_ROOT, train_classifier
+    from classifier.training.train import RUNS_ROOT, train_classifier
 
     config = make_config(profile, synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest,
                          **settings)
@@ -180,7 +180,7 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
     only) and MODEL_CARD.md (the run's evidence: data, per-class results with intervals, the
     out-of-source check, the shortcut audit, Grad-CAM, software, every file's sha256). An exported
     folder can be passed to `cxr classify predict --run` and `serve` like a run."""
-    from .export import export_run, parse_formats
+    from classifier.inference.export import export_run, parse_formats
 
     folder = export_run(run_dir, out, parse_formats(formats), overwrite=overwrite)
     checks = json.loads((folder / "checks.json").read_text())
@@ -225,7 +225,7 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
     grid per class. Unreadable files are skipped and named; images the model trained on are named
     in a warning.
     """
-    from .evaluate_data import RUNS_ROOT, evaluate_run
+    from classifier.evaluation.evaluate_external import RUNS_ROOT, evaluate_run
 
     target = out or (RUNS_ROOT / name if name else None)
     result = evaluate_run(run_dir, data, target, split=split, root=root, ignore_unknown=ignore_unknown,
@@ -265,7 +265,7 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
     """
     from cxrdata import ImageReadError
 
-    from .predict import predict_files, write_csv
+    from classifier.inference.predict import predict_files, write_csv
 
     failed, rows = 0, []
     for result in predict_files(list(images), run_dir, out, cam_class, device, allow_unfinished):
@@ -307,7 +307,7 @@ def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_fil
     input quality gate's verdict. A research tool, not a diagnostic device."""
     import uvicorn
 
-    from .serve import create_app
+    from classifier.inference.serve import create_app
 
     app = create_app(run_dir, device, allow_unfinished, max_upload_mb, max_files)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -327,8 +327,8 @@ def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
     run's dataset, every fourth a bad file), checking every answer and the server's memory."""
     from cxrdata import Manifest, manifest_path
 
-    from .loadtest import run_load
-    from .predict import run_config
+    from classifier.inference.load_test import run_load
+    from classifier.inference.predict import run_config
 
     dataset = run_config(run_dir)["dataset"]
     images = [r.file for r in Manifest.read(manifest_path(dataset)).select(split="test").records[:20]]
@@ -348,7 +348,7 @@ def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
 def gate_check_cmd(dataset: str, out: Path | None):
     """Measure the input quality gate: false flags on real held-out chest X-rays, detections on
     photos, drawings, documents, screenshots, flat and noise images. Writes report.md and metrics.json."""
-    from .gatecheck import markdown, measure
+    from classifier.inference.gate_check import markdown, measure
 
     click.echo(markdown(measure(dataset, out)))
 
@@ -389,7 +389,7 @@ def progression_cmd(patient, run_dir, dataset, out):
     """One patient's images in time order with Grad-CAM overlays and predicted probabilities."""
     from cxrdata.manifest import Manifest, manifest_path
 
-    from .progression import render
+    from classifier.evaluation.progression import render
 
     out = out or run_dir / f"progression-{patient}.png"
     shown = render(Manifest.read(manifest_path(dataset)), patient, run_dir, out)

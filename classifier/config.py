@@ -8,8 +8,8 @@ from pathlib import Path
 from cxrdata import CLASSES
 from runkit.device import PRECISIONS
 
-from .augment import AugmentSettings
-from .models import BACKBONES, HEADS
+from classifier.training.augment import AugmentSettings
+from classifier.model.backbones import BACKBONES, HEADS
 
 AUGS = ("v1", "v2", "v3", "v2+v3")
 SELECTIONS = ("best-val", "last")
@@ -47,7 +47,7 @@ class ClassifierConfig:
     weighted_sampling: bool = False  # draw training images with equal expected counts per class
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     hide_lungs: bool = False  # black out the central box in every image (shortcut control)
-    # shortcut mitigations (classifier/shortcuts.py; measured in docs/generalisation.md)
+    # shortcut mitigations (classifier/training/shortcuts.py; measured in docs/generalisation.md)
     style_augment: bool = False  # random source-like restyling of training images
     equalize: bool = False  # per-image histogram equalisation in the model's input path
     source_balanced: bool = False  # within each class, draw every source equally often

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from classifier import crosssource
+import classifier.evaluation.crosssource as crosssource
 from cxrdata.manifest import Manifest, data_root, manifest_path
 from cxrdata.splits import write_manifests
 from runkit.machine import describe
@@ -104,7 +104,7 @@ def makris() -> Manifest:
 def tiny_run(cxr3, small_corpus, tmp_path_factory) -> tuple[Path, Manifest]:
     """A finished classifier run on 4/2/3 real images per class at 32 px, and its manifest."""
     from classifier.config import make_config
-    from classifier.train import train_classifier
+    from classifier.training.train import train_classifier
 
     folder = tmp_path_factory.mktemp("tiny-run")
     manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)

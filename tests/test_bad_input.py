@@ -191,7 +191,7 @@ def test_debug_shows_the_traceback(switch, monkeypatch):
 
 
 @pytest.mark.parametrize("args, patch", [
-    (["classify", "train", "--epochs", "1"], "classifier.train.train_classifier"),
+    (["classify", "train", "--epochs", "1"], "classifier.training.train.train_classifier"),
     (["gan", "train", "--iterations", "1"], "cyclegan.cli.train"),
     (["experiment", "demo"], "pipelines.experiment.cli.run_and_print"),
     (["pipeline", "demo"], "pipelines.experiment.cli.run_and_print"),  # the old name

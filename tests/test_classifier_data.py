@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from classifier.config import make_config
-from classifier.data import SYNTHETIC_SOURCE, SyntheticDataError, build_splits, read_synthetic
+from classifier.training.data import SYNTHETIC_SOURCE, SyntheticDataError, build_splits, read_synthetic
 from cxrdata import Manifest
 from cxrdata.manifest import sha256_of
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from classifier.gradcam import GradCAM, border_area, border_share
-from classifier.models import build_model, freeze_backbone
+from classifier.evaluation.gradcam import GradCAM, border_area, border_share
+from classifier.model.backbones import build_model, freeze_backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torchvision
 
-from classifier import augment as aug
-from classifier import models, weights
+import classifier.training.augment as aug
+import classifier.model.backbones as models
+import classifier.model.weights as weights
 from classifier.config import ConfigError, make_config
-from classifier.models import BACKBONES, WeightsError, build_model
+from classifier.model.backbones import BACKBONES, WeightsError, build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from classifier.cli import classify_cli
 from classifier.config import make_config
-from classifier.models import CheckpointMismatchError, build_model, load_weights
-from classifier.predict import predict_files
-from classifier.train import train_classifier
+from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
+from classifier.inference.predict import predict_files
+from classifier.training.train import train_classifier
 from conftest import few
 from cxrdata import ImageReadError
 from runkit import checkpoint
@@ -124,7 +124,7 @@ def test_v2_without_synthetic_data_fails_before_creating_the_run(tiny, tmp_path)
 def test_unavailable_imagenet_weights_fail_before_creating_the_run(tiny, tmp_path, monkeypatch):
     import urllib.error
 
-    from classifier import models
+    import classifier.model.backbones as models
 
     def offline(name, weights=None):
         raise urllib.error.URLError("Name or service not known")

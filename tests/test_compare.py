@@ -6,7 +6,7 @@ import pytest
 from conftest import few
 from cxrdata.manifest import Manifest, manifest_path
 from cxrdata.splits import EXTRA_COLUMNS
-from classifier.crosssource import corpus_manifest, out_of_source
+from classifier.evaluation.crosssource import corpus_manifest, out_of_source
 from pipelines.experiment.compare import CompareConfig, CompareError, run_compare
 from pipelines.experiment.report import headline_table
 from runkit.rundir import read_json

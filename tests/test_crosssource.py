@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.crosssource import (corpus_manifest, covid_false_positive, out_of_source, per_source,
+from classifier.evaluation.crosssource import (corpus_manifest, covid_false_positive, out_of_source, per_source,
                                     predicted_distribution, source_caveat, source_mix)
-from classifier.metrics import wilson_interval
+from classifier.evaluation.metrics import wilson_interval
 
 
 def test_cxr3_out_of_source_images_are_the_284_paediatric_ones(corpus, cxr3):

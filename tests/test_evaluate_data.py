@@ -11,9 +11,9 @@ from PIL import Image
 from click.testing import CliRunner
 
 from classifier.cli import classify_cli
-from classifier.evaluate_data import evaluate_run
-from classifier.labelled import LabelledDataError
-from classifier.predict import RunNotUsableError, predict_files
+from classifier.evaluation.evaluate_external import evaluate_run
+from classifier.evaluation.labelled import LabelledDataError
+from classifier.inference.predict import RunNotUsableError, predict_files
 from runkit.rundir import RunExistsError, read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]

@@ -12,9 +12,9 @@ import torch
 from click.testing import CliRunner
 
 from classifier.cli import classify_cli
-from classifier.export import ExportError, check_onnx, export_run, load_exported, write_onnx, write_safetensors
-from classifier.models import BACKBONES, build_model
-from classifier.predict import RunNotUsableError, predict_files
+from classifier.inference.export import ExportError, check_onnx, export_run, load_exported, write_onnx, write_safetensors
+from classifier.model.backbones import BACKBONES, build_model
+from classifier.inference.predict import RunNotUsableError, predict_files
 from cxrdata.manifest import sha256_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +48,7 @@ def test_a_wrong_export_is_caught(tmp_path):
 def test_a_real_run_exports_with_its_card_and_the_export_predicts_and_serves_like_the_run(tiny_run, cxr3, tmp_path):
     from fastapi.testclient import TestClient
 
-    from classifier.serve import create_app
+    from classifier.inference.serve import create_app
 
     run, manifest = tiny_run
     result = CliRunner().invoke(classify_cli, ["export", str(run), "--out", str(tmp_path / "export")])

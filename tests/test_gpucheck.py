@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from classifier.models import BACKBONES
+from classifier.model.backbones import BACKBONES
 
 from cxrdata import Manifest
 from fake_reference import fake_reference

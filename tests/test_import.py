@@ -115,7 +115,7 @@ def test_a_two_class_folder_needs_a_map_then_trains_on_the_classes_it_has(cxr3, 
     assert "| pneumonia | absent from the test split" in (run / "report.md").read_text()
     from fastapi.testclient import TestClient
 
-    from classifier.serve import create_app
+    from classifier.inference.serve import create_app
 
     served = TestClient(create_app(run)).get("/api/model").json()
     assert served["classes"] == ["normal", "covid"]  # the page shows these two

@@ -15,9 +15,9 @@ from PIL import Image
 from skimage import data as photos
 
 from classifier.config import make_config
-from classifier.models import BACKBONES, build_model
-from classifier.train import train_classifier
-from classifier.weights import LITE0_SHA256, WeightsError, imagenet_timm, lite0_file
+from classifier.model.backbones import BACKBONES, build_model
+from classifier.training.train import train_classifier
+from classifier.model.weights import LITE0_SHA256, WeightsError, imagenet_timm, lite0_file
 from conftest import few
 from runkit import checkpoint
 from runkit.device import native_bf16
@@ -145,9 +145,9 @@ def test_no_val_split_needs_the_last_epoch(cxr3, tmp_path):
 def test_lite0_trains_in_bf16_then_predicts_evaluates_and_serves(cxr3, tmp_path):
     from fastapi.testclient import TestClient
 
-    from classifier.evaluate_data import evaluate_run
-    from classifier.predict import predict_files
-    from classifier.serve import create_app
+    from classifier.evaluation.evaluate_external import evaluate_run
+    from classifier.inference.predict import predict_files
+    from classifier.inference.serve import create_app
 
     manifest = few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 2)
     manifest.write(tmp_path / "tiny.csv", ["image_id"])
@@ -167,7 +167,7 @@ def test_lite0_trains_in_bf16_then_predicts_evaluates_and_serves(cxr3, tmp_path)
     assert response.status_code == 200 and response.json()["results"][0]["predicted"] == predicted[0].predicted
     from safetensors.torch import load_file
 
-    from classifier.export import export_run
+    from classifier.inference.export import export_run
 
     exported = export_run(run, tmp_path / "export", ("safetensors",), progress=False)
     assert {t.dtype for t in load_file(str(exported / "model.safetensors")).values()} <= {torch.float32, torch.int64}

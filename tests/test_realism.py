@@ -17,7 +17,7 @@ from cyclegan.features import (DEFAULT_NETWORK, FEATURES, FeatureNetworkError, c
                                inception_features, inception_weights_file, load_feature_network, load_inception)
 from cyclegan.realism import (TooFewImages, checkerboard, checkerboard_scores, distribution_realism, frechet_distance,
                               precision_recall)
-from cyclegan.report import inception_fid
+from cyclegan.synthesis_metrics import inception_fid
 from cyclegan.synth import SynthesisFolderError, remeasure
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -113,7 +113,7 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path, monkeypatc
 
 def test_the_paper_profile_offline_fails_at_once_naming_the_backbone_that_needs_no_download(corpus, tmp_path,
                                                                                             monkeypatch):
-    from classifier import weights
+    import classifier.model.weights as weights
 
     def offline(name, weights=None):
         raise OSError("Name or service not known")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from classifier import train as training
+import classifier.training.train as training
 from classifier.cli import classify_cli
 from conftest import few
 from cxrdata import cache

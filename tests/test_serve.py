@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from classifier.gatecheck import documents, flat_images, noise_images, screenshots
-from classifier.loadtest import run_load
-from classifier.predict import predict_files
-from classifier.quality import QualityGate, aspect_range, thumbnails
-from classifier.serve import create_app
+from classifier.inference.gate_check import documents, flat_images, noise_images, screenshots
+from classifier.inference.load_test import run_load
+from classifier.inference.predict import predict_files
+from classifier.inference.input_gate import QualityGate, aspect_range, thumbnails
+from classifier.inference.serve import create_app
 from conftest import few, png_header_only
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
@@ -95,7 +95,7 @@ def test_client_names_are_never_paths_and_nothing_is_left_behind(client, cxr3, t
 def gate(cxr3):
     """The gate fitted on a real subset: 60 training and 30 validation images per class."""
     from cxrdata.cache import cached_images
-    from classifier.quality import THUMB
+    from classifier.inference.input_gate import THUMB
 
     train = few(cxr3, "train", 60)
     return QualityGate.fit(cached_images(train, THUMB, progress=False),
@@ -106,7 +106,7 @@ def test_the_gate_score_is_the_probabilistic_pca_mahalanobis_distance(cxr3):
     """Known answer: our low-rank formula equals x P xᵀ with sklearn's own precision matrix."""
     from sklearn.decomposition import PCA
 
-    from classifier.quality import COMPONENTS, THUMB
+    from classifier.inference.input_gate import COMPONENTS, THUMB
     from cxrdata.cache import cached_images
 
     train, probe = cached_images(few(cxr3, "train", 40), THUMB, False), cached_images(few(cxr3, "test", 5), THUMB, False)

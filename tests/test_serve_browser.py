@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.loadtest import Server
+from classifier.inference.load_test import Server
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

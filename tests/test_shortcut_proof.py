@@ -10,12 +10,12 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from classifier.adversary import (AdversaryError, SourceAdversary, adversary_weight, check_sources,
+from classifier.training.adversary import (AdversaryError, SourceAdversary, adversary_weight, check_sources,
                                   reverse_gradient, sources_per_class)
 from classifier.cli import classify_cli
 from classifier.config import make_config
-from classifier.data import SyntheticDataError, build_splits
-from classifier.train import train_classifier
+from classifier.training.data import SyntheticDataError, build_splits
+from classifier.training.train import train_classifier
 from cxrdata import CLASSES, Manifest, Record
 from pipelines.experiment.counterfactual import make_counterfactual
 from runkit import checkpoint

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.models import build_model, load_weights, model_from_checkpoint, checkpoint_payload
-from classifier.shortcuts import equalize_histogram, restyle, source_balanced_weights
+from classifier.model.backbones import build_model, load_weights, model_from_checkpoint, checkpoint_payload
+from classifier.training.shortcuts import equalize_histogram, restyle, source_balanced_weights
 
 
 def opencv_equalize(gray: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier import crosssource
-from classifier.metrics import wilson_interval
+import classifier.evaluation.crosssource as crosssource
+from classifier.evaluation.metrics import wilson_interval
 from cxrdata import CLASSES
 from runkit.rundir import read_json
 

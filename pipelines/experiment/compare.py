@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from classifier.config import make_config
-from classifier.train import train_classifier
+from classifier.training.train import train_classifier
 from cxrdata.manifest import Manifest, manifest_path
 from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan

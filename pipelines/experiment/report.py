@@ -12,13 +12,13 @@ from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import read_json, write_json
 
-from classifier.crosssource import pct, source_caveat, source_mix
-from classifier.data import SYNTHETIC_SOURCE
-from cyclegan.report import realism_lines
+from classifier.evaluation.crosssource import pct, source_caveat, source_mix
+from classifier.training.data import SYNTHETIC_SOURCE
+from cyclegan.synthesis_metrics import realism_lines
 
 from pipelines.experiment import analysis
 from pipelines.studies.mitigations import WITHIN
-from classifier.progression import progression_candidates, render
+from classifier.evaluation.progression import progression_candidates, render
 
 PAPERS = [
     # (paper, setting, model, accuracy as published); differences in setup are stated in the report

@@ -175,8 +175,8 @@ class DecodingDataset(torch.utils.data.Dataset):
 def step_epoch(plan: Plan) -> dict:
     """One classifier training epoch (CPU profile) from the uint8 cache vs decoding every epoch."""
     from classifier.config import make_config
-    from classifier.models import build_model
-    from classifier.train import configure_stage, train_epoch, train_loader
+    from classifier.model.backbones import build_model
+    from classifier.training.train import configure_stage, train_epoch, train_loader
     from cxrdata import CXRDataset, Manifest, manifest_path
     from runkit.device import grad_scaler, pick_device
 

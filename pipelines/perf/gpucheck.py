@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from classifier.bench import bench_backbone
-from classifier.models import BACKBONES
+from classifier.model.backbones import BACKBONES
 from cxrdata import Manifest, Record, manifest_path, read_grayscale
 from cxrdata.images import fit_square
 from cxrdata.manifest import sha256_of, sidecar_path
@@ -140,7 +140,7 @@ def check_checkpoint_round_trip(folder: Path) -> dict:
 def check_classifier_amp(data: Path, folder: Path) -> dict:
     """One classifier epoch on the GPU with mixed precision: it finishes with finite losses."""
     from classifier.config import make_config
-    from classifier.train import train_classifier
+    from classifier.training.train import train_classifier
 
     config = make_config(dataset=str(data / "manifest.csv"), image_size=64, batch_size=16, epochs=1,
                          cross_source=False, device="cuda", precision="auto")
@@ -152,8 +152,8 @@ def check_classifier_amp(data: Path, folder: Path) -> dict:
 
 def check_gradcam_matches_cpu(atol: float = 1e-3) -> dict:
     """Grad-CAM maps of one model in fp32 on CUDA and on the CPU agree within ``atol``."""
-    from classifier.gradcam import GradCAM
-    from classifier.models import build_model
+    from classifier.evaluation.gradcam import GradCAM
+    from classifier.model.backbones import build_model
 
     torch.manual_seed(0)
     model = build_model("resnet18", "none").eval()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from classifier.config import LITE0_IMAGENET, RESNET18_SCRATCH, make_config
-from classifier.train import train_classifier
+from classifier.training.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
 
 from pipelines.studies.choice import validation_scores, validation_spreads

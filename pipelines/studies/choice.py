@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from classifier.evaluate_data import evaluate_run
+from classifier.evaluation.evaluate_external import evaluate_run
 from runkit.rundir import is_finished, read_json, write_json
 
 from pipelines.studies.mitigations import CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure, train_variant

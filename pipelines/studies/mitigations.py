@@ -3,7 +3,7 @@
 For every variant (a set of classifier settings) and seed, one v1 classifier is trained on the
 same split, plus one lungs-hidden control per variant (first seed). Measured per variant, as
 mean ± sd over seeds: the out-of-source covid false-positive rate (see
-:mod:`classifier.crosssource`), internal test accuracy, covid recall, the within-source accuracy of ieee8023
+:mod:`classifier.evaluation.crosssource`), internal test accuracy, covid recall, the within-source accuracy of ieee8023
 covid vs pneumonia, the Grad-CAM border share, and the lungs-hidden accuracy against chance.
 Finished runs are reused, so an interrupted measurement continues where it stopped.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from classifier.config import make_config
-from classifier.train import train_classifier
+from classifier.training.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
 
 from pipelines.experiment.analysis import chance_level, false_positive, read_predictions

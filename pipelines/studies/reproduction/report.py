@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from classifier.metrics import wilson_interval
+from classifier.evaluation.metrics import wilson_interval
 from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json

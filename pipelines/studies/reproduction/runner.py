@@ -7,16 +7,16 @@ import time
 from pathlib import Path
 
 from classifier.config import make_config
-from classifier.evaluate_data import evaluate_run
-from classifier.models import build_model
-from classifier.train import train_classifier
+from classifier.evaluation.evaluate_external import evaluate_run
+from classifier.model.backbones import build_model
+from classifier.training.train import train_classifier
 from cxrdata.manifest import Manifest
 from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
 from runkit.rundir import is_finished, read_json, runs_root
 from runkit.timing import peak_rss_mib
 
-from classifier.progression import render
+from classifier.evaluation.progression import render
 from pipelines.experiment.steps import ensure, ensure_synthesis, ensure_timed
 from pipelines.studies.reproduction import splits
 from pipelines.studies.reproduction.protocols import PROFILES, PROTOCOLS, Protocol

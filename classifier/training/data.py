@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cxrdata import CLASSES, Manifest, manifest_path
 
-from .config import ClassifierConfig
+from classifier.config import ClassifierConfig
 
 SYNTHETIC_SOURCE = "synthetic"
 SYNTH_COMMAND = "make synth N=100"

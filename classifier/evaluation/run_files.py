@@ -14,7 +14,7 @@ from cxrdata import CLASSES, Manifest
 
 from runkit.rundir import write_csv
 
-from .crosssource import cross_source_markdown, per_source_markdown, source_caveat
+from classifier.evaluation.crosssource import cross_source_markdown, per_source_markdown, source_caveat
 
 PREDICTION_COLUMNS = ("image_id", "path", "patient_id", "source", "true", "predicted",
                       *(f"p_{c}" for c in CLASSES))

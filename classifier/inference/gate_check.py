@@ -17,9 +17,9 @@ from cxrdata import Manifest, manifest_path, read_grayscale
 from cxrdata.images import ImageReadError, stretch_to_uint8
 from runkit import rundir
 
-from .crosssource import corpus_manifest
-from .metrics import wilson_interval
-from .quality import QualityGate, gate_for
+from classifier.evaluation.crosssource import corpus_manifest
+from classifier.evaluation.metrics import wilson_interval
+from classifier.inference.input_gate import QualityGate, gate_for
 
 SKIMAGE_SAMPLES = ("astronaut", "binary_blobs", "brick", "camera", "cell", "checkerboard", "chelsea", "clock",
                    "coffee", "coins", "colorwheel", "grass", "gravel", "horse", "hubble_deep_field",

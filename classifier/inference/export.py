@@ -19,9 +19,9 @@ from cxrdata import CXRDataset, Manifest, manifest_path
 from runkit import rundir
 from runkit.resources import writing
 
-from .model_card import write_model_card
-from .models import CXRClassifier
-from .predict import load_run_model, run_config, trained_classes
+from classifier.evaluation.model_card import write_model_card
+from classifier.model.backbones import CXRClassifier
+from classifier.inference.predict import load_run_model, run_config, trained_classes
 
 FORMATS = ("onnx", "safetensors")
 OPSET = 18
@@ -144,7 +144,7 @@ def load_exported(folder: Path, config: dict) -> CXRClassifier:
     """The model of an exported folder, from ``model.safetensors`` and ``config.json``."""
     from safetensors.torch import load_file
 
-    from .models import build_model
+    from classifier.model.backbones import build_model
 
     model = build_model(config["backbone"], "none", bool(config.get("hide_lungs")), bool(config.get("equalize")),
                         config.get("head", "linear"))

@@ -4,7 +4,7 @@ One grayscale channel reaches a 3-channel backbone in one way, inside the model
 (:class:`GrayscaleInput`): the channel is repeated three times and normalised with the mean and
 standard deviation the backbone's ImageNet weights were trained with. Checkpoints therefore hold
 everything needed to read an image in [0, 1], and the same normalisation is used whether the
-weights are ImageNet's or random. Where weights come from: :mod:`classifier.weights`.
+weights are ImageNet's or random. Where weights come from: :mod:`classifier.model.weights`.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from torchvision.models import get_model
 
 from cxrdata import CLASSES
 
-from .augment import hide_centre
-from .shortcuts import equalize_histogram
-from .weights import WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict
+from classifier.training.augment import hide_centre
+from classifier.training.shortcuts import equalize_histogram
+from classifier.model.weights import WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

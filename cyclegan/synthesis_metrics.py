@@ -9,9 +9,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or figure r
 import numpy as np
 import torch
 
-from .features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
+from cyclegan.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
-from .realism import checkerboard, distribution_realism
+from cyclegan.realism import checkerboard, distribution_realism
 
 GRID_PAIRS = 8
 

@@ -20,15 +20,15 @@ from runkit import checkpoint, device as devices, distributed, rundir, seed as s
 from runkit.interrupts import deferred_interrupts
 from runkit.resources import memory_guard
 
-from .adversary import SourceAdversary, adversary_weight, check_sources, reverse_gradient
-from .augment import augment
-from .config import ClassifierConfig
-from .data import Splits, build_splits
-from .models import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
+from classifier.training.adversary import SourceAdversary, adversary_weight, check_sources, reverse_gradient
+from classifier.training.augment import augment
+from classifier.config import ClassifierConfig
+from classifier.training.data import Splits, build_splits
+from classifier.model.backbones import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
-from .model_card import write_model_card
-from .evaluate import predict_probabilities, write_cross_source, write_evaluation
-from .shortcuts import restyle, source_balanced_weights
+from classifier.evaluation.model_card import write_model_card
+from classifier.evaluation.test_outputs import predict_probabilities, write_cross_source, write_evaluation
+from classifier.training.shortcuts import restyle, source_balanced_weights
 
 RUNS_ROOT = rundir.runs_root("classify")
 # Settings that may change when resuming: they do not alter the epochs already trained.

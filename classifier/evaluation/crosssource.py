@@ -22,7 +22,7 @@ import numpy as np
 
 from cxrdata import CLASSES, CXRDataset, Manifest, data_root
 
-from .metrics import wilson_interval
+from classifier.evaluation.metrics import wilson_interval
 
 COVID = "covid"
 MIN_PER_CLASS = 5  # images per class a source needs in the test split for a within-source accuracy

@@ -14,10 +14,10 @@ from cxrdata.images import fit_square
 from runkit import checkpoint, device as devices, rundir
 from runkit.rundir import CONFIG, FINISHED, check_not_locked, is_finished, read_json, runs_root
 
-from .gradcam import GradCAM, border_share
-from .models import CXRClassifier, model_from_checkpoint
-from .quality import Verdict, checker_for_run
-from .report import save_overlay
+from classifier.evaluation.gradcam import GradCAM, border_share
+from classifier.model.backbones import CXRClassifier, model_from_checkpoint
+from classifier.inference.input_gate import Verdict, checker_for_run
+from classifier.evaluation.run_files import save_overlay
 
 
 PREDICT_ROOT = runs_root("predict")
@@ -94,7 +94,7 @@ def trained_classes(run_dir: Path | str) -> list[str]:
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
     """The best model of a run (or of an exported folder) and the image size it was trained at."""
     if is_export(run_dir):
-        from .export import load_exported
+        from classifier.inference.export import load_exported
 
         config = read_json(Path(run_dir) / CONFIG)
         return load_exported(Path(run_dir), config).to(device).eval(), int(config["image_size"])

@@ -14,7 +14,7 @@ from cxrdata import CLASSES
 from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, write_bytes
 
-from .crosssource import pct
+from classifier.evaluation.crosssource import pct
 
 MOST, OFTEN = 0.5, 0.2  # out-of-source covid false-positive rates read as "most" and "often"
 

@@ -11,12 +11,14 @@ from tqdm import tqdm
 from cxrdata import CLASSES, CXRDataset
 from runkit import device as devices, rundir
 
-from . import crosssource, report
-from .config import ClassifierConfig
-from .data import SYNTHETIC_SOURCE, Splits
-from .gradcam import BORDER_BAND, GradCAM, border_area, border_share
-from .metrics import classification_metrics
-from .models import CXRClassifier
+import classifier.evaluation.crosssource as crosssource
+
+import classifier.evaluation.run_files as report
+from classifier.config import ClassifierConfig
+from classifier.training.data import SYNTHETIC_SOURCE, Splits
+from classifier.evaluation.gradcam import BORDER_BAND, GradCAM, border_area, border_share
+from classifier.evaluation.metrics import classification_metrics
+from classifier.model.backbones import CXRClassifier
 
 
 @torch.no_grad()
@@ -58,7 +60,7 @@ def dataset_cams(model: CXRClassifier, dataset: CXRDataset, cam_class: str, batc
 def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierConfig, run_dir: Path,
                        device: torch.device, progress: bool = True) -> dict | str:
     """Predict the out-of-source corpus images into ``cross_source.csv``; return the cross-source
-    block (see :mod:`classifier.crosssource`), or why it was not measured."""
+    block (see :mod:`classifier.evaluation.crosssource`), or why it was not measured."""
     if not config.cross_source:
         return "switched off (--no-cross-source)"
     result = crosssource.evaluate_out_of_source(

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 from PIL import Image
 
-from classifier.predict import predict_files
+from classifier.inference.predict import predict_files
 from cxrdata.images import ImageReadError
 from cxrdata.manifest import Manifest, Record
 

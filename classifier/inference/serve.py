@@ -25,10 +25,10 @@ from PIL import Image
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 
-from .gradcam import border_area
-from .predict import Predictor, model_summary
-from .quality import checker_for_run
-from .report import overlay
+from classifier.evaluation.gradcam import border_area
+from classifier.inference.predict import Predictor, model_summary
+from classifier.inference.input_gate import checker_for_run
+from classifier.evaluation.run_files import overlay
 
 DEFAULT_MAX_UPLOAD_MB = 20
 DEFAULT_MAX_FILES = 16

@@ -21,12 +21,14 @@ from runkit import device as devices, rundir
 from runkit.resources import memory_guard
 from runkit.rundir import RunExistsError, runs_root
 
-from . import crosssource, report
-from .evaluate import dataset_cams, write_cams
-from .labelled import LabelledDataError, read_labelled
-from .metrics import classification_metrics
-from .predict import load_run_model, model_summary, run_config
-from .quality import checker_for_run
+import classifier.evaluation.crosssource as crosssource
+
+import classifier.evaluation.run_files as report
+from classifier.evaluation.test_outputs import dataset_cams, write_cams
+from classifier.evaluation.labelled import LabelledDataError, read_labelled
+from classifier.evaluation.metrics import classification_metrics
+from classifier.inference.predict import load_run_model, model_summary, run_config
+from classifier.inference.input_gate import checker_for_run
 
 RUNS_ROOT = runs_root("evaluate")
 SHOWN = 10  # file names listed in the report and warnings before "and N more"

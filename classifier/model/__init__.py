@@ -1,0 +1,1 @@
+"""The classifier network: backbones with a new head, and their pretrained weights."""
