@@ -328,7 +328,7 @@ def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
     from cxrdata import Manifest, manifest_path
 
     from classifier.inference.load_test import run_load
-    from classifier.inference.predict import run_config
+    from classifier.inference.runs import run_config
 
     dataset = run_config(run_dir)["dataset"]
     images = [r.file for r in Manifest.read(manifest_path(dataset)).select(split="test").records[:20]]

@@ -12,6 +12,7 @@ import classifier.model.backbones as models
 import classifier.model.weights as weights
 from classifier.config import ConfigError, make_config
 from classifier.model.backbones import BACKBONES, WeightsError, build_model
+from classifier.model.inputs import hide_centre
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,7 +120,7 @@ def test_augmentation_settings_each_do_their_job():
 
 def test_hidden_lungs_make_the_centre_irrelevant():
     images = torch.rand(2, 1, 40, 40)
-    hidden = aug.hide_centre(images)
+    hidden = hide_centre(images)
     assert torch.all(hidden[..., 6:34, 6:34] == 0)
     torch.testing.assert_close(hidden[..., :6, :], images[..., :6, :])
     model = build_model("resnet18", "none", hide_lungs=True).eval()

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from classifier.cli import classify_cli
 from classifier.evaluation.evaluate_external import evaluate_run
 from classifier.evaluation.labelled import LabelledDataError
-from classifier.inference.predict import RunNotUsableError, predict_files
+from classifier.inference.predict import predict_files
+from classifier.inference.runs import RunNotUsableError
 from runkit.rundir import RunExistsError, read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]

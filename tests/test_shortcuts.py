@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from classifier.model.backbones import build_model, load_weights, model_from_checkpoint, checkpoint_payload
-from classifier.training.shortcuts import equalize_histogram, restyle, source_balanced_weights
+from classifier.model.inputs import equalize_histogram
+from classifier.training.shortcuts import restyle, source_balanced_weights
 
 
 def opencv_equalize(gray: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import classifier.evaluation.run_files as report
 from classifier.evaluation.test_outputs import dataset_cams, write_cams
 from classifier.evaluation.labelled import LabelledDataError, read_labelled
 from classifier.evaluation.metrics import classification_metrics
-from classifier.inference.predict import load_run_model, model_summary, run_config
+from classifier.inference.runs import load_run_model, model_summary, run_config
 from classifier.inference.input_gate import checker_for_run
 
 RUNS_ROOT = runs_root("evaluate")

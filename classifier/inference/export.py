@@ -21,7 +21,7 @@ from runkit.resources import writing
 
 from classifier.evaluation.model_card import write_model_card
 from classifier.model.backbones import CXRClassifier
-from classifier.inference.predict import load_run_model, run_config, trained_classes
+from classifier.inference.runs import load_run_model, run_config, trained_classes
 
 FORMATS = ("onnx", "safetensors")
 OPSET = 18

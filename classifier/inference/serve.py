@@ -26,7 +26,8 @@ from PIL import Image
 from cxrdata import CLASSES, ImageReadError, read_grayscale
 
 from classifier.evaluation.gradcam import border_area
-from classifier.inference.predict import Predictor, model_summary
+from classifier.inference.predict import Predictor
+from classifier.inference.runs import model_summary
 from classifier.inference.input_gate import checker_for_run
 from classifier.evaluation.run_files import overlay
 

@@ -17,8 +17,7 @@ from torchvision.models import get_model
 
 from cxrdata import CLASSES
 
-from classifier.training.augment import hide_centre
-from classifier.training.shortcuts import equalize_histogram
+from classifier.model.inputs import equalize_histogram, hide_centre
 from classifier.model.weights import WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-HIDDEN_BOX = (0.15, 0.85)  # the centre box blacked out by ``hide_lungs``, as fractions of each side
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,3 @@ def augment(images: torch.Tensor, settings: AugmentSettings) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def hide_centre(images: torch.Tensor) -> torch.Tensor:
-    """A copy of ``(B, C, H, W)`` images with the central :data:`HIDDEN_BOX` square set to 0."""
-    height, width = images.shape[-2:]
-    low, high = HIDDEN_BOX
-    hidden = images.clone()
-    hidden[..., round(low * height):round(high * height), round(low * width):round(high * width)] = 0
-    return hidden

@@ -8,7 +8,7 @@ what each one measurably does):
 * :func:`restyle` (``style_augment``): random source-like changes to every training image —
   gamma, contrast and brightness, blur, noise, JPEG re-compression, a constant band over one
   border and bright burned-in markers — so that such styles stop marking one class.
-* :func:`equalize_histogram` (``equalize``): per-image histogram equalisation inside the model's
+* :func:`classifier.model.inputs.equalize_histogram` (``equalize``): per-image histogram equalisation inside the model's
   input path (train, validation, test, predict alike), which removes every monotonic intensity
   difference between sources.
 * :func:`source_balanced_weights` (``source_balanced``): draw training images so that within
@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-LEVELS = 256  # grey levels of the histogram equalisation (the images are 8-bit)
 STYLE_P = 0.5  # probability of each style change, drawn independently per image
 
 
@@ -109,24 +108,6 @@ def _markers(images: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
             top, left = int(torch.randint(0, height - h + 1, ())), int(torch.randint(0, width - w + 1, ()))
             out[i, 0, top:top + h, left:left + w] = float(_between(1, 0.75, 1.0))
     return out
-
-
-def equalize_histogram(images: torch.Tensor) -> torch.Tensor:
-    """Per-image histogram equalisation of a ``(B, C, H, W)`` batch in [0, 1], on its device.
-
-    Each image is quantised to :data:`LEVELS` grey levels and mapped through its own cumulative
-    histogram, so the darkest level present becomes 0 and the brightest 1 (as in OpenCV's
-    ``equalizeHist``); a constant image stays as it is.
-    """
-    n = images.shape[0]
-    flat = images.detach().clamp(0, 1).reshape(n, -1).float()
-    levels = (flat * (LEVELS - 1)).round().long()
-    counts = torch.zeros(n, LEVELS, device=images.device).scatter_add_(1, levels, torch.ones_like(flat))
-    cdf = counts.cumsum(1)
-    first = cdf.gather(1, (counts > 0).float().argmax(1, keepdim=True))  # cdf at the lowest level present
-    total = cdf[:, -1:]
-    mapped = ((cdf - first) / (total - first).clamp_min(1)).clamp(0, 1).gather(1, levels)
-    return torch.where(total > first, mapped, flat).view_as(images).to(images.dtype)
 
 
 def source_balanced_weights(labels: list[int], sources: list[str]) -> torch.Tensor:
