@@ -18,7 +18,6 @@ from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PR
 from classifier.model.backbones import BACKBONES, HEADS
 
 
-
 def _default(name: str) -> str:
     """``[cpu: X; paper: Y]`` for the help text."""
     values = []

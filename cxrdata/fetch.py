@@ -260,4 +260,3 @@ def write_metadata(rows_source: Path, dest: Path) -> None:
     """Put the metadata the corpus was fetched with at ``dest/metadata.csv`` (atomically)."""
     write_bytes(dest / "metadata.csv", rows_source.read_bytes())
     shutil.rmtree(dest / WORK, ignore_errors=True)
-

@@ -51,4 +51,3 @@ def convolution_seconds(config: GANConfig, size: int, reps: int = 3, warmup: int
 
             total += timed(forward_backward, reps, warmup, device)["median"]
     return REFERENCE_PASSES * total
-

@@ -60,4 +60,3 @@ def load(path: Path | str, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises several types for a damaged file
         raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
-

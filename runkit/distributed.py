@@ -48,7 +48,6 @@ class World:
         return self.rank == 0
 
 
-
 def world_from_env() -> World:
     """The :class:`World` torchrun describes in the environment (a single process without it)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

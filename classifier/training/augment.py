@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 @dataclass(frozen=True)
 class AugmentSettings:
     rotation: float = 10.0  # maximum rotation, degrees either way
@@ -51,5 +50,3 @@ def augment(images: torch.Tensor, settings: AugmentSettings) -> torch.Tensor:
                          torch.stack([sin * flip, cos, shift_y], 1)], 1).to(images)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-

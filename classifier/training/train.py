@@ -79,6 +79,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:
         seeds.seed_everything(config.seed + world.rank)  # each rank's own augmentation draws
+
     def record_training_set() -> None:
         splits.train.write(run_dir / "train_images.csv", splits.train.extra_columns)
         if progress:

@@ -140,5 +140,3 @@ def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, 
     make_counterfactual(dataset, out, gan_run=gan_run, gan_profile=gan_profile, gan=key_values(gan_set, "--gan-set"),
                         per_class=per_class, seed=seed, overwrite=overwrite, log=click.echo)
     click.echo(f"manifest: {out / 'manifest.csv'} (train with --aug v3)")
-
-

@@ -62,5 +62,3 @@ def gpu_check_data_cmd(out):
     at 256 px, with a manifest whose root is the folder itself (under 40 MB; carry it to the GPU)."""
     folder = prepare_data(out)
     click.echo(f"{folder}: {len(list((folder / 'images').iterdir()))} images")
-
-

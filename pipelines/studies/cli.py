@@ -116,6 +116,8 @@ def choose_backbone_cmd(seeds, classifier_set, overwrite):
     result = run_backbone_choice(settings, int_list(seeds, "--seeds"), BACKBONE_CHOICE_ROOT, overwrite, log=click.echo)
     click.echo((BACKBONE_CHOICE_ROOT / "choice.md").read_text(encoding="utf-8"))
     click.echo(f"chosen: {result['chosen']}")
+
+
 @study_cli.command("reproduce")
 @click.option("--paper", required=True, type=click.Choice(list(PROTOCOLS)),
               help="The paper whose protocol to run: zebin2020 (Zebin & Rezvy 2020), makris2020 (Makris et al. "
@@ -144,5 +146,3 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
     folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),
                               gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite, log=click.echo)
     click.echo(f"report: {folder / 'report.md'}")
-
-

@@ -144,4 +144,3 @@ def table(results: dict) -> str:
                      f"{100 * h['accuracy']:.1f} ({100 * h['chance']:.1f}) | "
                      + ("–" if h["out_of_source_covid_fp"] is None else f"{100 * h['out_of_source_covid_fp']:.1f}") + " |")
     return "\n".join(lines) + "\n"
-
