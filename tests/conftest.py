@@ -1,7 +1,7 @@
 """Shared fixtures: the real corpus, or where it is absent the small real set in tests/data/, and an
 isolated cache.
 
-Without the corpus (a plain clone), every test runs on ``tests/data/cxr`` (113 corpus images shrunk
+Without the corpus (a plain clone), every test runs on ``tests/data/cxr`` (121 corpus images shrunk
 to 128 px) and tests that need the whole corpus skip, one line each; with ``CXR_REQUIRE_CORPUS=1``
 (CI) a missing corpus is an error instead.
 """
