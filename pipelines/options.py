@@ -16,12 +16,13 @@ def int_list(text: str | None, option: str) -> tuple[int, ...]:
                                  param_hint=option) from None
 
 
-def choices(text: str, known, option: str) -> list[str]:
-    """``"a,b"`` → ``["a", "b"]``, each one of ``known``; an unknown one names ``option``."""
+def choices(text: str, known, option: str, what: str) -> list[str]:
+    """``"a,b"`` → ``["a", "b"]``, each one of ``known``; an unknown one names ``option`` and ``what`` it is."""
     chosen = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in known]
     if unknown:
-        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(known)}", param_hint=option)
+        raise click.BadParameter(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}",
+                                 param_hint=option)
     return chosen
 
 

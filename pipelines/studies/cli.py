@@ -37,7 +37,7 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
     """Train v1 with each shortcut mitigation over seeds (plus a lungs-hidden control each) and
     tabulate out-of-source covid false positives, internal accuracy, within-source accuracy,
     border share and the control: runs/mitigations/<name>/table.md and results.json."""
-    chosen = choices(variants, MITIGATIONS, "--variants")
+    chosen = choices(variants, MITIGATIONS, "--variants", "variant")
     settings = key_values(classifier_set, "--set") if classifier_set else dict(DEMO["classifier"])
     run_mitigations(settings, int_list(seeds, "--seeds"), chosen, MITIGATIONS_ROOT / name, overwrite, log=click.echo)
     click.echo((MITIGATIONS_ROOT / name / "table.md").read_text(encoding="utf-8"))
@@ -76,7 +76,7 @@ def gan_variants_cmd(variants, seeds, profile, n_synthetic, name, overwrite):
     """Measure CycleGAN settings by the realism numbers: each variant over GAN seeds, N synthetic
     covid images each, Fréchet distance, precision, recall and checkerboard against the real
     floor, and the training time: runs/gan-variants/<name>/table.md and results.json."""
-    chosen = choices(variants, GAN_VARIANTS, "--variants")
+    chosen = choices(variants, GAN_VARIANTS, "--variants", "variant")
     run_gan_variants(chosen, int_list(seeds, "--seeds"), GAN_VARIANTS_ROOT / name, profile=profile, n=n_synthetic,
                      overwrite=overwrite, log=click.echo)
     click.echo((GAN_VARIANTS_ROOT / name / "table.md").read_text(encoding="utf-8"))
