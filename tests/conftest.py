@@ -8,6 +8,7 @@ to 128 px) and tests that need the whole corpus skip, one line each; with ``CXR_
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -36,8 +37,15 @@ def pytest_configure(config) -> None:
         raise pytest.UsageError(f"the real corpus is missing at {CORPUS_ROOT} and CXR_REQUIRE_CORPUS is set: "
                                 "run `make fetch` or set CXR_DATA")
     manifests = Path(tempfile.mkdtemp(prefix="cxr-test-manifests-"))
+    config.cxr_small_manifests = manifests
     write_manifests(FIXTURES / "cxr" / "metadata.csv", manifests)
     os.environ["CXR_DATA"], os.environ["CXR_MANIFESTS"] = str(FIXTURES / "cxr"), str(manifests)
+
+
+def pytest_unconfigure(config) -> None:
+    """Remove the small set's manifests made at the start of the session."""
+    if hasattr(config, "cxr_small_manifests"):
+        shutil.rmtree(config.cxr_small_manifests, ignore_errors=True)
 
 
 def pytest_report_header(config) -> list[str]:
