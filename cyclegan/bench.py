@@ -23,7 +23,7 @@ def seconds_per_iteration(config: GANConfig, size: int, reps: int = 3, warmup: i
     seed_everything(config.seed)
     device = pick_device(config.device)
     tune_for(device)
-    model = CycleGAN(config.replace(size=size), device)
+    model = CycleGAN(config.replace(image_size=size), device)
     shape = (config.batch_size, CHANNELS, size, size)
     real_A, real_B = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
     return timed(lambda: model.step(real_A, real_B), reps, warmup, device)

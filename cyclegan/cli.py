@@ -36,7 +36,8 @@ def config_options(f):
                     else ", ".join(f"{p}: {v}" for p, v in values.items()))
         flag = name.replace("_", "-")
         decls = ([f"--{flag}/--no-{flag}"] if spec.type == "bool" else
-                 ["--dataset", "--manifest"] if name == "manifest" else [f"--{flag}"])  # one word: --dataset
+                 ["--dataset", "--manifest"] if name == "dataset" else
+                 ["--image-size", "--size"] if name == "image_size" else [f"--{flag}"])  # old names kept
         f = click.option(*decls, name, type=CLICK_TYPES[spec.type] if spec.type != "bool" else None,
                          default=None, show_default=False,
                          help=f"{HELP[name]} [{defaults}]")(f)

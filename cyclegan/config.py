@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from runkit.device import PRECISIONS
+from runkit.rundir import current_names, settings
 
 from .domains import parse_filter
 from .networks import UPSAMPLES
@@ -18,11 +19,11 @@ class GANConfig:
     """Everything that defines a CycleGAN run (saved as the run's ``config.json``)."""
 
     profile: str = "cpu"
-    manifest: str = "cxr3"
+    dataset: str = "cxr3"
     domain_a: str = "label=normal"
     domain_b: str = "label=covid"
     labels: str = ""
-    size: int = 96
+    image_size: int = 96
     load_size: int = 0
     flip: bool = True
     ngf: int = 32
@@ -50,15 +51,15 @@ class GANConfig:
     realism_images: int = 100
 
     def __post_init__(self):
-        positive = ("size", "ngf", "ndf", "iterations", "batch_size", "log_every", "sample_every",
+        positive = ("image_size", "ngf", "ndf", "iterations", "batch_size", "log_every", "sample_every",
                     "checkpoint_every", "n_samples")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.size % 4 or self.size < 32:
-            raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
-        if self.load_size and self.load_size < self.size:
-            raise ValueError(f"load_size ({self.load_size}) must be 0 or at least size ({self.size})")
+        if self.image_size % 4 or self.image_size < 32:
+            raise ValueError(f"image_size must be a multiple of 4 and at least 32, got {self.image_size}")
+        if self.load_size and self.load_size < self.image_size:
+            raise ValueError(f"load_size ({self.load_size}) must be 0 or at least image_size ({self.image_size})")
         if not 0 <= self.decay_fraction <= 1:
             raise ValueError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
         if self.realism_every < 0 or self.realism_images < 0:
@@ -80,7 +81,7 @@ class GANConfig:
 
     @property
     def effective_load_size(self) -> int:
-        return self.load_size or round(self.size * REFERENCE_LOAD_RATIO)
+        return self.load_size or round(self.image_size * REFERENCE_LOAD_RATIO)
 
     @property
     def decay_iterations(self) -> int:
@@ -88,6 +89,16 @@ class GANConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GANConfig":
+        """The config a ``config.json`` or checkpoint holds, written by this code or an older one
+        (renamed settings are read under today's names)."""
+        values = settings(values)
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"settings this code does not know: {', '.join(unknown)}")
+        return cls(**values)
 
     def replace(self, **changes) -> "GANConfig":
         return dataclasses.replace(self, **changes)
@@ -107,12 +118,12 @@ class GANConfig:
 # were no better (5.05 ± 1.05) for 48 % more. The paper profile keeps the reference's transposed convs.
 PROFILES: dict[str, GANConfig] = {
     "cpu": GANConfig(upsample="resize"),
-    "paper": GANConfig(profile="paper", size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
+    "paper": GANConfig(profile="paper", image_size=256, ngf=64, n_blocks=9, iterations=5000, batch_size=1,
                        sample_every=250, checkpoint_every=250, realism_every=500),
 }
 
 HELP = {  # the `cxr gan train` option help, one per field but profile
-    "manifest": "Manifest name (cxr3, makris2020) or CSV path; only its train split is read.",
+    "dataset": "Manifest name (cxr3, makris2020) or CSV path; only its train split is read.",
     "domain_a": "Domain A: a filter over the training split, KEY=VALUE[,VALUE…] terms joined by ';', keys "
                 "label and source (e.g. source=nih).",
     "domain_b": "Domain B, as --domain-a (e.g. 'source=ieee8023,figure1'). Domains that name different "
@@ -120,8 +131,8 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
                 "every synthetic image keeps its parent's label.",
     "labels": "Restrict both domains to these labels, comma-separated (e.g. normal,pneumonia); empty: no "
               "restriction.",
-    "size": "Training crop size in px (a multiple of 4, >= 32).",
-    "load_size": "Size images are loaded at before the random crop; 0 = size × 286/256 as in "
+    "image_size": "Training crop size in px (a multiple of 4, >= 32).",
+    "load_size": "Size images are loaded at before the random crop; 0 = image_size × 286/256 as in "
                  "the reference.",
     "flip": "Random horizontal flips (note: they mirror anatomy).",
     "ngf": "Generator filters in the first layer.",
@@ -161,9 +172,11 @@ FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}
 
 
 def from_profile(name: str = "cpu", **overrides) -> GANConfig:
-    """The profile ``name`` with the given fields replaced (``None`` values are ignored)."""
+    """The profile ``name`` with the given fields replaced (``None`` values are ignored; renamed
+    settings are accepted under their old names too)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    overrides = current_names(overrides)
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")

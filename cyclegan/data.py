@@ -71,7 +71,7 @@ class Domain:
 def load_domains(config, progress: bool = True) -> tuple[Domain, Domain]:
     """Domains A and B of ``config`` (a :class:`GANConfig`) over its manifest's training split,
     loaded at its load size for crops of its size."""
-    manifest = Manifest.read(manifest_path(config.manifest))
+    manifest = Manifest.read(manifest_path(config.dataset))
     selected = select_domains(manifest, config.domain_a, config.domain_b, config.labels, config.batch_size)
-    return tuple(Domain(images, config.effective_load_size, config.size, config.flip, progress)
+    return tuple(Domain(images, config.effective_load_size, config.image_size, config.flip, progress)
                  for images in selected)

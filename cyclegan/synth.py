@@ -21,9 +21,9 @@ from cxrdata import CXRDataset, Manifest, Record, manifest_path
 from cxrdata.manifest import sha256_of
 from runkit.checkpoint import load
 from runkit.device import autocast, pick_device
-from runkit.rundir import read_json, staged_folder, write_json
+from runkit.rundir import current_names, read_json, staged_folder, write_json
 
-from .config import FIELDS, GANConfig
+from .config import GANConfig
 from .data import to_uint8, to_unit_range
 from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
@@ -56,10 +56,10 @@ def load_generator(run_dir: Path | str, device: torch.device,
     state = load(checkpoint)
     if "G_A" not in state or "config" not in state:
         raise ValueError(f"{checkpoint}: not a CycleGAN checkpoint of this project (no G_A or config)")
-    unknown = sorted(set(state["config"]) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"{checkpoint}: its config has settings this code does not know: {', '.join(unknown)}")
-    config = GANConfig(**state["config"])
+    try:
+        config = GANConfig.from_dict(state["config"])
+    except ValueError as exc:
+        raise ValueError(f"{checkpoint}: its config: {exc}") from None
     generator = build_generator(config)
     load_network(generator, state[net], net, checkpoint)
     return generator.to(device).eval(), config, checkpoint
@@ -108,15 +108,15 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         raise FileExistsError(f"{out} already holds a synthesis; pass --overwrite to replace it or choose --out")
     torch_device = pick_device(device)
     generator, config, checkpoint = load_generator(run_dir, torch_device, direction)
-    manifest = Manifest.read(manifest_path(config.manifest))
+    manifest = Manifest.read(manifest_path(config.dataset))
     pool = candidates(manifest, config, direction, images)
     parents = Manifest([pool[i] for i in choose_parents(pool, n, seed)], name=f"{manifest.name}-parents")
-    parent_images = CXRDataset(parents, config.size, progress=progress).images
+    parent_images = CXRDataset(parents, config.image_size, progress=progress).images
     synthetic = translate(generator, parent_images, torch_device, progress)
     _, source_domain, target_domain = DIRECTIONS[direction]
     target_filter = getattr(config, target_domain)
     target = select_domains(manifest, config.domain_a, config.domain_b, config.labels)[direction == "a2b"]
-    target_images = CXRDataset(target, config.size, progress=progress).images
+    target_images = CXRDataset(target, config.image_size, progress=progress).images
     label_translation = is_label_translation(config.domain_a, config.domain_b, config.labels)
 
     with staged_folder(out) as staging:
@@ -129,8 +129,8 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
         write_report(staging, {
-            **provenance, "n": n, "seed": seed, "size": config.size, "checkpoint": str(checkpoint),
-            "manifest": config.manifest, "translated": images or getattr(config, source_domain),
+            **provenance, "n": n, "seed": seed, "image_size": config.image_size, "checkpoint": str(checkpoint),
+            "dataset": config.dataset, "translated": images or getattr(config, source_domain),
             "target": {"filter": target_filter, "labels": config.labels},
             "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
             "metrics": synthesis_metrics(parent_images, synthetic, target_images)}, out.name)
@@ -147,7 +147,7 @@ def write_report(folder: Path, report: dict, title: str) -> None:
     lines = [f"# Synthesis {title}", "",
              f"{report['n']} images, {report['direction']}, from GAN run `{report['gan_run']}` (checkpoint sha256 "
              f"{report['checkpoint_sha256'][:12]}…), parents drawn with seed {report['seed']} from "
-             f"{report['translated']} in {report['manifest']}'s training split, at {report['size']} px. Labels "
+             f"{report['translated']} in {report['dataset']}'s training split, at {report['image_size']} px. Labels "
              f"written: {', '.join(f'{k} {v}' for k, v in report['labels'].items())}.", "",
              "## Realism", "", *realism_lines(report["metrics"]),
              "![parents (top) and their synthetic images (bottom)](report.png)", "",
@@ -167,18 +167,18 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
     if not len(synthetic_rows):
         raise SynthesisFolderError(f"{folder}: no synthetic images (manifest.csv has no rows)")
     load_feature_network(network)  # a missing or changed network is said before any image is read
-    report = read_json(report_file)
+    report = current_names(read_json(report_file))
     if "target" not in report:  # made before report.json named it
         report["target"] = _target_from_run(folder, report)
-    manifest = Manifest.read(manifest_path(report["manifest"]))
+    manifest = Manifest.read(manifest_path(report["dataset"]))
     by_path = {r.path: r for r in manifest}
     missing = [r.extra["parent_path"] for r in synthetic_rows if r.extra.get("parent_path") not in by_path]
     if missing:
-        raise SynthesisFolderError(f"{folder}: {len(missing)} parent(s) not in {report['manifest']} (e.g. {missing[0]})")
+        raise SynthesisFolderError(f"{folder}: {len(missing)} parent(s) not in {report['dataset']} (e.g. {missing[0]})")
     parents = Manifest([by_path[r.extra["parent_path"]] for r in synthetic_rows], name="parents")
     keep = parse_filter(report["target"]["filter"], "target domain", report["target"]["labels"])
     target = Manifest([r for r in manifest.select(split="train") if keep.keeps(r)], name="target")
-    size = report["size"]
+    size = report["image_size"]
     images = {name: CXRDataset(rows, size, progress=progress).images
               for name, rows in (("parents", parents), ("synthetic", synthetic_rows), ("target", target))}
     report["metrics"] = synthesis_metrics(images["parents"], images["synthetic"], images["target"], network)

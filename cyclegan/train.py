@@ -94,8 +94,8 @@ def train(config: GANConfig, run_dir: Path | str | None = None, *, resume: bool 
     (keeping the last good checkpoint) when a loss stops being finite.
     """
     with distributed.session(config.device) as (world, device), ExitStack() as hold, memory_guard(
-            "training the CycleGAN", config.batch_size, config.size, device,
-            "lower --batch-size (or --size, --ngf) and rerun with --resume"):
+            "training the CycleGAN", config.batch_size, config.image_size, device,
+            "lower --batch-size (or --image-size, --ngf) and rerun with --resume"):
         return _train(config, Path(run_dir or default_run_dir(config)), world, device, resume=resume,
                       overwrite=overwrite, progress=progress and world.is_main, hold=hold)
 
@@ -167,7 +167,7 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
     draw = dict(size=cfg.batch_size * world.size, generator=data_rng, part=(world.rank, world.size))
     saved_at = start
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
-               desc=f"CycleGAN {cfg.size}px", unit="it")
+               desc=f"CycleGAN {cfg.image_size}px", unit="it")
     with deferred_interrupts() as stop:
         for iteration in bar:
             try:

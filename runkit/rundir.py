@@ -143,9 +143,27 @@ def is_finished(run_dir: Path) -> bool:
 RUNTIME = "runtime"  # config.json's record of what the machine chose (precision, processes): never compared
 
 
+# Settings renamed since run folders were first written (old → new): the CycleGAN's ``manifest`` and
+# ``size`` took the classifier's words. A config is always read under today's names, so a run
+# written before a rename is still resumed and reused.
+RENAMED_SETTINGS = {"manifest": "dataset", "size": "image_size"}
+
+
+def current_names(config: dict) -> dict:
+    """``config`` with every renamed setting under its new name (:data:`RENAMED_SETTINGS`); a
+    setting given under both names is refused."""
+    renamed = {RENAMED_SETTINGS.get(k, k): v for k, v in config.items()}
+    if len(renamed) < len(config):
+        both = sorted(k for k in RENAMED_SETTINGS if k in config and RENAMED_SETTINGS[k] in config)
+        raise ValueError("given under both the old and the new name: "
+                         + ", ".join(f"{old} and {RENAMED_SETTINGS[old]}" for old in both))
+    return renamed
+
+
 def settings(config: dict) -> dict:
-    """A config without its :data:`RUNTIME` record: what must match for a resume or a reuse."""
-    return {k: v for k, v in config.items() if k != RUNTIME}
+    """A config under today's names, without its :data:`RUNTIME` record: what must match for a
+    resume or a reuse."""
+    return {k: v for k, v in current_names(config).items() if k != RUNTIME}
 
 
 def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bool = False,

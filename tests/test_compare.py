@@ -127,7 +127,7 @@ def test_counterfactual_arms_stand_beside_v1_with_the_same_statistics(mixed_sour
         trained = read_json(tmp_path / "exp" / "classify" / f"seed0-{arm}" / "config.json")
         assert trained["aug"] == arm and trained["counterfactual_manifest"].startswith(str(out / "counterfactual"))
     source_gan = read_json(out / "gan-source" / "config.json")
-    assert source_gan["manifest"] == str(mixed_sources_csv) and source_gan["labels"] == "normal,pneumonia"
+    assert source_gan["dataset"] == str(mixed_sources_csv) and source_gan["labels"] == "normal,pneumonia"
     block = read_json(out / "report.json")["counterfactual"]
     assert set(block) == {"v2", "v3", "v2+v3"}
     for arm, r in block.items():

@@ -128,7 +128,7 @@ def test_lr_is_constant_then_decays_linearly_towards_zero():
 
 
 def test_scheduler_follows_the_factor_over_training_steps():
-    config = from_profile("cpu", size=32, ngf=4, n_blocks=1, ndf=4, iterations=4, decay_fraction=0.5)
+    config = from_profile("cpu", image_size=32, ngf=4, n_blocks=1, ndf=4, iterations=4, decay_fraction=0.5)
     model = CycleGAN(config, torch.device("cpu"))
     lrs = []
     for _ in range(4):
@@ -139,16 +139,16 @@ def test_scheduler_follows_the_factor_over_training_steps():
 
 def test_profiles_and_overrides():
     paper = from_profile("paper")
-    assert (paper.size, paper.n_blocks, paper.ngf, paper.iterations, paper.batch_size) == (256, 9, 64, 5000, 1)
+    assert (paper.image_size, paper.n_blocks, paper.ngf, paper.iterations, paper.batch_size) == (256, 9, 64, 5000, 1)
     assert paper.effective_load_size == 286
-    cpu = from_profile("cpu", size=64, flip=None)
-    assert cpu.size == 64 and cpu.flip is True and cpu.ngf == PROFILES["cpu"].ngf
+    cpu = from_profile("cpu", image_size=64, flip=None)
+    assert cpu.image_size == 64 and cpu.flip is True and cpu.ngf == PROFILES["cpu"].ngf
     with pytest.raises(ValueError, match="unknown profile 'gpu'; choose one of: cpu, paper"):
         from_profile("gpu")
     with pytest.raises(ValueError, match="unknown setting"):
         from_profile("cpu", colour=3)
     with pytest.raises(ValueError, match="multiple of 4"):
-        from_profile("cpu", size=30)
+        from_profile("cpu", image_size=30)
     with pytest.raises(ValueError, match="iterations must be positive"):
         from_profile("cpu", iterations=0)
 
@@ -183,7 +183,7 @@ def test_batched_passes_equal_separate_calls():
     with per-image instance norm that must equal separate calls (compared in float64: batch size
     changes the kernels, and so the last bits of float32, from one CPU to another)."""
     torch.manual_seed(0)
-    model = CycleGAN(from_profile("cpu", size=32, ngf=8, n_blocks=2, ndf=8), torch.device("cpu"))
+    model = CycleGAN(from_profile("cpu", image_size=32, ngf=8, n_blocks=2, ndf=8), torch.device("cpu"))
     for net in model.nets.values():
         net.double()
     a, b = (torch.rand(2, 1, 32, 32, dtype=torch.float64) * 2 - 1 for _ in range(2))

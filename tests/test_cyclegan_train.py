@@ -24,7 +24,7 @@ from runkit.checkpoint import load
 from runkit.rundir import RunExistsError, is_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
-TINY = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=3, iterations=6, log_every=2,
+TINY = dict(image_size=32, ngf=8, n_blocks=2, ndf=8, pool_size=3, iterations=6, log_every=2,
             sample_every=3, checkpoint_every=3, n_samples=2)
 TINY_ARGS = [arg for k, v in TINY.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
 
@@ -39,7 +39,7 @@ def tiny_csv(cxr3, tmp_path):
 
 
 def tiny(tiny_csv, **changes):
-    return from_profile("cpu", manifest=str(tiny_csv), **{**TINY, **changes})
+    return from_profile("cpu", dataset=str(tiny_csv), **{**TINY, **changes})
 
 
 def test_only_training_images_reach_the_gan(tiny_csv, tmp_path, monkeypatch):
@@ -132,7 +132,7 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     config = (run / "config.json").read_text()
     assert '"iterations": 8' in config and '"ngf": 8' in config
     checkpoint = load(run / "checkpoint.pt")
-    assert checkpoint["iteration"] == 8 and checkpoint["config"]["size"] == 32
+    assert checkpoint["iteration"] == 8 and checkpoint["config"]["image_size"] == 32
     assert {"G_A", "G_B", "D_A", "D_B", "opt_G", "opt_D", "schedulers", "pool_fake_A", "pool_fake_B",
             "rng"} <= checkpoint.keys()
     assert sorted(p.name for p in (run / "samples").iterdir()) == [

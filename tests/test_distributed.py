@@ -37,7 +37,7 @@ from runkit.checkpoint import load
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 FLOAT64_CXR = Path(__file__).with_name("float64_cxr.py")
-GAN = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=0, log_every=2, sample_every=2, checkpoint_every=100,
+GAN = dict(image_size=32, ngf=8, n_blocks=2, ndf=8, pool_size=0, log_every=2, sample_every=2, checkpoint_every=100,
            n_samples=2)
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 

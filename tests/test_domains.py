@@ -16,7 +16,7 @@ from runkit.checkpoint import load
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SOURCE_DOMAINS = dict(domain_a="source=nih", domain_b="source=ieee8023", labels="normal,pneumonia")
-TINY = dict(size=32, ngf=8, n_blocks=2, ndf=8, pool_size=2, log_every=1, sample_every=2, checkpoint_every=2,
+TINY = dict(image_size=32, ngf=8, n_blocks=2, ndf=8, pool_size=2, log_every=1, sample_every=2, checkpoint_every=2,
             n_samples=2, decay_fraction=0.0)
 
 
@@ -59,7 +59,7 @@ def test_bad_domains_are_named_before_training(mixed_sources_csv, cxr3, tmp_path
 
 
 def test_a_source_translation_gan_trains_resumes_exactly_and_keeps_labels(mixed_sources_csv, tmp_path):
-    config = from_profile("cpu", manifest=str(mixed_sources_csv), iterations=4, **TINY, **SOURCE_DOMAINS)
+    config = from_profile("cpu", dataset=str(mixed_sources_csv), iterations=4, **TINY, **SOURCE_DOMAINS)
     straight = load(train(config, tmp_path / "straight", progress=False) / "checkpoint.pt")
     train(config.replace(iterations=2), tmp_path / "split", progress=False)
     resumed = load(train(config, tmp_path / "split", resume=True, progress=False) / "checkpoint.pt")

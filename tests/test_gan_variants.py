@@ -8,7 +8,7 @@ from pipelines.studies import ganvariants
 from runkit.rundir import read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
-TINY = dict(size=32, ngf=8, n_blocks=1, ndf=8, log_every=1, sample_every=1, checkpoint_every=1, n_samples=1,
+TINY = dict(image_size=32, ngf=8, n_blocks=1, ndf=8, log_every=1, sample_every=1, checkpoint_every=1, n_samples=1,
             realism_every=0)
 
 

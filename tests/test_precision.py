@@ -39,7 +39,7 @@ def test_what_each_precision_means_on_a_cpu(monkeypatch):
 @pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
 def test_a_cyclegan_step_computes_in_the_chosen_precision(precision, dtype, one_thread):
     torch.manual_seed(0)
-    model = CycleGAN(from_profile("cpu", size=32, ngf=8, n_blocks=2, ndf=8, precision=precision), CPU)
+    model = CycleGAN(from_profile("cpu", image_size=32, ngf=8, n_blocks=2, ndf=8, precision=precision), CPU)
     seen = []
     model.G_A.model[1].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     losses = model.step(torch.rand(1, 1, 32, 32) * 2 - 1, torch.rand(1, 1, 32, 32) * 2 - 1)
@@ -52,7 +52,7 @@ def test_a_cyclegan_step_computes_in_the_chosen_precision(precision, dtype, one_
 def test_runs_record_the_precision_they_used_and_may_resume_with_another(cxr3, tmp_path, one_thread):
     manifest = tmp_path / "tiny.csv"
     (few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 1)).write(manifest)
-    args = ["--run", str(tmp_path / "gan"), "--manifest", str(manifest), "--size", "32", "--ngf", "8",
+    args = ["--run", str(tmp_path / "gan"), "--manifest", str(manifest), "--image-size", "32", "--ngf", "8",
             "--n-blocks", "2", "--ndf", "8", "--n-samples", "1", "--quiet"]
     result = CliRunner().invoke(gan_cli, ["train", *args, "--iterations", "2", "--precision", "bf16"])
     assert result.exit_code == 0, result.output

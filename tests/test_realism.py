@@ -180,7 +180,7 @@ def test_training_logs_realism_against_the_floor_to_tensorboard(corpus, tmp_path
     from cyclegan.config import from_profile
     from cyclegan.train import train
 
-    config = from_profile("cpu", size=32, ngf=8, n_blocks=1, ndf=8, iterations=2, log_every=1, sample_every=2,
+    config = from_profile("cpu", image_size=32, ngf=8, n_blocks=1, ndf=8, iterations=2, log_every=1, sample_every=2,
                           checkpoint_every=2, n_samples=2, realism_every=1, realism_images=70)
     run = train(config, tmp_path / "run", progress=False)
     events = EventAccumulator(str(run)).Reload()

@@ -21,7 +21,7 @@ from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
 from runkit import distributed
 from runkit.device import pick_device
-from runkit.rundir import read_json, runs_root, write_json
+from runkit.rundir import read_json, runs_root, settings, write_json
 
 from pipelines.experiment.counterfactual import make_counterfactual
 from cxrdata.folds import kfold_manifests, write_folds
@@ -197,7 +197,7 @@ def _check_or_write_config(out_dir: Path, config: CompareConfig, overwrite: bool
 
 def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
     if not (config.gan_run and not config.folds):
-        gan_config = from_profile(config.gan_profile, **{**config.gan, "manifest": replicate.manifest})
+        gan_config = from_profile(config.gan_profile, **{**config.gan, "dataset": replicate.manifest})
         _, how = ensure(replicate.gan_run, gan_config.to_dict(),
                         lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw), overwrite=overwrite)
         log(f"GAN {replicate.gan_run}: {how}")
@@ -211,7 +211,7 @@ def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progres
 
 def _check_gan_split(replicate: Replicate) -> None:
     """The GAN must have learned from this replicate's training split only."""
-    gan_manifest = read_json(replicate.gan_run / "config.json")["manifest"]
+    gan_manifest = settings(read_json(replicate.gan_run / "config.json"))["dataset"]
     if manifest_path(gan_manifest).resolve() != manifest_path(replicate.manifest).resolve():
         raise CompareError(f"gan_run {replicate.gan_run} was trained on {gan_manifest!r} but the "
                            f"experiment uses {replicate.manifest!r}: its images may include this "

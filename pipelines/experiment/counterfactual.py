@@ -38,7 +38,7 @@ def make_counterfactual(dataset: str, out: Path, *, gan_run: Path, gan_profile: 
     to ``out`` (``out/manifest.csv``); returns ``out``."""
     train = Manifest.read(manifest_path(dataset)).select(split="train")
     domains = source_domains(train)
-    config = from_profile(gan_profile, manifest=dataset, **domains, **(gan or {}))
+    config = from_profile(gan_profile, dataset=dataset, **domains, **(gan or {}))
     _, how = ensure(gan_run, config.to_dict(), lambda d, **kw: train_gan(config, d, progress=progress, **kw),
                     overwrite=overwrite)
     log(f"source-translation CycleGAN {gan_run}: {how}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
-from runkit.rundir import read_json, write_json
+from runkit.rundir import current_names, read_json, write_json
 
 from classifier.evaluation.crosssource import pct, source_caveat, source_mix
 from classifier.training.data import SYNTHETIC_SOURCE
@@ -61,7 +61,7 @@ def write_report(config, replicates, out_dir: Path) -> Path:
                                  for k in ("v1", "v2")},
         "synthesis": read_json(first.synthetic / "report.json"),
         "settings": {"classifier": read_json(first.runs["v1"] / "config.json"),
-                     "gan": read_json(first.gan_run / "config.json")},
+                     "gan": current_names(read_json(first.gan_run / "config.json"))},
         "files": {"replicates": "replicates.json"},
     }
     if "v1-lungs-hidden" in first.runs:
@@ -263,9 +263,9 @@ def _settings_section(result: dict, replicates) -> list[str]:
             f"- Classifier: {c['backbone']}, weights {c['weights']}, {c['image_size']} px, batch {c['batch_size']}, "
             f"{c['epochs']} epochs, Adam lr {c['lr']}, model selected on the validation split; v1 augmentation "
             f"{c['augment']}.",
-            f"- CycleGAN: {g['size']} px, ngf {g['ngf']}, {g['n_blocks']} residual blocks, "
+            f"- CycleGAN: {g['image_size']} px, ngf {g['ngf']}, {g['n_blocks']} residual blocks, "
             f"{g.get('upsample', 'transpose')} upsampling, {g['iterations']} "
-            f"iterations, batch {g['batch_size']}, trained on the `{g['manifest']}` training split (normal → covid).",
+            f"iterations, batch {g['batch_size']}, trained on the `{g['dataset']}` training split (normal → covid).",
             f"- Replicates: {', '.join(f'{r.name} (seed {r.seed})' for r in replicates)}.", ""]
 
 

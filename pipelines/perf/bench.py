@@ -128,8 +128,8 @@ def step_gan_data(plan: Plan) -> dict:
     from cyclegan.data import load_domains
 
     config = from_profile("cpu")
-    size = min(config.size, plan.data_size * 2)
-    domain_A, domain_B = load_domains(config.replace(size=size, load_size=0), progress=False)
+    size = min(config.image_size, plan.data_size * 2)
+    domain_A, domain_B = load_domains(config.replace(image_size=size, load_size=0), progress=False)
     return {"size": size, "batch": config.batch_size,
             "seconds_per_batch": timed(lambda: (domain_A.batch(config.batch_size), domain_B.batch(config.batch_size)),
                                        max(plan.reps, 20), plan.warmup)}

@@ -110,7 +110,7 @@ def check_bf16_step(bound: float = 0.05) -> dict:
     losses = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        model = CycleGAN(from_profile("paper", size=64, precision=precision, pool_size=0), torch.device("cuda"))
+        model = CycleGAN(from_profile("paper", image_size=64, precision=precision, pool_size=0), torch.device("cuda"))
         images = torch.rand(2, 1, 1, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
         losses[precision] = {k: float(v) for k, v in model.step(images[0], images[1]).items()}
     worst = max(abs(losses["bf16"][k] - v) / max(abs(v), 1e-6) for k, v in losses["fp32"].items())
@@ -121,7 +121,7 @@ def check_checkpoint_round_trip(folder: Path) -> dict:
     """A checkpoint written on the GPU loads on the CPU and back, every tensor unchanged, and both
     continue with a finite step."""
     torch.manual_seed(0)
-    config = from_profile("cpu", size=32, **TINY_GAN, pool_size=0)
+    config = from_profile("cpu", image_size=32, **TINY_GAN, pool_size=0)
     images = torch.rand(2, 1, 1, 32, 32) * 2 - 1
     gpu = CycleGAN(config, torch.device("cuda"))
     gpu.step(images[0], images[1])
@@ -214,8 +214,8 @@ def gan_training(plan: Plan, data: Path, out: Path, dev: torch.device, seconds_p
     speed step), sample grid included; project the paper's 5000 iterations from the rate."""
     estimate = seconds_per_iteration or 1.0
     iterations = max(2, min(plan.training_max_iterations, int(plan.training_seconds / estimate)))
-    extra = {**TINY_GAN, "size": 32} if plan is QUICK else {}
-    config = from_profile(plan.gan_profile, manifest=str(data / "manifest.csv"), device=dev.type, iterations=iterations,
+    extra = {**TINY_GAN, "image_size": 32} if plan is QUICK else {}
+    config = from_profile(plan.gan_profile, dataset=str(data / "manifest.csv"), device=dev.type, iterations=iterations,
                           sample_every=max(1, iterations // 4), checkpoint_every=max(1, iterations // 2),
                           log_every=max(1, iterations // 20), **extra)
     run = out / "gan-run"
@@ -227,7 +227,7 @@ def gan_training(plan: Plan, data: Path, out: Path, dev: torch.device, seconds_p
         shutil.copy(grids[-1], out / "gan-samples.png")
     return {"iterations": iterations, "seconds": elapsed, "seconds_per_iteration": elapsed / iterations,
             "projected_5000_iterations_minutes": GAN_STEPS * elapsed / iterations / 60,
-            "sample_grid": "gan-samples.png" if grids else None, "size": config.size}
+            "sample_grid": "gan-samples.png" if grids else None, "size": config.image_size}
 
 
 # -- step 4: classifier backbones -------------------------------------------------------------------

@@ -43,7 +43,7 @@ def run_gan_variants(variants: list[str], seeds: tuple[int, ...], out_dir: Path,
     for variant in tqdm(variants, desc="GAN variants", unit="variant"):
         reports = []
         for seed in seeds:
-            config = from_profile(profile, manifest=dataset, seed=seed, **VARIANTS[variant])
+            config = from_profile(profile, dataset=dataset, seed=seed, **VARIANTS[variant])
             run_dir = out_dir / f"{variant}-seed{seed}"
             _, how = ensure(run_dir, config.to_dict(), lambda d, **kw: _timed_train(config, d, **kw),
                             overwrite=overwrite)

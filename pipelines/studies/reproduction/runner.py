@@ -111,7 +111,7 @@ def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: d
     """v2's CycleGAN (normal → covid) on the training part of the split, and one image per training normal."""
     part = splits.holdout_split(protocol, images, 0)  # the split every fold is carved from
     gan_manifest = splits.write(part, out / "splits" / f"{protocol.paper}-gan.csv")
-    gan_config = from_profile("cpu", **{**gan_overrides, "manifest": gan_manifest})
+    gan_config = from_profile("cpu", **{**gan_overrides, "dataset": gan_manifest})
     gan_run, how = ensure(out / "gan", gan_config.to_dict(),
                           lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw), overwrite=overwrite)
     log(f"{gan_run}: {how}")
