@@ -18,7 +18,7 @@ from pipelines.experiment.compare import RUNS_ROOT, CompareConfig, CompareError,
 from pipelines.experiment.counterfactual import PER_CLASS, make_counterfactual
 from pipelines.experiment.demo import DEMO
 from pipelines.experiment.report import headline_table
-from pipelines.options import int_list, key_values
+from runkit.options import int_list, key_values
 
 
 @click.group("experiment", cls=OneLineErrors)

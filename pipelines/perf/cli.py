@@ -8,7 +8,7 @@ import click
 from runkit.cli import OneLineErrors
 from runkit.rundir import runs_root
 
-from pipelines.options import choices
+from runkit.options import choices
 from pipelines.perf.bench import BACKBONES, run_bench
 from pipelines.perf.gpucheck import DATA_DIR as GPU_CHECK_DATA, prepare_data, run_check
 

@@ -6,7 +6,7 @@ import click
 from runkit.cli import OneLineErrors
 
 from pipelines.experiment.demo import DEMO
-from pipelines.options import choices, int_list, key_values
+from runkit.options import choices, int_list, key_values
 from pipelines.studies.backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
 from pipelines.studies.choice import run_choice
 from pipelines.studies.ganvariants import RUNS_ROOT as GAN_VARIANTS_ROOT, VARIANTS as GAN_VARIANTS, run_gan_variants
