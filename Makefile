@@ -74,7 +74,7 @@ compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, 
 
 gan-train: PROFILE ?= cpu
 gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.
-	$(TRAIN) gan train --profile $(PROFILE) --dataset $(DATASET) --run $(or $(GAN_RUN),$(RUNS)/gan/$(PROFILE)) \
+	$(TRAIN) gan train --profile $(PROFILE) --dataset $(DATASET) --out $(or $(GAN_RUN),$(RUNS)/gan/$(PROFILE)) \
 	  $(if $(PRECISION),--precision $(PRECISION)) $(GAN_ARGS)
 
 synth: $(INSTALLED)  ## N synthetic covid images from a trained CycleGAN: N, GAN_RUN (default runs/gan/cpu), SYNTH_ARGS.
@@ -120,15 +120,15 @@ choose-backbone: corpus  ## The study that made EfficientNet-Lite0 (ImageNet) th
 
 export: $(INSTALLED)  ## A finished run as ONNX + safetensors with its model card: RUN=runs/classify/<name>, EXPORT_ARGS (--out, --format).
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/classify/<name> [EXPORT_ARGS='--out DIR']" >&2; exit 2; }
-	$(CXR) classify export $(RUN) $(EXPORT_ARGS)
+	$(CXR) classify export --run $(RUN) $(EXPORT_ARGS)
 
 evaluate: $(INSTALLED)  ## A finished classifier run on labelled data: RUN=runs/classify/<name> DATA=<class folders or manifest CSV>, EVAL_ARGS.
 	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make evaluate RUN=runs/classify/<name> DATA=<folder by class | manifest.csv> [EVAL_ARGS=--split test]" >&2; exit 2; }
-	$(CXR) classify evaluate $(RUN) $(DATA) $(EVAL_ARGS)
+	$(CXR) classify evaluate --run $(RUN) $(DATA) $(EVAL_ARGS)
 
 shortcut-proof: corpus  ## The shortcut-proof table: make counterfactual, gan-train, synth, then 8 variants x 3 seeds (+ controls): runs/mitigations/shortcut-proof/table.md.
 	test -f data/counterfactual/cpu/manifest.csv || $(CXR) experiment counterfactual --dataset cxr3
-	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --dataset cxr3 --run $(RUNS)/gan/cpu --quiet \
+	test -f data/synthetic/cpu/manifest.csv || { $(CXR) gan train --profile cpu --dataset cxr3 --out $(RUNS)/gan/cpu --quiet \
 	  && $(CXR) gan synth --n 100 --run $(RUNS)/gan/cpu --quiet; }
 	$(CXR) study mitigations --name shortcut-proof --variants $(SHORTCUT_VARIANTS) $(MITIGATION_ARGS)
 
@@ -144,11 +144,11 @@ mitigations: corpus  ## Measure the shortcut mitigations over seeds: runs/mitiga
 
 serve: $(INSTALLED)  ## Web page for live testing of a finished run at http://127.0.0.1:8000: RUN=runs/classify/<name>, SERVE_ARGS.
 	@test -n "$(RUN)" || { echo "usage: make serve RUN=runs/compare/demo/classify/seed0-v1 [SERVE_ARGS='--port 8001']" >&2; exit 2; }
-	$(CXR) classify serve $(RUN) $(SERVE_ARGS)
+	$(CXR) classify serve --run $(RUN) $(SERVE_ARGS)
 
 gate-check: corpus  ## Measure the input quality gate (false flags on real CXRs, detections on non-CXR images); DATASET.
 	$(CXR) classify gate-check --dataset $(DATASET)
 
 load-test: $(INSTALLED)  ## 200 uploads, 8 at a time, to a served RUN; checks every answer and the server's memory.
 	@test -n "$(RUN)" || { echo "usage: make load-test RUN=runs/compare/demo/classify/seed0-v1" >&2; exit 2; }
-	$(CXR) classify load-test $(RUN)
+	$(CXR) classify load-test --run $(RUN)

@@ -9,13 +9,18 @@ import click
 
 from cxrdata import CLASSES, SPLITS
 from runkit.cli import OneLineErrors
+from runkit.options import input_run
 from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
 from classifier.training.augment import AugmentSettings
-from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, make_config
+from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run, make_config
 from classifier.model.backbones import BACKBONES, HEADS
+
+
+RUN_HELP = ("A finished run folder (runs/classify/<name>, one inside runs/compare/, or a folder made by "
+            "`cxr classify export`); RUN as the first argument works too.")
 
 
 def _default(name: str) -> str:
@@ -49,10 +54,13 @@ def classify_cli():
 
 
 @classify_cli.command("train")
-@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True,
+@click.option("--profile", type=click.Choice(list(PROFILES)), default=None,
               help="Starting settings: cpu (EfficientNet-Lite0 with ImageNet weights, head then top 4 blocks, "
                    "a few minutes on 2 free cores) or paper "
-                   "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it.")
+                   "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it. "
+                   "[default: cpu]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from the settings of a run's config.json (e.g. runs/classify/cxr3-v1-efficientnet_lite0/config.json); the options given override them. Not with --profile.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "
                 "of --synth; v3: v1 plus the counterfactual source translations of --counterfactual (each "
@@ -127,12 +135,12 @@ def classify_cli():
 @click.option("--name", default=None,
               help="Run folder name under runs/classify/ [default: <dataset>-<aug>-<backbone>, "
                    "e.g. cxr3-v1-efficientnet_lite0; '-lungs-hidden' added with --hide-lungs].")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Exact run folder (overrides --name).")
+@click.option("--out", "--run-dir", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Exact run folder (overrides --name; --run-dir: its old name).")
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run of that name first.")
-def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest: str | None, name: str | None,
+def train_cmd(profile: str | None, config_file: Path | None, synth_manifest: str | None, counterfactual_manifest: str | None, name: str | None,
               run_dir: Path | None, resume: bool, overwrite: bool, **settings):
     """Train on the train split, pick the best epoch on val, evaluate on test, write the report.
 
@@ -148,8 +156,10 @@ def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest:
     """
     from classifier.training.train import RUNS_ROOT, train_classifier
 
-    config = make_config(profile, synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest,
-                         **settings)
+    if profile and config_file:
+        raise click.UsageError("pass --profile or --config, not both")
+    settings.update(synth_manifest=synth_manifest, counterfactual_manifest=counterfactual_manifest)
+    config = from_run(config_file, **settings) if config_file else make_config(profile or "cpu", **settings)
     target = run_dir or (RUNS_ROOT / name if name else None)
     run = train_classifier(config, target, resume=resume, overwrite=overwrite)
     if not world_from_env().is_main:
@@ -165,7 +175,8 @@ def train_cmd(profile: str, synth_manifest: str | None, counterfactual_manifest:
 
 
 @classify_cli.command("export")
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@input_run("The finished classifier run to export (runs/classify/<name> or one inside runs/compare/); RUN as "
+           "the first argument works too.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder [default: runs/export/<run name>].")
 @click.option("--format", "formats", default="onnx,safetensors", show_default=True,
@@ -192,8 +203,7 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
 
 
 @classify_cli.command("evaluate")
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("data", metavar="DATA", type=click.Path(path_type=Path))
+@input_run(RUN_HELP, then="DATA")
 @click.option("--split", type=click.Choice(SPLITS), default=None,
               help="Manifest only: evaluate the rows of this split [default: every row].")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -287,7 +297,7 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
 
 
 @classify_cli.command("serve")
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@input_run(RUN_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Only this machine can reach 127.0.0.1; 0.0.0.0 exposes the page "
                    "and API to every machine that can reach this one, without authentication.")
@@ -317,7 +327,7 @@ def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_fil
 
 
 @classify_cli.command("load-test")
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@input_run(RUN_HELP)
 @click.option("--requests", type=click.IntRange(1), default=200, show_default=True, help="Uploads to send.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Uploads in flight at once.")

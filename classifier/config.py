@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cxrdata import CLASSES
 from runkit.device import PRECISIONS
+from runkit.rundir import read_settings
 
 from classifier.training.augment import AugmentSettings
 from classifier.model.backbones import BACKBONES, HEADS
@@ -150,3 +151,14 @@ def make_config(profile: str = "cpu", **overrides) -> ClassifierConfig:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return ClassifierConfig.from_dict({**given, "augment": augment, "profile": profile})
+
+
+def from_run(config_file, **overrides) -> ClassifierConfig:
+    """The settings of a run's ``config.json`` with ``overrides`` (None values are ignored): a new run
+    that starts from a finished one's settings."""
+    saved = read_settings(config_file)
+    augment, profile = saved.pop("augment", {}), saved.pop("profile", "cpu")
+    try:
+        return make_config(profile, **{**saved, **augment, **{k: v for k, v in overrides.items() if v is not None}})
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{config_file}: {exc}") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from runkit.cli import OneLineErrors
+from runkit.options import comma_joined
 
 from . import cache
 from .dataset import CXRDataset
@@ -49,8 +50,9 @@ def root_cmd():
 
 
 @data_cli.command("fetch")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to build the corpus in [default: the data root, $CXR_DATA or data/cxr].")
+@click.option("--out", "--dest", "dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to build the corpus in [default: the data root, $CXR_DATA or data/cxr] (--dest: its old "
+                   "name).")
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Comma-separated sources to fetch (cxr3 needs ieee8023, figure1 and nih; the "
                    "Makris split needs ieee8023 and kaggle-paediatric).")
@@ -166,9 +168,9 @@ def manifests_cmd(metadata: Path | None, out: Path, seed: int):
               help="Folder: skip files whose path (from SRC) matches this glob; repeatable.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing manifest of that name.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for NAME.csv and NAME.json [default: $CXR_MANIFESTS or data_manifests/; elsewhere: pass "
-                   "the CSV's path as the dataset].")
+                   "the CSV's path as the dataset] (--out-dir: its old name).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the split.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_column, source_column, split_column,
@@ -198,7 +200,7 @@ def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_c
 @click.argument("positional", nargs=-1, metavar="[NAME]...")
 @click.option("--dataset", "--manifest", "-m", "names", multiple=True, default=None,
               help="Manifest(s) to verify: a name in data_manifests/ (cxr3, makris2020, one made by cxr "
-                   "data import) or a CSV path; repeatable (--manifest and -m: the old names) "
+                   "data import) or a CSV path; comma-separated or repeated (--manifest and -m: the old names) "
                    "[default: cxr3, makris2020].")
 @click.option("--allow-duplicates", is_flag=True,
               help="Report a path listed twice or the same image bytes in two splits as a warning "
@@ -207,7 +209,7 @@ def verify_cmd(positional: tuple[str, ...], names: tuple[str, ...], allow_duplic
     """Check every manifest: its rows (paths inside the data root, no duplicates or cross-split
     copies), and every file (present, matching its sha256, decodable as an image)."""
     problems = 0
-    for name in (*positional, *names) or MANIFEST_NAMES:
+    for name in comma_joined((*positional, *names)) or MANIFEST_NAMES:
         if not sidecar_path(manifest_path(name)).is_file():  # the project's manifests: the corpus
             require_data_root()
         manifest = Manifest.read(manifest_path(name), allow_duplicates=allow_duplicates)

@@ -88,7 +88,7 @@ def check_writable(dest: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise OSError(f"{dest}: cannot write the corpus there ({exc.strerror or exc}); "
-                      "choose another --dest or CXR_DATA") from None
+                      "choose another --out or CXR_DATA") from None
 
 
 class Fetcher:

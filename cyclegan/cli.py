@@ -1,6 +1,7 @@
 """``cxr gan``: train the CycleGAN, synthesise covid images, time a training iteration."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -9,10 +10,11 @@ import numpy as np
 from cxrdata import CXRDataset, Manifest, manifest_path
 
 from runkit.cli import OneLineErrors
+from runkit.options import int_list
 from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
-from .config import FIELDS, HELP, PROFILES, from_profile
+from .config import FIELDS, HELP, PROFILES, from_profile, from_run
 from .features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
 from .synth import DIRECTIONS, remeasure, synthesize
 from .train import RUNS_ROOT, train
@@ -21,10 +23,11 @@ CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 CONFIG_FIELDS = [name for name in FIELDS if name != "profile"]
 
 
-def profile_option(f):
-    return click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True,
+def profile_option(f, default: str | None = "cpu"):
+    return click.option("--profile", type=click.Choice(list(PROFILES)), default=default,
                         help="Settings preset: cpu (fits ~15 min on 2 cores) or paper (256 px, 9 blocks, "
-                             "ngf 64, 5000 iterations; for a GPU). Options below override single settings.")(f)
+                             "ngf 64, 5000 iterations; for a GPU). Options below override single settings. "
+                             "[default: cpu]")(f)
 
 
 def config_options(f):
@@ -51,24 +54,29 @@ def gan_cli():
 
 
 @gan_cli.command("train")
-@profile_option
+@functools.partial(profile_option, default=None)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from the settings of a run's config.json (e.g. runs/gan/cpu/config.json); the options given override them. Not with --profile.")
 @config_options
 @click.option("--name", default=None, help="Run name: the run goes to runs/gan/<name> [default: the profile].")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory anywhere, instead of --name.")
+@click.option("--out", "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory anywhere, instead of --name (--run: its old name here; elsewhere --run names "
+                   "an input run).")
 @click.option("--resume", is_flag=True, help="Continue the run from its checkpoint "
               "(settings must match, except iterations, device and the logging intervals).")
 @click.option("--overwrite", is_flag=True, help="Delete the run there first, finished or not.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_cmd(profile: str, name: str | None, run_dir: Path | None, resume: bool, overwrite: bool,
-              quiet: bool, **settings):
+def train_cmd(profile: str | None, config_file: Path | None, name: str | None, run_dir: Path | None, resume: bool,
+              overwrite: bool, quiet: bool, **settings):
     """Train (or --resume) a CycleGAN; TensorBoard events, grids and checkpoints go to the run
     directory. Ctrl-C saves a checkpoint at the end of the current iteration. Under torchrun
     (make gan-train NPROC=N) --batch-size is per process: N processes at batch b train as one
     process at batch N·b would."""
     if name and run_dir:
-        raise click.UsageError("pass --name or --run, not both")
-    config = from_profile(profile, **settings)
+        raise click.UsageError("pass --name or --out, not both")
+    if profile and config_file:
+        raise click.UsageError("pass --profile or --config, not both")
+    config = from_run(config_file, **settings) if config_file else from_profile(profile or "cpu", **settings)
     run_dir = train(config, RUNS_ROOT / name if name else run_dir, resume=resume, overwrite=overwrite,
                     progress=not quiet)
     if world_from_env().is_main:
@@ -144,8 +152,8 @@ def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwri
 
 @gan_cli.command("bench")
 @profile_option
-@click.option("--size", "sizes", type=int, multiple=True, default=BENCH_SIZES, show_default=True,
-              help="Image size(s) in px; repeatable.")
+@click.option("--size", "sizes", multiple=True, default=(",".join(map(str, BENCH_SIZES)),), show_default=True,
+              help="Image sizes in px, comma-separated (or the option repeated).")
 @click.option("--reps", type=click.IntRange(1), default=3, show_default=True, help="Timed iterations per size (median reported).")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed iterations first.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: the profile's].")
@@ -157,6 +165,6 @@ def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, devi
     config = from_profile(profile, device=device, channels_last=channels_last)
     click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
                f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
-    for size in sizes:
+    for size in int_list(",".join(sizes), "--size"):
         t = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
         click.echo(f"  {size:4d} px: {t['median']:.3f} s/iter (min {t['min']:.3f}, max {t['max']:.3f})")

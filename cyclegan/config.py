@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from runkit.device import PRECISIONS
-from runkit.rundir import current_names, settings
+from runkit.rundir import current_names, read_settings, settings
 
 from .domains import parse_filter
 from .networks import UPSAMPLES
@@ -169,6 +169,16 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
 }
 
 FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}
+
+
+def from_run(config_file, **overrides) -> GANConfig:
+    """The settings of a run's ``config.json`` with the given fields replaced (``None`` values are
+    ignored): a new run that starts from a finished one's settings."""
+    try:
+        return GANConfig.from_dict(read_settings(config_file)).replace(
+            **current_names({k: v for k, v in overrides.items() if v is not None}))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_file}: {exc}" if str(config_file) not in str(exc) else str(exc)) from None
 
 
 def from_profile(name: str = "cpu", **overrides) -> GANConfig:

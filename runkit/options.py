@@ -1,6 +1,14 @@
-"""Option values shared by the experiment, study and perf commands: one list convention
-(comma-separated) and KEY=VALUE settings."""
+"""The option vocabulary every ``cxr`` command shares.
+
+- An input run is ``--run RUN`` (:func:`input_run`); an output folder is ``--out``.
+- A list of numbers or names is comma-separated (``--seeds 0,1,2``); where an option may also be
+  repeated, repeats add to the list. Values that may hold commas themselves (``--set KEY=VALUE``,
+  URLs, patterns) are given by repeating the option.
+"""
 from __future__ import annotations
+
+import functools
+from pathlib import Path
 
 import click
 
@@ -14,6 +22,11 @@ def int_list(text: str | None, option: str) -> tuple[int, ...]:
     except ValueError:
         raise click.BadParameter(f"expected comma-separated whole numbers, got {text!r}",
                                  param_hint=option) from None
+
+
+def comma_joined(values) -> tuple[str, ...]:
+    """Repeated and comma-separated values as one tuple: ``("64,96", "128")`` → ``("64", "96", "128")``."""
+    return tuple(v.strip() for value in values for v in str(value).split(",") if v.strip())
 
 
 def choices(text: str, known, option: str, what: str) -> list[str]:
@@ -42,3 +55,30 @@ def key_values(pairs: tuple[str, ...], option: str) -> dict:
         else:
             out[key] = {"true": True, "false": False}.get(value.lower(), value)
     return out
+
+
+def input_run(help: str, then: str | None = None):
+    """Decorate a command whose input is a run folder: ``--run RUN`` as in every command, or, as
+    before, RUN as the first positional. ``then`` names one more positional (``DATA``), passed as
+    its lowercase keyword; the command receives ``run_dir``."""
+    wanted = 1 if then else 0
+    form = f" {then}" if then else ""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def with_run(*args, positionals: tuple[Path, ...], run_option: Path | None, **kwargs):
+            if run_option is None and len(positionals) == wanted + 1:
+                run_option, positionals = positionals[0], positionals[1:]
+            if run_option is None or len(positionals) != wanted:
+                raise click.UsageError(f"expected --run RUN{form} (or RUN{form}), got "
+                                       f"{' '.join(map(str, positionals)) or 'no positional'}"
+                                       + (f" with --run {run_option}" if run_option else ""))
+            if then:
+                kwargs[then.lower()] = positionals[0]
+            return command(*args, run_dir=Path(run_option), **kwargs)
+
+        with_run = click.argument("positionals", nargs=-1, metavar=f"[RUN]{form}",
+                                  type=click.Path(path_type=Path))(with_run)
+        return click.option("--run", "run_option", type=click.Path(file_okay=False, path_type=Path),
+                            default=None, help=help)(with_run)
+    return decorate

@@ -166,6 +166,17 @@ def settings(config: dict) -> dict:
     return {k: v for k, v in current_names(config).items() if k != RUNTIME}
 
 
+def read_settings(path: Path | str) -> dict:
+    """The settings a run's ``config.json`` holds (:func:`settings`); a file that is not one is named."""
+    try:
+        values = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable config.json ({exc})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: not a run's config.json (not a JSON object)")
+    return settings(values)
+
+
 def open_run(run_dir: Path, config: dict, *, overwrite: bool = False, resume: bool = False,
              resumable_keys: tuple[str, ...] = ()) -> Path:
     """Prepare ``run_dir`` for a run of ``config`` and write its ``config.json``.

@@ -211,7 +211,7 @@ def test_bad_set_ups_are_named(tiny_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "7")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "1")
-    result = CliRunner().invoke(classify_cli, ["train", "--dataset", str(tiny_csv), "--run-dir", str(tmp_path / "c"),
+    result = CliRunner().invoke(classify_cli, ["train", "--dataset", str(tiny_csv), "--out", str(tmp_path / "c"),
                                                "--epochs", "1", "--image-size", "32"])
     assert result.exit_code == 1
     assert "7 processes (--nproc_per_node / NPROC) for 12 training images" in result.output

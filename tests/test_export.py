@@ -52,7 +52,7 @@ def test_a_real_run_exports_with_its_card_and_the_export_predicts_and_serves_lik
     from classifier.inference.serve import create_app
 
     run, manifest = tiny_run
-    result = CliRunner().invoke(classify_cli, ["export", str(run), "--out", str(tmp_path / "export")])
+    result = CliRunner().invoke(classify_cli, ["export", "--run", str(run), "--out", str(tmp_path / "export")])
     assert result.exit_code == 0, result.output
     out = tmp_path / "export"
     checks = json.loads((out / "checks.json").read_text())["onnx"]

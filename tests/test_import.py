@@ -55,11 +55,11 @@ def test_the_makris_layout_keeps_its_split_trains_and_evaluates(makris_layout, t
     assert verify.exit_code == 0, verify.output
 
     run = tmp_path / "run"
-    trained = CliRunner().invoke(classify_cli, ["train", "--dataset", str(result.path), "--run-dir", str(run),
+    trained = CliRunner().invoke(classify_cli, ["train", "--dataset", str(result.path), "--out", str(run),
                                                 "--epochs", "1", "--image-size", "32", "--batch-size", "4",
                                                 "--no-cross-source"])
     assert trained.exit_code == 0, trained.output
-    evaluated = CliRunner().invoke(classify_cli, ["evaluate", str(run), str(result.path), "--split", "test",
+    evaluated = CliRunner().invoke(classify_cli, ["evaluate", "--run", str(run), str(result.path), "--split", "test",
                                                   "--out", str(tmp_path / "eval"), "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

@@ -62,7 +62,7 @@ def test_overwrite_keeps_the_lock_file_its_writer_holds(tmp_path):
 
 
 def tiny_args(csv: Path, run: Path, epochs: int, size: int = 32) -> list[str]:
-    return ["classify", "train", "--dataset", str(csv), "--run-dir", str(run), "--image-size", str(size),
+    return ["classify", "train", "--dataset", str(csv), "--out", str(run), "--image-size", str(size),
             "--batch-size", "4", "--epochs", str(epochs), "--seed", "3", "--no-cross-source"]
 
 

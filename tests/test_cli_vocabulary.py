@@ -1,0 +1,59 @@
+"""One vocabulary across ``cxr``: an input run is --run, an output folder --out, lists are
+comma-separated; the old spellings still work."""
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import main as cxr
+from runkit.options import comma_joined, input_run
+
+OLD_OUTPUT_NAMES = {"--dest", "--out-dir", "--run-dir"}
+
+
+def commands(group: click.Group, path=()):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_command_speaks_the_same_words():
+    for path, command in commands(cxr):
+        for param in command.params:
+            where = f"cxr {' '.join(path)} {param.name}"
+            if isinstance(param, click.Option):
+                assert param.opts[0] not in OLD_OUTPUT_NAMES, f"{where}: an output folder is --out"
+                assert "--manifest" not in param.opts or param.opts[0] == "--dataset", f"{where}: --dataset first"
+            else:
+                assert param.name != "run_dir", f"{where}: an input run is --run (the positional is the old form)"
+
+
+@pytest.mark.parametrize("old, new", [(["data", "fetch"], "--out, --dest"), (["data", "import"], "--out, --out-dir"),
+                                      (["gan", "train"], "--out, --run"), (["classify", "train"], "--out, --run-dir")])
+def test_old_output_names_are_shown_as_aliases(old, new):
+    assert new in CliRunner().invoke(cxr, [*old, "--help"]).output
+
+
+@click.command()
+@input_run("the run", then="DATA")
+def echo_run(run_dir: Path, data: Path):
+    click.echo(f"{run_dir}|{data}")
+
+
+@pytest.mark.parametrize("args, out", [(["--run", "r", "d"], "r|d"), (["r", "d"], "r|d"), (["d", "--run", "r"], "r|d")])
+def test_input_run_as_option_or_as_the_old_positional(args, out):
+    result = CliRunner().invoke(echo_run, args)
+    assert result.exit_code == 0 and result.output.strip() == out
+
+
+@pytest.mark.parametrize("args", [["r"], ["--run", "r"], ["--run", "r", "d", "e"], []])
+def test_input_run_refuses_a_wrong_count_naming_the_form(args):
+    result = CliRunner().invoke(echo_run, args)
+    assert result.exit_code == 2 and "expected --run RUN DATA (or RUN DATA)" in result.output
+
+
+def test_lists_join_repeats_and_commas():
+    assert comma_joined(("64,96", " 128 ", "")) == ("64", "96", "128")
