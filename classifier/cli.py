@@ -15,7 +15,8 @@ from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
 
 from classifier.training.augment import AugmentSettings
-from .config import AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run, make_config
+from .config import (AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run,
+                     make_config)
 from classifier.model.backbones import BACKBONES, HEADS
 
 
@@ -60,7 +61,9 @@ def classify_cli():
                    "(the published VGG16/ImageNet settings, for a GPU). Every option below overrides it. "
                    "[default: cpu]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Start from the settings of a run's config.json (e.g. runs/classify/cxr3-v1-efficientnet_lite0/config.json); the options given override them. Not with --profile.")
+              help="Start from the settings of a run's config.json (e.g. "
+                   "runs/classify/cxr3-v1-efficientnet_lite0/config.json); the options given override them. Not "
+                   "with --profile.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "
                 "of --synth; v3: v1 plus the counterfactual source translations of --counterfactual (each "
@@ -140,7 +143,8 @@ def classify_cli():
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run of that name first.")
-def train_cmd(profile: str | None, config_file: Path | None, synth_manifest: str | None, counterfactual_manifest: str | None, name: str | None,
+def train_cmd(profile: str | None, config_file: Path | None, synth_manifest: str | None,
+              counterfactual_manifest: str | None, name: str | None,
               run_dir: Path | None, resume: bool, overwrite: bool, **settings):
     """Train on the train split, pick the best epoch on val, evaluate on test, write the report.
 
@@ -256,7 +260,8 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
 @classify_cli.command("predict")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A finished run folder, e.g. runs/classify/cxr3-v1-efficientnet_lite0 (its best.pt is used), or a folder made by `cxr classify export`.")
+              help="A finished run folder, e.g. runs/classify/cxr3-v1-efficientnet_lite0 (its best.pt is used), or "
+                   "a folder made by `cxr classify export`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the CAM overlays [default: runs/predict/<run name>].")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -123,7 +123,8 @@ def rows_from_csv(src: Path, mapping: dict[str, str], columns: dict[str, str | N
         named = {k: v for k, v in columns.items() if v}
         missing = [f"{v} (--{k}-column)" for k, v in named.items() if v not in (reader.fieldnames or [])]
         if missing:
-            raise DataImportError(f"{src}: no column(s) {', '.join(missing)}; it has {', '.join(reader.fieldnames or [])}")
+            raise DataImportError(f"{src}: no column(s) {', '.join(missing)}; it has "
+                                  f"{', '.join(reader.fieldnames or [])}")
         rows, unmapped = [], Counter()
         for line, row in enumerate(reader, start=2):
             file = (root / row[columns["path"]].strip()).resolve()
@@ -220,7 +221,8 @@ def import_dataset(src: Path | str, name: str, *, maps: tuple[str, ...] = (), ke
 def _target(name: str, out_dir: Path, overwrite: bool) -> Path:
     """``out_dir/NAME.csv``, refused for a bad name or, without ``overwrite``, an existing manifest."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise DataImportError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it names data_manifests/NAME.csv)")
+        raise DataImportError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it names "
+                              "data_manifests/NAME.csv)")
     target = out_dir / f"{name}.csv"
     if target.exists() and not overwrite:
         raise DataImportError(f"{target}: a manifest of that name exists; choose another --name or pass --overwrite")

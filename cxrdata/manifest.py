@@ -102,8 +102,8 @@ class Manifest:
     def read(cls, csv_path: Path | str, root: Path | str | None = None,
              default_split: str | None = None, allow_duplicates: bool = False) -> "Manifest":
         """Read and validate ``csv_path``; relative paths resolve against ``root`` (default
-        :func:`manifest_root`: an imported manifest's own root, else :func:`data_root`). With ``default_split`` the split column is optional and rows
-        without a split get that one.
+        :func:`manifest_root`: an imported manifest's own root, else :func:`data_root`). With
+        ``default_split`` the split column is optional and rows without a split get that one.
 
         Refused: a relative path leading outside ``root``, one path with two labels or splits, and
         (unless ``allow_duplicates``, which lists them in :attr:`notices` instead) a path listed

@@ -56,7 +56,8 @@ def gan_cli():
 @gan_cli.command("train")
 @functools.partial(profile_option, default=None)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Start from the settings of a run's config.json (e.g. runs/gan/cpu/config.json); the options given override them. Not with --profile.")
+              help="Start from the settings of a run's config.json (e.g. runs/gan/cpu/config.json); the options "
+                   "given override them. Not with --profile.")
 @config_options
 @click.option("--name", default=None, help="Run name: the run goes to runs/gan/<name> [default: the profile].")
 @click.option("--out", "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -154,7 +155,8 @@ def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwri
 @profile_option
 @click.option("--size", "sizes", multiple=True, default=(",".join(map(str, BENCH_SIZES)),), show_default=True,
               help="Image sizes in px, comma-separated (or the option repeated).")
-@click.option("--reps", type=click.IntRange(1), default=3, show_default=True, help="Timed iterations per size (median reported).")
+@click.option("--reps", type=click.IntRange(1), default=3, show_default=True,
+              help="Timed iterations per size (median reported).")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed iterations first.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: the profile's].")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format [default: the profile's].")

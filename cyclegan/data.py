@@ -37,7 +37,8 @@ class Domain:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def batch(self, size: int, generator: torch.Generator | None = None, part: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    def batch(self, size: int, generator: torch.Generator | None = None,
+              part: tuple[int, int] = (0, 1)) -> torch.Tensor:
         """``(size, 1, crop, crop)`` randomly chosen, cropped and flipped images (with replacement),
         drawn from ``generator`` (default: the global torch RNG).
 

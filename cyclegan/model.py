@@ -142,7 +142,8 @@ class CycleGAN:
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration: G step with both D frozen, then D step on pooled fakes. Returns the
-        detached loss terms (means over all ranks); raises :class:`NonFiniteLossError` before any update they would spoil."""
+        detached loss terms (means over all ranks); raises :class:`NonFiniteLossError` before any
+        update they would spoil."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
         cfg = self.config
         identity = cfg.lambda_identity > 0

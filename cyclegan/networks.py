@@ -59,7 +59,8 @@ def upsampling(in_channels: int, out_channels: int, kind: str) -> list[nn.Module
     if kind == "transpose":
         return [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)]
     if kind == "resize":
-        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3)]
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                nn.Conv2d(in_channels, out_channels, 3)]
     raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {kind!r}")
 
 
@@ -76,7 +77,8 @@ class ResnetGenerator(nn.Module):
                        instance_norm(ngf * mult * 2), nn.ReLU(True)]
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
         for mult in (4, 2):
-            layers += [*upsampling(ngf * mult, ngf * mult // 2, upsample), instance_norm(ngf * mult // 2), nn.ReLU(True)]
+            layers += [*upsampling(ngf * mult, ngf * mult // 2, upsample), instance_norm(ngf * mult // 2),
+                       nn.ReLU(True)]
         last = SingleOutputConv2d(ngf, 7) if channels == 1 else nn.Conv2d(ngf, channels, 7)
         layers += [nn.ReflectionPad2d(3), last, nn.Tanh()]
         self.model = nn.Sequential(*layers)

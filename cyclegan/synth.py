@@ -79,7 +79,8 @@ def candidates(manifest: Manifest, config: GANConfig, direction: str, images: st
     if images is None:
         return select_domains(manifest, config.domain_a, config.domain_b, config.labels)[direction != "a2b"]
     chosen = parse_filter(images, "--images")
-    kept = Manifest([r for r in manifest.select(split="train") if chosen.keeps(r)], name=f"{manifest.name}[train/{images}]")
+    kept = Manifest([r for r in manifest.select(split="train") if chosen.keeps(r)],
+                    name=f"{manifest.name}[train/{images}]")
     if not len(kept):
         raise DomainError(f"--images {images!r}: selects no training images of {manifest.name}")
     return kept
@@ -123,8 +124,9 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         provenance = {"direction": f"{direction}: {getattr(config, source_domain)} → {target_filter}",
                       "checkpoint_sha256": sha256_of(checkpoint), "gan_run": Path(run_dir).resolve().name,
                       "seed": str(seed)}
-        records = [_write_image(staging, out, parent, image, target_label(parent.label, target_filter, label_translation),
-                                provenance) for parent, image in zip(parents, synthetic)]
+        records = [_write_image(staging, out, parent, image,
+                                target_label(parent.label, target_filter, label_translation), provenance)
+                   for parent, image in zip(parents, synthetic)]
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
@@ -162,7 +164,8 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
     listing, report_file = folder / "manifest.csv", folder / "report.json"
     for path in (listing, report_file):
         if not path.is_file():
-            raise SynthesisFolderError(f"{folder}: no {path.name}; not a synthesis folder (make one with cxr gan synth)")
+            raise SynthesisFolderError(f"{folder}: no {path.name}; not a synthesis folder (make one with "
+                                       "cxr gan synth)")
     synthetic_rows = Manifest.read(listing, root=folder)
     if not len(synthetic_rows):
         raise SynthesisFolderError(f"{folder}: no synthetic images (manifest.csv has no rows)")

@@ -68,8 +68,8 @@ def small_corpus() -> Manifest | None:
     if full is None:
         return None
     paediatric = [r for r in full if r.source == "kaggle-paediatric"]
-    return Manifest([r for r in paediatric if r.label == "normal"][:4] + [r for r in paediatric if r.label == "pneumonia"][:4],
-                    name="small-corpus")
+    kept = [r for r in paediatric if r.label == "normal"][:4] + [r for r in paediatric if r.label == "pneumonia"][:4]
+    return Manifest(kept, name="small-corpus")
 
 
 @pytest.fixture(autouse=True)

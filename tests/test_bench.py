@@ -27,11 +27,13 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert result["matmul"]["gflops"] == result["matmul"]["kernels"][result["matmul"]["kernel"]]
     assert {(g["arch"], g["size"]) for g in result["gan"]} == {("cpu", 32), ("paper", 32)}
     precisions = {"fp32", "bf16"} if native_bf16() else {"fp32"}
-    assert {(g["arch"], g["precision"]) for g in result["gan"]} == {(a, p) for a in ("cpu", "paper") for p in precisions}
+    assert ({(g["arch"], g["precision"]) for g in result["gan"]}
+            == {(a, p) for a in ("cpu", "paper") for p in precisions})
     for row in result["gan"]:
         assert row["flops_per_iteration"] > 0 and row["achieved_gflops"] > 0 and row["peak_rss_mib"] > 0
         assert row["matmul_gflops_beside"] > 0
-        assert (row["convolutions_alone_gflops"] > 0) if row["precision"] == "fp32" else "convolutions_alone_gflops" not in row
+        assert ((row["convolutions_alone_gflops"] > 0) if row["precision"] == "fp32"
+                else "convolutions_alone_gflops" not in row)
         assert len(row["seconds_per_iteration"]["all"]) == 2
     assert [(b["arch"], b["omp_wait_policy"]) for b in result["gan_busy"]] == [
         ("cpu", "PASSIVE"), ("cpu", "(OpenMP default)"), ("paper", "PASSIVE"), ("paper", "(OpenMP default)")]
@@ -42,7 +44,8 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
     assert result["epoch"]["cached"]["median"] > 0 and result["epoch"]["decoding"]["median"] > 0
     rows = result["reference"]["rows"]  # ours and the reference, alternating, at the same configurations
-    assert {(r["arch"], r["size"], r["precision"]) for r in rows} == {(a, 32, p) for a in ("cpu", "paper") for p in precisions}
+    assert ({(r["arch"], r["size"], r["precision"]) for r in rows}
+            == {(a, 32, p) for a in ("cpu", "paper") for p in precisions})
     for r in rows:
         assert r["reference_fp32"] == [0.625, 0.625] and len(r["ours"]) == 2  # the stand-in's median, twice
         assert r["speedup"] == pytest.approx(0.625 / (sum(r["ours"]) / 2))

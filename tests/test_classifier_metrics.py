@@ -51,7 +51,8 @@ def test_undefined_scores_are_none_not_zero():
     # covid is absent from the labels: the macro mean is over the classes present, as sklearn's with labels=
     assert result["classes_present"] == ["normal", "pneumonia"]
     y_pred = probabilities.argmax(1)
-    assert result["macro"]["precision"] == pytest.approx(sk.precision_score(y_true, y_pred, labels=[0, 2], average="macro"))
+    assert result["macro"]["precision"] == pytest.approx(
+        sk.precision_score(y_true, y_pred, labels=[0, 2], average="macro"))
     assert result["accuracy"] == 0.5 and result["accuracy_ci95"][0] < 0.5 < result["accuracy_ci95"][1]
     # a class that is present but never predicted has no precision, and then neither has the macro mean
     never_covid = classification_metrics(np.array([0, 1, 2, 1]), probabilities)

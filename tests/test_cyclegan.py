@@ -155,7 +155,8 @@ def test_profiles_and_overrides():
 
 def test_incompatible_weights_name_the_file_and_the_difference():
     small = ResnetGenerator(1, ngf=8, n_blocks=1)
-    with pytest.raises(ValueError, match=r"ckpt\.pt: G_A does not fit.*checkpoint \(16, 1, 7, 7\) vs model \(8, 1, 7, 7\)"):
+    with pytest.raises(ValueError,
+                       match=r"ckpt\.pt: G_A does not fit.*checkpoint \(16, 1, 7, 7\) vs model \(8, 1, 7, 7\)"):
         load_network(small, ResnetGenerator(1, ngf=16, n_blocks=1).state_dict(), "G_A", "ckpt.pt")
     with pytest.raises(ValueError, match="takes 3 input channel"):
         load_network(small, ResnetGenerator(3, ngf=8, n_blocks=1).state_dict(), "G_A", "ckpt.pt")

@@ -192,7 +192,8 @@ def test_synthesis_input_errors(tiny_csv, tmp_path):
     state = load(run / "checkpoint.pt")
     state["config"]["ngf"] = 16  # the weights are ngf 8: the shapes no longer fit
     torch.save(state, run / "checkpoint.pt")
-    with pytest.raises(ValueError, match=r"run/checkpoint.pt: G_A does not fit .*checkpoint \(8, 1, 7, 7\) vs model \(16, 1, 7, 7\)"):
+    with pytest.raises(ValueError, match=r"run/checkpoint.pt: G_A does not fit "
+                                         r".*checkpoint \(8, 1, 7, 7\) vs model \(16, 1, 7, 7\)"):
         synthesize(run, 1, out=tmp_path / "out")
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -62,7 +62,8 @@ def test_the_checks_find_wrong_names():
     """Not vacuous: a missing target, command and link are each found, real ones are not."""
     assert missing_targets("`make demo` and `make no-such-target`") == {"no-such-target"}
     assert missing_commands("`cxr data verify`, `cxr data nope`, `cxr nogroup`") == {"cxr data nope", "cxr nogroup"}
-    assert broken_links(ROOT / "docs", "[a](results.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)") == ["nowhere.md#x"]
+    links = "[a](results.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)"
+    assert broken_links(ROOT / "docs", links) == ["nowhere.md#x"]
 
 
 POINTER = re.compile(r"""(README|docs/[a-z-]+\.md),\s+["']([^"']+)["']""")

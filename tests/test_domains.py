@@ -45,9 +45,11 @@ def test_the_default_domains_are_the_normal_and_covid_training_images(cxr3):
 def test_bad_domains_are_named_before_training(mixed_sources_csv, cxr3, tmp_path):
     manifest = Manifest.read(mixed_sources_csv)
     cases = [(("label=tumour", "label=covid"), {}, "--domain-a 'label=tumour': unknown label tumour"),
-             (("source=nih", "source=kaggle-paediatric"), {}, "unknown source kaggle-paediatric; mixed's training split has"),
+             (("source=nih", "source=kaggle-paediatric"), {},
+              "unknown source kaggle-paediatric; mixed's training split has"),
              (("source=nih;label=covid", "label=normal"), {}, "selects no training images"),
-             (("label=normal", "label=covid"), {"batch_size": 4}, "3 training image(s) in mixed, fewer than a batch (4)"),
+             (("label=normal", "label=covid"), {"batch_size": 4},
+              "3 training image(s) in mixed, fewer than a batch (4)"),
              (("source=nih", "label=normal"), {}, "3 image(s) are in both domains")]
     for (domain_a, domain_b), extra, message in cases:
         with pytest.raises(DomainError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -206,7 +206,8 @@ def test_an_unreachable_host_is_said_once_with_its_cause_and_tried_once(stand_in
     monkeypatch.setattr(fetch, "fetch_verified", lambda url, *args: tried.append(url) or fetch_verified(url, *args))
     refused, unresolved = "http://127.0.0.1:1", "http://corpus-host.invalid"  # RFC 6761: never resolves
     mirrors = {"ieee8023": refused, "figure1": refused, "nih": unresolved, "kaggle-paediatric": unresolved}
-    result = CliRunner().invoke(data_cli, ["fetch", "--out", str(tmp_path / "cxr"), "--metadata", str(stand_in.metadata),
+    result = CliRunner().invoke(data_cli, ["fetch", "--out", str(tmp_path / "cxr"),
+                                           "--metadata", str(stand_in.metadata),
                                            "--retries", "0", "--timeout", "5", "--jobs", "1",
                                            *(f"--mirror={name}={url}/{name}" for name, url in mirrors.items())])
     assert len(tried) == 2, tried  # one download per host

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 ABSENT_THERE = ("pooch", "fastapi", "uvicorn", "multipart", "python_multipart", "pydicom", "selenium", "httpx",
                 "starlette")
 LAUNCH = ("import runpy, sys\nfor name in {absent!r}:\n    sys.modules[name] = None  # import raises ImportError\n"
-          "sys.argv = ['pipelines.perf.gpucheck', *{args!r}]\nrunpy.run_module('pipelines.perf.gpucheck', run_name='__main__')\n")
+          "sys.argv = ['pipelines.perf.gpucheck', *{args!r}]\n"
+          "runpy.run_module('pipelines.perf.gpucheck', run_name='__main__')\n")
 
 
 def test_the_quick_check_runs_every_step_without_this_projects_installs(tmp_path):

@@ -20,8 +20,8 @@ def test_variants_train_over_seeds_and_the_table_reports_their_numbers(cxr3, tmp
     assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.is_dir()) == [
         "all-lungs-hidden-seed0", "all-seed0", "all-seed1", "none-lungs-hidden-seed0", "none-seed0", "none-seed1"]
     assert read_json(tmp_path / "m" / "all-seed1" / "config.json")["style_augment"] is True
-    rates = [read_json(tmp_path / "m" / f"none-seed{s}" / "metrics.json")["cross_source"]["covid_false_positive"]["rate"]
-             for s in (0, 1)]
+    rates = [read_json(tmp_path / "m" / f"none-seed{s}" / "metrics.json")["cross_source"]
+             ["covid_false_positive"]["rate"] for s in (0, 1)]
     assert results["none"]["out_of_source_covid_fp"]["mean"] == pytest.approx(sum(rates) / 2)
     assert results["none"]["within_source_accuracy"] is None  # too few test images per source here
     assert (tmp_path / "m" / "table.md").read_text() == table(results)

@@ -85,7 +85,8 @@ def test_the_precision_check_tables_both_precisions_over_seeds(cxr3, tmp_path, m
     path = run_precision_check((0, 1), tmp_path / "check", settings, n_synthetic=2, progress=False, log=lambda m: None)
     rows = json.loads((tmp_path / "check" / "results.json").read_text())
     assert [(r["precision"], r["seed"]) for r in rows] == [("fp32", 0), ("fp32", 1), ("bf16", 0), ("bf16", 1)]
-    assert json.loads((tmp_path / "check" / "gan-bf16-seed1" / "config.json").read_text())["runtime"]["precision"] == "bf16"
+    config = json.loads((tmp_path / "check" / "gan-bf16-seed1" / "config.json").read_text())
+    assert config["runtime"]["precision"] == "bf16"
     lines = path.read_text().splitlines()
     loss = next(line for line in lines if line.startswith("| loss G_A |"))
     fp32 = [r["loss G_A"] for r in rows if r["precision"] == "fp32"]

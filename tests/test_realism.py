@@ -26,7 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def real(cxr3) -> np.ndarray:
     """40 real covid and 40 real normal training images at 96 px."""
-    chosen = cxr3.select(split="train", label="covid").records[:40] + cxr3.select(split="train", label="normal").records[:40]
+    chosen = (cxr3.select(split="train", label="covid").records[:40]
+              + cxr3.select(split="train", label="normal").records[:40])
     return CXRDataset(Manifest(chosen), 96, progress=False).images
 
 
@@ -96,7 +97,8 @@ def test_precision_recall_match_a_brute_force_reference_and_known_cases():
     rng = np.random.default_rng(1)
     real, generated = rng.normal(size=(30, 4)), rng.normal(size=(25, 4)) * 0.5 + 0.7
     measured = precision_recall(real, generated)
-    assert (measured["precision"], measured["recall"]) == pytest.approx(_brute_force_precision_recall(real, generated, 3))
+    assert ((measured["precision"], measured["recall"])
+            == pytest.approx(_brute_force_precision_recall(real, generated, 3)))
     assert 0 < measured["recall"] < measured["precision"] < 1  # a narrow generated set: real-looking, low coverage
     same = precision_recall(real, real)
     assert same["precision"] == same["recall"] == 1.0
@@ -157,7 +159,8 @@ def testinception_fid_says_where_its_weights_go_and_when_there_are_too_few_image
         from torchvision.models import inception_v3
 
         inception_weights_file().parent.mkdir(parents=True)
-        torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), inception_weights_file())
+        torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(),
+                   inception_weights_file())
         net = load_inception()
         assert inception_features(net, images[:2]).shape == (2, 2048)
     finally:

@@ -87,7 +87,8 @@ def test_two_trainings_on_one_folder_the_second_is_refused_and_the_first_is_unch
     assert first.poll() is None, "the first training ended before the second started: make it longer"
     assert second.returncode == 1
     holder = second.stderr.split(" on ", 1)[1].strip()
-    assert second.stderr.strip().splitlines() == [f"Error: {tmp_path / 'shared'} is in use by process {first.pid} on {holder}"]
+    assert second.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'shared'} is in use by process {first.pid} on {holder}"]
     assert first.wait() == 0, first.stderr.read()
     lone = subprocess.run(CXR + tiny_args(tmp_path / "tiny.csv", tmp_path / "lone", 8, 96) + slow, env=env,
                           capture_output=True, text=True)

@@ -28,7 +28,8 @@ def client(tiny_run, tmp_path_factory):
 
 
 def upload(client, *files):
-    return client.post("/api/predict", files=[("files", (name, data, "application/octet-stream")) for name, data in files])
+    return client.post("/api/predict",
+                       files=[("files", (name, data, "application/octet-stream")) for name, data in files])
 
 
 def test_a_real_image_gets_probabilities_overlays_per_class_and_a_verdict(client, tiny_run, cxr3, tmp_path):
@@ -109,7 +110,8 @@ def test_the_gate_score_is_the_probabilistic_pca_mahalanobis_distance(cxr3):
     from classifier.inference.input_gate import COMPONENTS, THUMB
     from cxrdata.cache import cached_images
 
-    train, probe = cached_images(few(cxr3, "train", 40), THUMB, False), cached_images(few(cxr3, "test", 5), THUMB, False)
+    train = cached_images(few(cxr3, "train", 40), THUMB, False)
+    probe = cached_images(few(cxr3, "test", 5), THUMB, False)
     gate = QualityGate.fit(train, train[:10], aspect_range=(1.0, 1.0))
     pca = PCA(n_components=COMPONENTS, random_state=0).fit(thumbnails(train))
     centred = thumbnails(probe) - pca.mean_
@@ -140,7 +142,8 @@ def test_the_gate_flags_a_strip_by_its_shape_and_passes_the_training_shapes(gate
     train = few(cxr3, "train", 60)
     assert (low, high) == aspect_range(train) and 0.5 < low <= 1 <= high < 3
     strip = gate.check(np.asarray(strip_of(cxr3.select(split="test", label="normal")[0])))
-    assert not strip.ok and "not shaped like a frontal chest X-ray (2000×100 px, width / height 20.00" in strip.sentence()
+    assert not strip.ok
+    assert "not shaped like a frontal chest X-ray (2000×100 px, width / height 20.00" in strip.sentence()
     tall = gate.check(np.asarray(strip_of(cxr3.select(split="test", label="normal")[0], 100, 2000)))
     assert not tall.ok and "width / height 0.05" in tall.sentence()
     for record in train:  # every training image's own shape passes this check

@@ -120,8 +120,8 @@ def test_v3_adds_counterfactuals_with_their_parents_labels_to_training_only(mixe
     with pytest.raises(FileExistsError, match="made otherwise; pass --overwrite"):
         make_counterfactual(str(mixed_sources_csv), out, gan_run=tmp_path / "gan", gan=TINY_GAN, per_class=1,
                             progress=False, log=lambda *a: None)
-    run = train_classifier(tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"),
-                                           epochs=1), tmp_path / "v3", progress=False)
+    config = tiny_classifier(mixed_sources_csv, aug="v3", counterfactual_manifest=str(out / "manifest.csv"), epochs=1)
+    run = train_classifier(config, tmp_path / "v3", progress=False)
     with open(run / "train_images.csv", newline="") as fh:
         trained = list(csv.DictReader(fh))
     synthetic = [row for row in trained if row["source"] == "synthetic"]

@@ -165,7 +165,8 @@ def markdown(out_dir: Path, m: dict) -> str:
             f"({m['covid_false_positive']['k']}/{m['covid_false_positive']['n']}).", ""]
     if absent:
         out += [f"Absent from these data (no images; recall and ROC AUC undefined): {', '.join(absent)}.", ""]
-    out += ["| class | n | recall % [95% CI] | precision % | specificity % | ROC AUC |", "| --- | --- | --- | --- | --- | --- |"]
+    out += ["| class | n | recall % [95% CI] | precision % | specificity % | ROC AUC |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for name, s in test["per_class"].items():
         if name in absent:
             out.append(f"| {name} | 0 | absent | {crosssource.pct(s['precision'])} | "

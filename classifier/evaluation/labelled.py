@@ -3,9 +3,10 @@
 * A folder holds one subfolder per class, named after any of :data:`CLASSES` (case does not
   matter), with image files (PNG, JPEG, DICOM) at any depth below it. Each file becomes its own
   patient (no patient ids are known) and its source is the folder's name.
-* A manifest CSV (or the name of one in ``data_manifests/``, e.g. ``cxr3``) has the project's columns (``path,label,patient_id,source,sha256``; ``split``
-  optional, ``sha256`` may be empty). Relative paths resolve against ``root`` (default: an imported
-  manifest's own root, else the data root, as for the project's own manifests). Every row is used unless a split is chosen.
+* A manifest CSV (or the name of one in ``data_manifests/``, e.g. ``cxr3``) has the project's
+  columns (``path,label,patient_id,source,sha256``; ``split`` optional, ``sha256`` may be empty).
+  Relative paths resolve against ``root`` (default: an imported manifest's own root, else the data
+  root, as for the project's own manifests). Every row is used unless a split is chosen.
 """
 from __future__ import annotations
 

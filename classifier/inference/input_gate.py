@@ -3,7 +3,8 @@
 Four checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
 uniform (:data:`BLANK_STD`), its shape is not far from the training images' (width / height
 within their range widened by :data:`ASPECT_SLACK`: the score below sees a centre crop, which
-hides a strip's shape), and it looks like the chest X-rays of the training split. The last is an out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
+hides a strip's shape), and it looks like the chest X-rays of the training split. The last is an
+out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
 contrast-normalised thumbnails of the dataset's training images; the score is the Mahalanobis
 distance under that model, and the threshold is the :data:`QUANTILE` of the validation split's
 scores, so about 1 % of real held-out CXRs are flagged by construction (measured by

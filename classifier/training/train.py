@@ -89,7 +89,9 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
     distributed.claim_run(world, run_dir, config.to_dict(), runtime=devices.precision_record(device, config.precision),
                           batch_size=config.batch_size, resume=resume, overwrite=overwrite,
                           resumable_keys=RESUMABLE_KEYS, after=record_training_set, hold=hold)
-    names = (("train", "test") + (("val",) if len(splits.val) else ())) if world.is_main else ("train",)  # rank 0 evaluates
+    names = ("train",)  # rank 0 also evaluates
+    if world.is_main:
+        names = ("train", "test") + (("val",) if len(splits.val) else ())
     datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
     history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)
     if not world.is_main:
@@ -212,7 +214,8 @@ def fit(model: CXRClassifier, train_set: CXRDataset, val_set: CXRDataset | None,
                                                          f"epoch {epoch + 1}/{config.epochs} ({stage})", progress,
                                                          stop, adversary, weight)
                 val_loss, val_acc = distributed.on_main(
-                    world, lambda: evaluate_loss(model, val_set, config.batch_size, device) if val_set else (None, None))
+                    world, lambda: (evaluate_loss(model, val_set, config.batch_size, device) if val_set
+                                    else (None, None)))
                 record = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "train_accuracy": train_acc,
                           "val_loss": val_loss, "val_accuracy": val_acc,
                           **({"adversary_weight": weight, **adv} if adversary is not None else {})}
@@ -277,7 +280,8 @@ class WithSourceTargets(Dataset):
 
     def __init__(self, dataset, adversary: SourceAdversary):
         self.dataset, self.manifest, self.labels = dataset, dataset.manifest, dataset.labels
-        self.targets = adversary.source_targets([r.label for r in dataset.manifest], [r.source for r in dataset.manifest])
+        self.targets = adversary.source_targets([r.label for r in dataset.manifest],
+                                                [r.source for r in dataset.manifest])
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -292,8 +296,8 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
                 reversal_weight: float = 0.0) -> tuple[float, float, dict]:
     """One pass over ``loader`` with augmentation; returns mean loss and accuracy (over all
     ranks), and with an ``adversary`` (its gradient reversed and scaled by ``reversal_weight``)
-    its mean loss and accuracy (``adversary_loss``, ``adversary_accuracy``). Raises KeyboardInterrupt, on every rank alike, when ``stop`` was
-    requested on any."""
+    its mean loss and accuracy (``adversary_loss``, ``adversary_accuracy``). Raises
+    KeyboardInterrupt, on every rank alike, when ``stop`` was requested on any."""
     core = getattr(model, "module", model)
     set_training_mode(core)
     totals = torch.zeros(6, dtype=torch.float64)  # loss sum, correct, seen; adversary: loss sum, correct, seen

@@ -62,7 +62,8 @@ def experiment_options(command):
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Arithmetic of every training step (the CycleGAN and the classifiers): fp32, bf16 "
                           "or auto; see `cxr classify train --help` [default: each profile's, auto]."),
-        click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: from the settings]."),
+        click.option("--name", default=None,
+                     help="Experiment folder under runs/compare/ [default: from the settings]."),
         click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings."),
     ]
     for option in reversed(options):

@@ -52,7 +52,7 @@ class CompareConfig:
     lungs_hidden_control: bool = True
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
-    counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (pipelines.experiment.counterfactual)
+    counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (experiment.counterfactual)
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
@@ -167,7 +167,8 @@ def plan(config: CompareConfig, out_dir: Path) -> list[Replicate]:
         raise CompareError(str(exc)) from None
     paths = write_folds(folds, out_dir / "folds")
     return [Replicate(f"fold{i}", str(path), config.seeds[0], out_dir / f"gan-fold{i}",
-                      out_dir / f"synthetic-fold{i}", out_dir / f"counterfactual-fold{i}") for i, path in enumerate(paths)]
+                      out_dir / f"synthetic-fold{i}", out_dir / f"counterfactual-fold{i}")
+            for i, path in enumerate(paths)]
 
 
 def _source_gan(replicate: Replicate) -> Path:

@@ -100,7 +100,8 @@ def _counterfactual_section(result: dict) -> list[str]:
            "v3 = v1 plus source translations with labels kept (NIH images in the other sources' style, covid "
            "images in NIH style; `make counterfactual`), v2+v3 both sets. Each arm against v1, on the same test "
            "images and seeds; intervals resample test patients.", "",
-           "| arm | accuracy % | − v1 [95% CI] | covid recall − v1 [95% CI] | out-of-source covid FP % | − v1 [95% CI] | "
+           "| arm | accuracy % | − v1 [95% CI] | covid recall − v1 [95% CI] | out-of-source covid FP % "
+           "| − v1 [95% CI] | "
            f"{WITHIN} covid vs pneumonia % |", "| --- | --- | --- | --- | --- | --- | --- |",
            f"| v1 | {pct(v1['mean'])} ± {pct(v1['std'])} | | | "
            + (f"{pct(result['out_of_source']['v1']['mean'])}" if isinstance(result["out_of_source"], dict) else "–")
@@ -252,8 +253,9 @@ def _data_section(result: dict, cfg: dict) -> list[str]:
                                                    "the first fold" if cfg["folds"] else "") + ".", "",
            "| split | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
     out += [f"| {split} | " + " | ".join(str(by[c]) for c in CLASSES) + " |" for split, by in counts.items()]
-    out += ["", f"**Caveat.** {source_caveat(result['data']['train_sources'])} Synthetic images are used for training only; their parents are "
-            "training images of the same split, and the GAN learned from training images only.", ""]
+    out += ["", f"**Caveat.** {source_caveat(result['data']['train_sources'])} Synthetic images are used for "
+            "training only; their parents are training images of the same split, and the GAN learned from "
+            "training images only.", ""]
     return out
 
 
@@ -304,7 +306,8 @@ def _out_of_source_section(result: dict) -> list[str]:
         within = (f"{' vs '.join(v1[source]['within_source']['classes'])}: "
                   f"{pct(v1[source]['within_source']['accuracy']['rate'])} / "
                   f"{pct(v2[source]['within_source']['accuracy']['rate'])}" if "within_source" in v1[source] else "–")
-        out.append(f"| {source} | {v1[source]['accuracy']['n'] // replicates} | {pct(v1[source]['accuracy']['rate'])} | "
+        out.append(f"| {source} | {v1[source]['accuracy']['n'] // replicates} | "
+                   f"{pct(v1[source]['accuracy']['rate'])} | "
                    f"{pct(v2[source]['accuracy']['rate'])} | {within} |")
     return out + [""]
 
@@ -371,7 +374,8 @@ def _progression_section(result: dict, link) -> list[str]:
 def _papers_section(result: dict) -> list[str]:
     ours = result["across_replicates"]
     c = result["settings"]["classifier"]
-    out = ["## Beside the published numbers", "", "| source | setting | model | accuracy % |", "| --- | --- | --- | --- |"]
+    out = ["## Beside the published numbers", "", "| source | setting | model | accuracy % |",
+           "| --- | --- | --- | --- |"]
     out += [f"| {paper} | {setting} | {model} | {pct(acc)} |" for paper, setting, model, acc in PAPERS]
     out += [f"| this run | v1 | {c['backbone']} ({c['weights']}) | {pct(ours['v1_accuracy']['mean'])} |",
             f"| this run | v2 (+{result['config']['n_synthetic']}) | {c['backbone']} ({c['weights']}) | "

@@ -236,7 +236,8 @@ def beside_reference(plan: Plan, checkout: Path, quick: bool, precisions: tuple[
             ours, theirs = {p: [] for p in precisions}, []
             for _ in range(2):  # A B A B
                 for precision in precisions:
-                    ours[precision].append(run_step("gan_step", quick, arch, size, precision)["seconds_per_iteration"]["median"])
+                    row = run_step("gan_step", quick, arch, size, precision)
+                    ours[precision].append(row["seconds_per_iteration"]["median"])
                 theirs.append(reference_seconds(checkout, arch, size, iterations=plan.reps, warmup=plan.warmup,
                                                 device="cuda" if torch.cuda.is_available() else "cpu")["median"])
             reference = statistics.mean(theirs)
@@ -284,7 +285,8 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
             result["gan_busy"].append(row)
             log(f"gan {arch} {plan.busy_size}px beside a busy program ({wait}): {row['slowdown']:.2f}× slower")
     if reference is not None:
-        result["reference"] = {"checkout": str(reference), "rows": beside_reference(plan, reference, quick, precisions, log)}
+        result["reference"] = {"checkout": str(reference),
+                               "rows": beside_reference(plan, reference, quick, precisions, log)}
     result["gan_data"] = run_step("gan_data", quick)
     result["classifier"] = []
     for backbone in backbones:

@@ -34,8 +34,8 @@ def bench_cmd(quick, backbones, reference):
     """Time the matmul ceiling, CycleGAN iterations (achieved GFLOP/s), classifier training,
     inference and Grad-CAM, data reading and a classifier epoch with and without the cache; print a
     table and write runs/bench/<timestamp>.json."""
-    run_bench(quick=quick, backbones=tuple(choices(backbones, BACKBONES, "--backbones", "backbone")), reference=reference,
-              log=click.echo)
+    run_bench(quick=quick, backbones=tuple(choices(backbones, BACKBONES, "--backbones", "backbone")),
+              reference=reference, log=click.echo)
 
 
 @perf_cli.command("gpu-check")

@@ -290,9 +290,10 @@ def markdown(result: dict) -> str:
     lines += [f"| {name} | {s['seconds']:.1f} |" for name, s in steps.items()]
     checks = steps["cuda_checks"]["result"]
     lines += ["", "## CUDA checks", ""]
+    details = {name: ", ".join(f"{k} {v}" for k, v in c.items() if k != "ok" and not isinstance(v, dict))
+               for name, c in checks.items() if name != "skipped"}
     lines += ([f"skipped: {checks['skipped']}"] if "skipped" in checks else
-              [f"- {name}: {'ok' if c['ok'] else '**FAILED**'} ({', '.join(f'{k} {v}' for k, v in c.items() if k != 'ok' and not isinstance(v, dict))})"
-               for name, c in checks.items()])
+              [f"- {name}: {'ok' if c['ok'] else '**FAILED**'} ({details[name]})" for name, c in checks.items()])
     lines += ["", "## CycleGAN speed", "", "| arch | px | precision | batch | s/iter | images/s | peak GPU MiB |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in steps["gan_speed"]["result"]:

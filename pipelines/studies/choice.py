@@ -17,7 +17,8 @@ from tqdm import tqdm
 from classifier.evaluation.evaluate_external import evaluate_run
 from runkit.rundir import is_finished, read_json, write_json
 
-from pipelines.studies.mitigations import CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure, train_variant
+from pipelines.studies.mitigations import (CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure,
+                                           train_variant)
 from pipelines.experiment.stats import mean_sd, spread
 
 TIE = 0.01  # one point of score

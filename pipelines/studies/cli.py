@@ -19,7 +19,8 @@ from pipelines.studies.reproduction.runner import RUNS_ROOT as REPRODUCE_ROOT
 
 @click.group("study", cls=OneLineErrors)
 def study_cli():
-    """Studies that chose a default (mitigations, v3, GAN settings, precision, the classifier) and the papers reproduced and audited."""
+    """Studies that chose a default (mitigations, v3, GAN settings, precision, the classifier) and the
+    papers reproduced and audited."""
 
 
 @study_cli.command("mitigations")
@@ -144,5 +145,6 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
     calls covid. Writes runs/reproduce/<paper>/report.md and results.json (docs/reproduction.md)."""
     out = REPRODUCE_ROOT / name if name else None
     folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),
-                              gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite, log=click.echo)
+                              gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite,
+                              log=click.echo)
     click.echo(f"report: {folder / 'report.md'}")

@@ -139,8 +139,9 @@ def table(results: dict) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
         h = r["lungs_hidden"]
-        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | {ms(r['covid_recall'])} | "
-                     f"{ms(r['within_source_accuracy'])} | {ms(r['border_share'])} | "
+        hidden_fp = h["out_of_source_covid_fp"]
+        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | "
+                     f"{ms(r['covid_recall'])} | {ms(r['within_source_accuracy'])} | {ms(r['border_share'])} | "
                      f"{100 * h['accuracy']:.1f} ({100 * h['chance']:.1f}) | "
-                     + ("–" if h["out_of_source_covid_fp"] is None else f"{100 * h['out_of_source_covid_fp']:.1f}") + " |")
+                     + ("–" if hidden_fp is None else f"{100 * hidden_fp:.1f}") + " |")
     return "\n".join(lines) + "\n"

@@ -113,7 +113,8 @@ def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: d
     gan_manifest = splits.write(part, out / "splits" / f"{protocol.paper}-gan.csv")
     gan_config = from_profile("cpu", **{**gan_overrides, "dataset": gan_manifest})
     gan_run, how = ensure(out / "gan", gan_config.to_dict(),
-                          lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw), overwrite=overwrite)
+                          lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw),
+                          overwrite=overwrite)
     log(f"{gan_run}: {how}")
     parents = sum(r.split == "train" and r.label == "normal" for r in part)
     ensure_synthesis(gan_run, out / "synthetic", parents, 0, overwrite=overwrite, progress=progress)
