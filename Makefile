@@ -17,7 +17,7 @@ TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
 REPRODUCE_PROFILE ?= cpu
-.PHONY: test-fast export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+.PHONY: test-fast lint export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real ima
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test suite is missing" >&2; fi; \
 	exit $$rc
+
+lint: $(INSTALLED)  ## Check the code with flake8 (settings in setup.cfg: 120 columns).
+	$(BIN)/flake8
 
 test-fast: $(INSTALLED)  ## Run the tests without the integration tests (those that train or fetch).
 	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
