@@ -122,7 +122,7 @@ def classify_cli():
                             "per class with two or more sources predicts the source from the pooled features, "
                             "through gradient reversal, so features that tell sources apart within a class are "
                             "penalised); 0: off (the default chosen on validation; the better non-zero weight "
-                            "there was 0.3: docs/generalisation.md). One process only.", type=float)
+                            "there was 0.3: docs/results/2026-11-generalisation.md). One process only.", type=float)
 @_option("adversary_warmup", "Epochs over which the adversary's weight rises linearly to --source-adversary.",
          type=int)
 @_switch("cross_source", "After testing, classify the corpus images from sources the training set lacks "

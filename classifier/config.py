@@ -48,7 +48,7 @@ class ClassifierConfig:
     weighted_sampling: bool = False  # draw training images with equal expected counts per class
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     hide_lungs: bool = False  # black out the central box in every image (shortcut control)
-    # shortcut mitigations (classifier/training/shortcuts.py; measured in docs/generalisation.md)
+    # shortcut mitigations (classifier/training/shortcuts.py; measured in docs/results/2026-11-generalisation.md)
     style_augment: bool = False  # random source-like restyling of training images
     equalize: bool = False  # per-image histogram equalisation in the model's input path
     source_balanced: bool = False  # within each class, draw every source equally often
@@ -128,7 +128,7 @@ RESNET18_SCRATCH = {"backbone": "resnet18", "weights": "none", "head_epochs": 10
 
 PROFILES: dict[str, dict] = {
     # Strong random framing (zoom ±30 %, shifts ±15 %) is the shortcut mitigation chosen in
-    # docs/generalisation.md.
+    # docs/results/2026-11-generalisation.md.
     "cpu": {**LITE0_IMAGENET, "zoom": 0.3, "width_shift": 0.15, "height_shift": 0.15},
     # The published settings (Zebin & Rezvy 2020): for a GPU.
     "paper": {"backbone": "vgg16", "weights": "imagenet", "image_size": 224, "batch_size": 8,

@@ -109,7 +109,7 @@ class GANConfig:
 # ngf 32, 6 blocks: 64 px 0.55-0.63 s, 96 px 0.92 s, 128 px 1.27-1.35 s per iteration;
 # channels_last 0.93 s at 96 px and 1.47 s at 128 px, so it stays off. 96 px × 800 iterations
 # ≈ 12 min of training, inside the 15-minute budget, with 1.5× the updates 128 px would allow
-# (after the speed work in docs/performance.md: 0.67-0.78 s at 96 px, ≈ 10 min);
+# (after the speed work in docs/results/2026-11-performance.md: 0.67-0.78 s at 96 px, ≈ 10 min);
 # lungs, heart and ribs are visible at 96 px. Under heavy contention (a classifier training
 # beside it) 2 threads took 4.3 s/iteration and OMP_NUM_THREADS=1 1.35 s: see the README.
 # Upsampling by resize-convolution, chosen by realism (`make gan-variants`, 2 GAN seeds, 2026-12-01,

@@ -19,7 +19,7 @@ class SingleOutputConv2d(nn.Conv2d):
     """A stride-1 convolution to one output channel, computed on CPU as a matrix product to one
     plane per kernel tap, which ``fold`` (col2im) then sums into place: the same function and
     parameters, but ~2× faster here, where oneDNN's direct kernels for one output channel run at
-    a tenth of the matmul rate (docs/performance.md). On CUDA the usual kernel runs."""
+    a tenth of the matmul rate (docs/results/2026-11-performance.md). On CUDA the usual kernel runs."""
 
     def __init__(self, in_channels: int, kernel_size: int, padding: int = 0):
         super().__init__(in_channels, 1, kernel_size, padding=padding)

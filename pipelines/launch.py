@@ -2,7 +2,7 @@
 
 Threads that wait by sleeping rather than spinning: beside one other busy program on 2 cores,
 spinning threads slowed a CycleGAN step about 3×, sleeping ones 1.6–1.8×, at a 4–14 % cost on an
-idle machine (docs/performance.md, "A busy machine"). An ``OMP_WAIT_POLICY`` already set wins, and
+idle machine (docs/results/2026-11-performance.md, "A busy machine"). An ``OMP_WAIT_POLICY`` already set wins, and
 ``CXR_OMP_WAIT=spin`` restores OpenMP's default.
 """
 from __future__ import annotations

@@ -48,7 +48,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Whether ``auto`` uses native bf16 on CPUs: only once bf16 runs are shown to train as well as fp32
-# ones (docs/performance.md, "bf16 on the CPU").
+# ones (docs/results/2026-11-performance.md, "bf16 on the CPU").
 AUTO_CPU_BF16 = False
 
 

@@ -11,7 +11,9 @@ import pytest
 from pipelines.cli import main as cxr
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+GUIDE = sorted((ROOT / "docs").glob("*.md"))  # how things work: each linked from the README
+RESULTS = sorted((ROOT / "docs" / "results").glob("*.md"))  # what was measured, dated: linked from its index
+PAGES = [ROOT / "README.md", *GUIDE, *RESULTS]
 CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)  # fenced blocks and inline code spans
 
 
@@ -43,7 +45,7 @@ def broken_links(folder: Path, text: str) -> list[str]:
             and not (folder / t.split("#")[0]).exists()]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_make_target_and_cxr_command_named_exists_and_every_link_resolves(page):
     code = code_of(page)
     assert not missing_targets(code), f"{page.name}: no such make target(s) {sorted(missing_targets(code))}"
@@ -54,19 +56,28 @@ def test_every_make_target_and_cxr_command_named_exists_and_every_link_resolves(
 def test_the_readme_is_a_guide_and_links_every_docs_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.encode()) <= 12 * 1024
-    for page in PAGES[1:]:
-        assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+    for page in [*GUIDE, ROOT / "docs" / "results" / "README.md"]:
+        name = page.relative_to(ROOT).as_posix()
+        assert f"]({name}" in readme, f"README does not link {name}"
+
+
+def test_results_live_apart_dated_and_indexed():
+    index = (ROOT / "docs" / "results" / "README.md").read_text(encoding="utf-8")
+    for page in RESULTS:
+        if page.name != "README.md":
+            assert page.name[:7].replace("-", "").isdigit(), f"{page.name}: a results log is named by its date"
+            assert f"]({page.name})" in index, f"docs/results/README.md does not link {page.name}"
 
 
 def test_the_checks_find_wrong_names():
     """Not vacuous: a missing target, command and link are each found, real ones are not."""
     assert missing_targets("`make demo` and `make no-such-target`") == {"no-such-target"}
     assert missing_commands("`cxr data verify`, `cxr data nope`, `cxr nogroup`") == {"cxr data nope", "cxr nogroup"}
-    links = "[a](results.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)"
+    links = "[a](results/README.md) [b](nowhere.md#x) [c](https://x.org) [d](#top)"
     assert broken_links(ROOT / "docs", links) == ["nowhere.md#x"]
 
 
-POINTER = re.compile(r"""(README|docs/[a-z-]+\.md),\s+["']([^"']+)["']""")
+POINTER = re.compile(r"""(README|docs/[a-z0-9/-]+\.md),\s+["']([^"']+)["']""")
 
 
 def headings(page: Path) -> list[str]:

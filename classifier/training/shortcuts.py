@@ -2,7 +2,7 @@
 
 In cxr3 almost every normal and pneumonia image is an NIH hospital PNG and almost every covid
 image a figure from a paper or website, so a classifier can learn "not NIH-looking → covid".
-Three counter-measures, each a setting of the classifier (see ``docs/generalisation.md`` for
+Three counter-measures, each a setting of the classifier (see ``docs/results/2026-11-generalisation.md`` for
 what each one measurably does):
 
 * :func:`restyle` (``style_augment``): random source-like changes to every training image —

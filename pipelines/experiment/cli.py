@@ -58,7 +58,7 @@ def experiment_options(command):
         click.option("--counterfactual", is_flag=True,
                      help="Also train v3 (v1 + counterfactual source translations, labels kept) and v2+v3 on every "
                           "replicate, with a source-translation CycleGAN trained on its training split only; the "
-                          "report sets them beside v1 (docs/generalisation.md). One process only."),
+                          "report sets them beside v1 (docs/results/2026-11-generalisation.md). One process only."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Arithmetic of every training step (the CycleGAN and the classifiers): fp32, bf16 "
                           "or auto; see `cxr classify train --help` [default: each profile's, auto]."),

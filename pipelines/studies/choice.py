@@ -1,6 +1,6 @@
 """Choose v3's images per label and the source adversary's weight on the validation split.
 
-The rule, written down before the runs (docs/generalisation.md): every cell of the grid
+The rule, written down before the runs (docs/results/2026-11-generalisation.md): every cell of the grid
 :data:`~.mitigations.CHOICE_COUNTS` × :data:`~.mitigations.CHOICE_WEIGHTS` is trained on top of the
 default (framing) over the seeds; its score is the mean over seeds of (validation accuracy +
 validation ieee8023 covid-vs-pneumonia accuracy) / 2. The best score wins, except that a cell
