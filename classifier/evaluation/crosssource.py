@@ -23,6 +23,7 @@ import numpy as np
 from cxrdata import CLASSES, CXRDataset, Manifest, data_root
 
 from classifier.evaluation.metrics import wilson_interval
+from runkit.formatting import pct, rate_with_ci
 
 COVID = "covid"
 MIN_PER_CLASS = 5  # images per class a source needs in the test split for a within-source accuracy
@@ -117,14 +118,6 @@ def evaluate_out_of_source(predict, dataset: Manifest, train: Manifest, size: in
     return images, predict(CXRDataset(images, size, progress=progress))
 
 
-def pct(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _rate_text(r: dict) -> str:
-    return f"{pct(r['rate'])} % [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}] ({r['k']}/{r['n']})"
-
-
 def cross_source_markdown(block: dict | str) -> list[str]:
     """The report section of a cross-source block (or the reason it is missing)."""
     out = ["## Out-of-source check", ""]
@@ -133,7 +126,7 @@ def cross_source_markdown(block: dict | str) -> list[str]:
     out += [f"Corpus images from sources the training set lacks for some class, never trained on "
             f"({block['n']} images). A model that learned the disease answers them like any other image; "
             "one that learned the source calls them by their source.", "",
-            f"**Out-of-source covid false-positive rate: {_rate_text(block['covid_false_positive'])}** of the "
+            f"**Out-of-source covid false-positive rate: {rate_with_ci(block['covid_false_positive'])}** of the "
             "non-covid images there called covid (Wilson 95% interval).", "",
             "| source | true class | n | " + " | ".join(f"called {c} %" for c in CLASSES) + " |",
             "| --- | --- | --- |" + " --- |" * len(CLASSES)]
@@ -151,11 +144,12 @@ def per_source_markdown(block: dict) -> list[str]:
            "| --- | --- | --- | --- |"]
     for source, entry in block.items():
         recalls = ", ".join(f"{c} {pct(r['rate'])} ({r['k']}/{r['n']})" for c, r in entry["recall"].items())
-        out.append(f"| {source} | {entry['accuracy']['n']} | {_rate_text(entry['accuracy'])} | {recalls} |")
+        out.append(f"| {source} | {entry['accuracy']['n']} | {rate_with_ci(entry['accuracy'])} | {recalls} |")
     within = {s: e["within_source"] for s, e in block.items() if "within_source" in e}
     if within:
         out += ["", "**Within one source** (the source cannot give these answers away):"]
-        out += [f"- {s}, {' vs '.join(w['classes'])}: accuracy {_rate_text(w['accuracy'])}" for s, w in within.items()]
+        out += [f"- {s}, {' vs '.join(w['classes'])}: accuracy {rate_with_ci(w['accuracy'])}"
+                for s, w in within.items()]
     return out + [""]
 
 

@@ -20,6 +20,7 @@ from cxrdata.cache import decode_readable
 from runkit import device as devices, rundir
 from runkit.resources import memory_guard
 from runkit.rundir import RunExistsError, runs_root
+from runkit.formatting import decimal, pct
 
 import classifier.evaluation.crosssource as crosssource
 
@@ -161,7 +162,7 @@ def markdown(out_dir: Path, m: dict) -> str:
         out += [f"Folders ignored (not a class name): {_listed(m['ignored_folders'])}.", ""]
     out += [f"**Accuracy {100 * test['accuracy']:.1f} %** ({test['correct']}/{test['n']}; Wilson 95% interval "
             f"{100 * low:.1f}–{100 * high:.1f}).", "",
-            f"Non-covid images called covid: {crosssource.pct(m['covid_false_positive']['rate'])} % "
+            f"Non-covid images called covid: {pct(m['covid_false_positive']['rate'])} % "
             f"({m['covid_false_positive']['k']}/{m['covid_false_positive']['n']}).", ""]
     if absent:
         out += [f"Absent from these data (no images; recall and ROC AUC undefined): {', '.join(absent)}.", ""]
@@ -169,18 +170,18 @@ def markdown(out_dir: Path, m: dict) -> str:
             "| --- | --- | --- | --- | --- | --- |"]
     for name, s in test["per_class"].items():
         if name in absent:
-            out.append(f"| {name} | 0 | absent | {crosssource.pct(s['precision'])} | "
-                       f"{crosssource.pct(s['specificity'])} | absent |")
+            out.append(f"| {name} | 0 | absent | {pct(s['precision'])} | "
+                       f"{pct(s['specificity'])} | absent |")
             continue
         ci = s["recall_ci95"]
-        out.append(f"| {name} | {s['support']} | {crosssource.pct(s['recall'])} [{crosssource.pct(ci[0])}, "
-                   f"{crosssource.pct(ci[1])}] | {crosssource.pct(s['precision'])} | "
-                   f"{crosssource.pct(s['specificity'])} | {report.fmt(s['roc_auc'])} |")
+        out.append(f"| {name} | {s['support']} | {pct(s['recall'])} [{pct(ci[0])}, "
+                   f"{pct(ci[1])}] | {pct(s['precision'])} | "
+                   f"{pct(s['specificity'])} | {decimal(s['roc_auc'])} |")
     out += [""] + report.confusion_markdown(test["confusion_matrix"]) + [""]
     if len(m["per_source"]) > 1:
         out += crosssource.per_source_markdown(m["per_source"])
     cam = m["gradcam"]
-    out += ["## Grad-CAM", "", f"Mean border share {report.fmt(cam['mean_border_share'])} (an even map gives "
+    out += ["## Grad-CAM", "", f"Mean border share {decimal(cam['mean_border_share'])} (an even map gives "
             f"{cam['border_area']:.2f}; well above it, the model looks at edges, markers and text). Per image: "
             "`predictions.csv`; overlays: `gradcam/overlays/`.", ""]
     out += [f"- {c}: ![{c}](gradcam/grid_{c}.png)" for c in test["classes_present"]]

@@ -13,8 +13,8 @@ from pathlib import Path
 from cxrdata import CLASSES
 from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, write_bytes
+from runkit.formatting import pct, rate_with_ci
 
-from classifier.evaluation.crosssource import pct
 
 MOST, OFTEN = 0.5, 0.2  # out-of-source covid false-positive rates read as "most" and "often"
 
@@ -42,11 +42,6 @@ def _training_counts(run_dir: Path) -> tuple[dict, Counter, int]:
         len({r["patient_id"] for r in rows if r["patient_id"]})
 
 
-def _ci(rate: dict) -> str:
-    low, high = rate["ci95"]
-    return f"{pct(rate['rate'])} % ({rate['k']}/{rate['n']}; 95 % CI {pct(low)}–{pct(high)} %)"
-
-
 def _results(test: dict) -> list[str]:
     low, high = test["accuracy_ci95"]
     lines = [f"Accuracy {pct(test['accuracy'])} % on {test['n']} test images (95 % CI {pct(low)}–{pct(high)} %).", "",
@@ -72,7 +67,8 @@ def _source_reading(block) -> list[str]:
                "source, not by disease" if share >= MOST else
                "**often** calls non-covid images from unseen sources covid: image source sways it" if share >= OFTEN
                else "rarely calls non-covid images from unseen sources covid")
-    lines = [f"Non-covid images from sources the training set lacks for their class, called covid: {_ci(rate)}. "
+    lines = [f"Non-covid images from sources the training set lacks for their class, called covid: "
+             f"{rate_with_ci(rate)}. "
              f"In plain words: this model {verdict}.", "", "| source | true class | images | called covid % |",
              "| --- | --- | --- | --- |"]
     for source, labels in block["sources"].items():
@@ -87,7 +83,7 @@ def _audit(metrics: dict) -> list[str]:
         within = entry.get("within_source")
         if within:
             lines.append(f"- Within {source} ({' vs '.join(within['classes'])}), where the source cannot give the "
-                         f"answer away: accuracy {_ci(within['accuracy'])}.")
+                         f"answer away: accuracy {rate_with_ci(within['accuracy'])}.")
     cams = metrics.get("gradcam", {})
     if cams.get("mean_border_share") is not None:
         share, area = cams["mean_border_share"], cams["border_area"]

@@ -13,6 +13,7 @@ from PIL import Image
 from cxrdata import CLASSES, Manifest
 
 from runkit.rundir import write_csv
+from runkit.formatting import decimal
 
 from classifier.evaluation.crosssource import cross_source_markdown, per_source_markdown, source_caveat
 
@@ -84,10 +85,6 @@ def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: s
     fig.savefig(path, dpi=100)
 
 
-def fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def confusion_markdown(matrix: list[list[int]]) -> list[str]:
     """The confusion-matrix section: a table (rows true, columns predicted) and confusion.png."""
     return (["## Confusion matrix (rows true, columns predicted)", "",
@@ -125,24 +122,24 @@ def report_markdown(summary: dict) -> str:
             lines.append(f"| {name} | absent from the test split (no images): not scored, not in the macro "
                          f"mean | | | | | 0 |")
             continue
-        lines.append(f"| {name} | {fmt(s['precision'])} | {fmt(s['recall'])} | {fmt(s['specificity'])} "
-                     f"| {fmt(s['f1'])} | {fmt(s['roc_auc'])} | {s['support']} |")
+        lines.append(f"| {name} | {decimal(s['precision'])} | {decimal(s['recall'])} | {decimal(s['specificity'])} "
+                     f"| {decimal(s['f1'])} | {decimal(s['roc_auc'])} | {s['support']} |")
     m = test["macro"]
-    lines.append(f"| **macro** | {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['specificity'])} "
-                 f"| {fmt(m['f1'])} | {fmt(m['roc_auc'])} | {test['n']} |")
+    lines.append(f"| **macro** | {decimal(m['precision'])} | {decimal(m['recall'])} | {decimal(m['specificity'])} "
+                 f"| {decimal(m['f1'])} | {decimal(m['roc_auc'])} | {test['n']} |")
     if "per_source" in summary:
         lines += [""] + per_source_markdown(summary["per_source"])
         lines += cross_source_markdown(summary["cross_source"])
     lines += [""] + confusion_markdown(test["confusion_matrix"]) + ["",
               "## Grad-CAM shortcut indicator", "",
               f"Share of CAM mass in the border band (outer {cam['band']:.0%} of each side) for the "
-              f"{cam['cam_class']} class: mean **{fmt(cam['mean_border_share'])}** over the test set; "
+              f"{cam['cam_class']} class: mean **{decimal(cam['mean_border_share'])}** over the test set; "
               f"a map spread evenly would give {cam['border_area']:.2f} (the band's share of the area). "
               "Well above that, the model attends to image edges (markers, text, borders) more than "
               "to the lungs: suspect a shortcut.", "",
               "| true class | mean border share |", "| --- | --- |"]
     for name, value in cam["mean_border_share_by_true_class"].items():
-        lines.append(f"| {name} | {fmt(value)} |")
+        lines.append(f"| {name} | {decimal(value)} |")
     lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
               "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
     return "\n".join(lines + ["## Caveat", "", source_caveat(summary["train_sources"]), ""])

@@ -11,8 +11,9 @@ from pathlib import Path
 from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import current_names, read_json, write_json
+from runkit.formatting import mean_sd, pct, signed_interval, signed_pct
 
-from classifier.evaluation.crosssource import pct, source_caveat, source_mix
+from classifier.evaluation.crosssource import source_caveat, source_mix
 from classifier.training.data import SYNTHETIC_SOURCE
 from cyclegan.synthesis_metrics import realism_lines
 
@@ -103,14 +104,14 @@ def _counterfactual_section(result: dict) -> list[str]:
            "| arm | accuracy % | − v1 [95% CI] | covid recall − v1 [95% CI] | out-of-source covid FP % "
            "| − v1 [95% CI] | "
            f"{WITHIN} covid vs pneumonia % |", "| --- | --- | --- | --- | --- | --- | --- |",
-           f"| v1 | {pct(v1['mean'])} ± {pct(v1['std'])} | | | "
+           f"| v1 | {mean_sd(v1)} | | | "
            + (f"{pct(result['out_of_source']['v1']['mean'])}" if isinstance(result["out_of_source"], dict) else "–")
            + " | | |"]
     for arm, r in cf.items():
         oos = r["out_of_source"]
-        out.append(f"| {arm} | {pct(r['accuracy']['mean'])} ± {pct(r['accuracy']['std'])} | "
-                   f"{interval(r['delta']['accuracy'])} | {interval(r['delta']['covid_recall'])} | "
-                   f"{pct(oos['rate']['mean']) if oos else '–'} | {interval(oos['delta']) if oos else '–'} | "
+        out.append(f"| {arm} | {mean_sd(r['accuracy'])} | "
+                   f"{signed_interval(r['delta']['accuracy'])} | {signed_interval(r['delta']['covid_recall'])} | "
+                   f"{pct(oos['rate']['mean']) if oos else '–'} | {signed_interval(oos['delta']) if oos else '–'} | "
                    f"{pct(r['within_source_accuracy']) if r['within_source_accuracy'] is not None else '–'} |")
     return out + [""]
 
@@ -140,21 +141,11 @@ def _progression(replicate, out_dir: Path) -> dict | None:
 
 # ---- markdown ------------------------------------------------------------------------------------
 
-def signed(value) -> str:
-    return "–" if value is None else f"{100 * value:+.1f}"
-
-
-def interval(d: dict | None) -> str:
-    if d is None:
-        return "undefined"
-    return f"{signed(d['estimate'])} [{signed(d['low'])}, {signed(d['high'])}]"
-
-
 def plain_sentence(pooled: dict, n_test: int, replicates: int) -> str:
     """What the interval and the test say, in one or two sentences (``replicates``: seeds on one
     test set; pass 1 for folds, whose test images appear once)."""
     acc, p = pooled["accuracy"], pooled["mcnemar"]["p_value"]
-    span = f"{signed(acc['estimate'])} points (95% CI {signed(acc['low'])} to {signed(acc['high'])})"
+    span = f"{signed_pct(acc['estimate'])} points (95% CI {signed_pct(acc['low'])} to {signed_pct(acc['high'])})"
     interval_excludes_zero = acc["low"] > 0 or acc["high"] < 0
     if p < 0.05 and interval_excludes_zero:
         direction = "better" if acc["estimate"] > 0 else "worse"
@@ -182,20 +173,20 @@ def headline_table(result: dict) -> str:
 
     lines = ["| | v1 (classical) | v2 (+ synthetic) | v2 − v1 [95% CI] |", "| --- | --- | --- | --- |",
              f"| accuracy, mean ± sd over {a['v1_accuracy']['n']} replicate(s) | "
-             f"{pct(a['v1_accuracy']['mean'])} ± {pct(a['v1_accuracy']['std'])} | "
-             f"{pct(a['v2_accuracy']['mean'])} ± {pct(a['v2_accuracy']['std'])} | {interval(pooled['accuracy'])} |",
+             f"{mean_sd(a['v1_accuracy'])} | "
+             f"{mean_sd(a['v2_accuracy'])} | "
+             f"{signed_interval(pooled['accuracy'])} |",
              f"| covid recall (sensitivity) | {pct(mean_of('covid_recall', 'v1'))} | "
-             f"{pct(mean_of('covid_recall', 'v2'))} | {interval(pooled['covid_recall'])} |",
+             f"{pct(mean_of('covid_recall', 'v2'))} | {signed_interval(pooled['covid_recall'])} |",
              f"| covid precision | {pct(mean_of('covid_precision', 'v1'))} | "
-             f"{pct(mean_of('covid_precision', 'v2'))} | {interval(pooled['covid_precision'])} |",
+             f"{pct(mean_of('covid_precision', 'v2'))} | {signed_interval(pooled['covid_precision'])} |",
              f"| McNemar exact test (pooled discordant pairs) | {pooled['mcnemar']['only_a_right']} right only "
              f"under v1 | {pooled['mcnemar']['only_b_right']} right only under v2 | "
              f"p = {pooled['mcnemar']['p_value']:.3g} |"]
     oos = result.get("out_of_source")
     if isinstance(oos, dict):
         lines.append(f"| out-of-source covid false positives ({oos['n']} images never trained on; lower is better) | "
-                     f"{pct(oos['v1']['mean'])} ± {pct(oos['v1']['std'])} | {pct(oos['v2']['mean'])} ± "
-                     f"{pct(oos['v2']['std'])} | {interval(oos['delta'])} |")
+                     f"{mean_sd(oos['v1'])} | {mean_sd(oos['v2'])} | {signed_interval(oos['delta'])} |")
     return "\n".join(lines)
 
 
@@ -221,18 +212,19 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
         v1, v2 = r["v1"], r["v2"]
         out.append(f"| {r['replicate']} | {pct(v1['accuracy'])} [{pct(v1['accuracy_ci95'][0])}, "
                    f"{pct(v1['accuracy_ci95'][1])}] | {pct(v2['accuracy'])} [{pct(v2['accuracy_ci95'][0])}, "
-                   f"{pct(v2['accuracy_ci95'][1])}] | {signed(r['delta_accuracy'])} | "
+                   f"{pct(v2['accuracy_ci95'][1])}] | {signed_pct(r['delta_accuracy'])} | "
                    f"{pct(v1['covid_recall'])} | {pct(v2['covid_recall'])} |")
     spread = result["across_replicates"]["delta_accuracy"]
-    out += ["", f"Paired differences over replicates: mean {signed(spread['mean'])}, sd {pct(spread['std'])}, "
-            f"range {signed(spread['min'])} to {signed(spread['max'])} points. Per-class precision, recall, "
+    out += ["", f"Paired differences over replicates: mean {signed_pct(spread['mean'])}, sd {pct(spread['std'])}, "
+            f"range {signed_pct(spread['min'])} to {signed_pct(spread['max'])} points. Per-class precision, recall, "
             "specificity, F1 and ROC AUC of every run are in its `metrics.json` and `report.md`.", "",
             "Confusion matrices (first replicate):", "",
             f"![v1 confusion]({link(first.runs['v1'] / 'confusion.png')}) "
             f"![v2 confusion]({link(first.runs['v2'] / 'confusion.png')})", ""]
     if result["sweep"]:
         out += ["## Accuracy difference by number of synthetic images", "", "| N synthetic | v2 − v1 [95% CI] |",
-                "| --- | --- |"] + [f"| {p['n']} | {interval(p['delta_accuracy'])} |" for p in result["sweep"]] + [""]
+                "| --- | --- |"]
+        out += [f"| {p['n']} | {signed_interval(p['delta_accuracy'])} |" for p in result["sweep"]] + [""]
     out += _out_of_source_section(result)
     if "counterfactual" in result:
         out += _counterfactual_section(result)
@@ -275,7 +267,8 @@ def _out_of_source_sentence(oos) -> str:
     if not isinstance(oos, dict):
         return ""
     return (f" On {oos['n']} images from sources never trained on, none of them covid, v1 called "
-            f"{pct(oos['v1']['mean'])}% covid and v2 {pct(oos['v2']['mean'])}% (v2 − v1 {interval(oos['delta'])} "
+            f"{pct(oos['v1']['mean'])}% covid and v2 {pct(oos['v2']['mean'])}% "
+            f"(v2 − v1 {signed_interval(oos['delta'])} "
             "points): the higher these are, the more both models answer by image source rather than by "
             "disease, and the less the accuracy difference says about covid.")
 
@@ -293,7 +286,7 @@ def _out_of_source_section(result: dict) -> list[str]:
     for r in oos["per_replicate"]:
         out.append(f"| {r['replicate']} | " + " | ".join(
             f"{pct(r[m]['rate'])} [{pct(r[m]['ci95'][0])}, {pct(r[m]['ci95'][1])}]" for m in ("v1", "v2")) + " |")
-    out += ["", f"v2 − v1, pooled over replicates: {interval(oos['delta'])} points (bootstrap over patients)."]
+    out += ["", f"v2 − v1, pooled over replicates: {signed_interval(oos['delta'])} points (bootstrap over patients)."]
     hidden = result.get("lungs_hidden", {}).get("out_of_source_covid_fp")
     if hidden:
         out.append(f"The lungs-hidden control calls {pct(hidden['rate'])}% of them covid.")

@@ -95,11 +95,6 @@ def spread(values) -> dict:
             "min": float(values.min()), "max": float(values.max()), "n": int(len(values))}
 
 
-def mean_sd(s: dict | None, scale: float = 100) -> str:
-    """A :func:`spread` as ``mean ± sd`` (×``scale``: percent by default), or ``–`` when absent."""
-    return "–" if s is None else f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
-
-
 def _as_bool_pair(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape or a.ndim != 1:

@@ -18,7 +18,8 @@ from runkit.rundir import read_json, runs_root, write_json
 
 from pipelines.studies.choice import validation_scores, validation_spreads
 from pipelines.studies.mitigations import measure
-from pipelines.experiment.stats import mean_sd, spread
+from pipelines.experiment.stats import spread
+from runkit.formatting import mean_sd
 from pipelines.experiment.steps import ensure_timed
 
 RUNS_ROOT = runs_root("choose-backbone")

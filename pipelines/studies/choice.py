@@ -19,7 +19,8 @@ from runkit.rundir import is_finished, read_json, write_json
 
 from pipelines.studies.mitigations import (CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure,
                                            train_variant)
-from pipelines.experiment.stats import mean_sd, spread
+from pipelines.experiment.stats import spread
+from runkit.formatting import mean_sd
 
 TIE = 0.01  # one point of score
 

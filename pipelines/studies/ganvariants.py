@@ -21,6 +21,7 @@ from cyclegan.config import from_profile
 from cyclegan.synthesis_metrics import save_rows_figure
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, runs_root, write_json
+from runkit.formatting import decimal, mean_sd
 
 from pipelines.experiment.stats import spread
 from pipelines.experiment.steps import ensure, ensure_synthesis
@@ -110,10 +111,10 @@ def summarise(reports: list[dict], timings: list[dict]) -> dict:
 
 def table(results: dict) -> str:
     def ms(s: dict | None, digits: int = 2) -> str:
-        return "–" if s is None else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+        return mean_sd(s, scale=1, digits=digits)
 
     def mean(s: dict | None) -> str:
-        return "–" if s is None else f"{s['mean']:.2f}"
+        return decimal(s and s["mean"], 2)
 
     lines = ["| variant | Fréchet distance ↓ (floor; parents) | precision ↑ | recall ↑ | checkerboard ↓ (floor) | "
              "training min |", "| --- | --- | --- | --- | --- | --- |"]

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from classifier.config import make_config
 from classifier.training.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
+from runkit.formatting import mean_sd
 
 from pipelines.experiment.analysis import chance_level, false_positive, read_predictions
 from pipelines.experiment.stats import spread
@@ -130,9 +131,7 @@ def _rate(measured: dict | None) -> float | None:
 
 
 def table(results: dict) -> str:
-    def ms(s: dict | None) -> str:
-        return "–" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
-
+    ms = mean_sd
     lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | covid recall % | ieee8023 covid vs "
              "pneumonia accuracy % | border share % | lungs hidden: accuracy % (chance) | lungs hidden: "
              "out-of-source covid FP % |",

@@ -10,7 +10,8 @@ from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
-from pipelines.experiment.stats import mean_sd, spread
+from pipelines.experiment.stats import spread
+from runkit.formatting import mean_sd
 from pipelines.studies.reproduction.protocols import Protocol
 from pipelines.studies.reproduction.splits import POOLS
 
