@@ -15,7 +15,7 @@ from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
 from .config import FIELDS, HELP, PROFILES, from_profile, from_run
-from .features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
+from .realism.features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
 from .synth import DIRECTIONS, remeasure, synthesize
 from .train import RUNS_ROOT, train
 

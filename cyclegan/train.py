@@ -21,8 +21,8 @@ from runkit.seed import rng_state, seed_everything, set_rng_state
 from .config import GANConfig
 from .data import Domain, load_domains, to_uint8
 from .model import CycleGAN, NonFiniteLossError
-from .features import cxr_features, load_feature_network
-from .realism import checkerboard, distribution_realism
+from .realism.features import cxr_features, load_feature_network
+from .realism.measures import checkerboard, distribution_realism
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples"

@@ -13,11 +13,11 @@ import torch
 from cxrdata import CXRDataset, Manifest
 from cyclegan.data import to_uint8, to_unit_range
 from cyclegan.networks import ResnetGenerator, init_weights
-from cyclegan.features import (DEFAULT_NETWORK, FEATURES, FeatureNetworkError, checksum_file, cxr_features,
-                               inception_features, inception_weights_file, load_feature_network, load_inception)
-from cyclegan.realism import (TooFewImages, checkerboard, checkerboard_scores, distribution_realism, frechet_distance,
-                              precision_recall)
-from cyclegan.synthesis_metrics import inception_fid
+from cyclegan.realism.features import (DEFAULT_NETWORK, FEATURES, FeatureNetworkError, checksum_file, cxr_features,
+                                       inception_features, inception_weights_file, load_feature_network, load_inception)
+from cyclegan.realism.measures import (TooFewImages, checkerboard, checkerboard_scores, distribution_realism,
+                                       frechet_distance, precision_recall)
+from cyclegan.realism.synthesis import inception_fid
 from cyclegan.synth import SynthesisFolderError, remeasure
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -24,7 +24,7 @@ from cxrdata.manifest import sha256_of
 from runkit.checkpoint import atomic_save, load
 from runkit.rundir import write_bytes
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"
 DEFAULT_NETWORK = ASSETS / "cxr_features_v1.pt"
 INPUT_SIZE = 128
 WIDTHS = (16, 32, 64, 128)

@@ -9,9 +9,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or figure r
 import numpy as np
 import torch
 
-from cyclegan.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
+from cyclegan.realism.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
-from cyclegan.realism import checkerboard, distribution_realism
+from cyclegan.realism.measures import checkerboard, distribution_realism
 
 GRID_PAIRS = 8
 
@@ -70,7 +70,7 @@ def synthesis_metrics(parents: np.ndarray, synthetic: np.ndarray, target: np.nda
                    "normal → covid). A synthetic image much closer to a real target image than real "
                    "target images are to each other suggests memorisation; histogram distances below "
                    "the parents' baseline mean the intensity distribution moved towards the target's. The "
-                   "checkerboard score (cyclegan/realism.py) is about the real floor for real images and far "
+                   "checkerboard score (cyclegan/realism/measures.py) is about the real floor for real images and far "
                    "above it where a stride-2 upsampling imprinted its pattern",
     }
 
