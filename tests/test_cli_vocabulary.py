@@ -57,3 +57,13 @@ def test_input_run_refuses_a_wrong_count_naming_the_form(args):
 
 def test_lists_join_repeats_and_commas():
     assert comma_joined(("64,96", " 128 ", "")) == ("64", "96", "128")
+
+
+def test_the_experiment_folder_is_named_or_given(monkeypatch, tmp_path):
+    from pipelines.experiment import cli as experiment
+
+    chosen = []
+    monkeypatch.setattr(experiment, "run_and_print", lambda config, out_dir, overwrite: chosen.append(out_dir))
+    for args in ([], ["--name", "mine"], ["--out", str(tmp_path / "x")]):
+        assert CliRunner().invoke(cxr, ["experiment", "demo", *args]).exit_code == 0
+    assert chosen == [experiment.RUNS_ROOT / "demo", experiment.RUNS_ROOT / "mine", tmp_path / "x"]

@@ -26,6 +26,10 @@ def experiment_cli():
     """The experiment end to end: v1 vs v2 with intervals, one report; v3's counterfactual set."""
 
 
+OUT_OPTION = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help="Exact experiment folder anywhere (instead of --name).")
+
+
 def experiment_options(command):
     options = [
         click.option("--dataset", default="cxr3", show_default=True,
@@ -64,6 +68,7 @@ def experiment_options(command):
                           "or auto; see `cxr classify train --help` [default: each profile's, auto]."),
         click.option("--name", default=None,
                      help="Experiment folder under runs/compare/ [default: from the settings]."),
+        OUT_OPTION,
         click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings."),
     ]
     for option in reversed(options):
@@ -90,9 +95,16 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
         raise click.UsageError(str(exc)) from None
 
 
-def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> None:
+def experiment_folder(name: str | None, out: Path | None) -> Path | None:
+    """``--out``, else ``--name`` under runs/compare/, else None (a name from the settings)."""
+    if name and out:
+        raise click.UsageError("pass --name or --out, not both")
+    return out or (RUNS_ROOT / name if name else None)
+
+
+def run_and_print(config: CompareConfig, out_dir: Path | None, overwrite: bool) -> None:
     start = time.perf_counter()
-    out = run_compare(config, RUNS_ROOT / name if name else None, overwrite=overwrite, log=click.echo)
+    out = run_compare(config, out_dir, overwrite=overwrite, log=click.echo)
     if not world_from_env().is_main:
         return  # rank 0 reports
     result = read_json(out / "report.json")
@@ -104,19 +116,20 @@ def run_and_print(config: CompareConfig, name: str | None, overwrite: bool) -> N
 
 @experiment_cli.command("compare")
 @experiment_options
-def compare_cmd(name, overwrite, **options):
+def compare_cmd(name, out, overwrite, **options):
     """Train v1 and v2 on the same split and seeds; report the v2 − v1 difference with its
     uncertainty, a shortcut audit, Grad-CAM grids and a progression figure."""
-    run_and_print(build_config(**options), name, overwrite)
+    run_and_print(build_config(**options), experiment_folder(name, out), overwrite)
 
 
 @experiment_cli.command("demo")
-@click.option("--name", default="demo", show_default=True, help="Experiment folder under runs/compare/.")
+@click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: demo].")
+@OUT_OPTION
 @click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings.")
-def demo_cmd(name, overwrite):
+def demo_cmd(name, out, overwrite):
     """The whole experiment on the CPU demo settings (reuses finished steps when re-run)."""
     config = CompareConfig(seeds=DEMO["seeds"], classifier=DEMO["classifier"], gan=DEMO["gan"])
-    run_and_print(config, name, overwrite)
+    run_and_print(config, experiment_folder(name, out) or RUNS_ROOT / "demo", overwrite)
 
 
 @experiment_cli.command("counterfactual")
