@@ -9,7 +9,7 @@ import click
 
 from cxrdata import CLASSES, SPLITS
 from runkit.cli import OneLineErrors
-from runkit.options import input_run
+from runkit.options import choices, input_run
 from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
@@ -379,10 +379,7 @@ def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str
     """Training and inference images/s and Grad-CAM ms/image per backbone (random weights)."""
     from .bench import bench_backbone
 
-    names = [b.strip() for b in backbones.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BACKBONES]
-    if unknown:
-        raise click.ClickException(f"unknown backbone(s) {', '.join(unknown)}; choose from {', '.join(BACKBONES)}")
+    names = choices(backbones, BACKBONES, "--backbones", "backbone")
     torch_device = pick_device(device)
     click.echo(f"device {torch_device}, {size} px, batch {batch_size}, median of {reps}")
     click.echo(f"{'backbone':<16} {'train img/s':>12} {'infer img/s':>12} {'Grad-CAM ms/img':>16}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from runkit.cli import OneLineErrors
-from runkit.options import comma_joined
+from runkit.options import choices, comma_joined
 
 from . import cache
 from .dataset import CXRDataset
@@ -82,7 +82,7 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, i
     if if_missing and (dest / "metadata.csv").is_file():
         click.echo(f"corpus present at {dest}; nothing fetched")
         return
-    chosen = parse_sources(sources)
+    chosen = set(choices(sources, SOURCES, "--sources", "source"))
     base_urls = parse_mirrors(mirrors)
     rows = read_metadata(metadata)
     fetcher = Fetcher(dest, mirrors=base_urls, jobs=jobs, retries=retries, timeout=timeout, route=route)
@@ -105,15 +105,6 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, i
                                    "run the same command again to retry them")
     write_metadata(metadata, dest)
     click.echo(f"corpus ready at {dest}" + ("" if dest == data_root() else f" (set CXR_DATA={dest})"))
-
-
-def parse_sources(text: str) -> set[str]:
-    chosen = {name.strip() for name in text.split(",") if name.strip()}
-    unknown = chosen - set(SOURCES)
-    if unknown or not chosen:
-        raise click.BadParameter(f"{', '.join(sorted(unknown)) or 'none given'}; choose from "
-                                 f"{', '.join(SOURCES)}", param_hint="--sources")
-    return chosen
 
 
 def parse_mirrors(pairs: tuple[str, ...]) -> dict[str, str]:

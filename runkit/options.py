@@ -30,12 +30,13 @@ def comma_joined(values) -> tuple[str, ...]:
 
 
 def choices(text: str, known, option: str, what: str) -> list[str]:
-    """``"a,b"`` → ``["a", "b"]``, each one of ``known``; an unknown one names ``option`` and ``what`` it is."""
+    """``"a,b"`` → ``["a", "b"]``, at least one, each one of ``known``; an unknown one names ``option``
+    and ``what`` it is."""
     chosen = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in known]
-    if unknown:
-        raise click.BadParameter(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}",
-                                 param_hint=option)
+    if unknown or not chosen:
+        problem = f"unknown {what}(s) {', '.join(unknown)}" if unknown else f"no {what} given"
+        raise click.BadParameter(f"{problem}; choose from {', '.join(known)}", param_hint=option)
     return chosen
 
 

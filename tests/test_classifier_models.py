@@ -158,7 +158,7 @@ def test_bench_reports_positive_rates_and_refuses_unknown_backbones():
     assert set(rates) == {"train_images_per_s", "inference_images_per_s", "gradcam_ms_per_image"}
     assert all(v > 0 for v in rates.values())
     result = CliRunner().invoke(classify_cli, ["bench", "--backbones", "resnet18,lenet"])
-    assert result.exit_code == 1 and "unknown backbone(s) lenet" in result.output
+    assert result.exit_code == 2 and "unknown backbone(s) lenet" in result.output
 
 
 def test_train_help_explains_flips_and_profiles():

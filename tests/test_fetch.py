@@ -277,7 +277,8 @@ def test_a_read_only_destination_fails_before_any_download(stand_in, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sources", "ieee8023,banana"], "banana; choose from ieee8023"),
+    (["--sources", "ieee8023,banana"], "unknown source(s) banana; choose from ieee8023"),
+    (["--sources", " , "], "no source given; choose from ieee8023"),
     (["--mirror", "nih"], "'nih': expected SOURCE=http(s)://"),
     (["--mirror", "pubmed=http://x"], "'pubmed=http://x': expected SOURCE="),
     (["--jobs", "0"], "Invalid value for '--jobs'"),
