@@ -174,11 +174,12 @@ FIELDS = {f.name: f for f in dataclasses.fields(GANConfig)}
 def from_run(config_file, **overrides) -> GANConfig:
     """The settings of a run's ``config.json`` with the given fields replaced (``None`` values are
     ignored): a new run that starts from a finished one's settings."""
+    saved = read_settings(config_file)  # names the file itself when it is not a config
     try:
-        return GANConfig.from_dict(read_settings(config_file)).replace(
-            **current_names({k: v for k, v in overrides.items() if v is not None}))
+        given = current_names({k: v for k, v in overrides.items() if v is not None})
+        return GANConfig.from_dict(saved).replace(**given)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{config_file}: {exc}" if str(config_file) not in str(exc) else str(exc)) from None
+        raise ValueError(f"{config_file}: {exc}") from None
 
 
 def from_profile(name: str = "cpu", **overrides) -> GANConfig:

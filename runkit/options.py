@@ -32,7 +32,7 @@ def comma_joined(values) -> tuple[str, ...]:
 def choices(text: str, known, option: str, what: str) -> list[str]:
     """``"a,b"`` → ``["a", "b"]``, at least one, each one of ``known``; an unknown one names ``option``
     and ``what`` it is."""
-    chosen = [v.strip() for v in text.split(",") if v.strip()]
+    chosen = list(comma_joined((text,)))
     unknown = [v for v in chosen if v not in known]
     if unknown or not chosen:
         problem = f"unknown {what}(s) {', '.join(unknown)}" if unknown else f"no {what} given"

@@ -21,7 +21,7 @@ from cyclegan.config import from_profile
 from cyclegan.train import train as train_gan
 from runkit import distributed
 from runkit.device import pick_device
-from runkit.rundir import read_json, runs_root, settings, write_json
+from runkit.rundir import read_json, read_settings, runs_root, write_json
 
 from pipelines.experiment.counterfactual import make_counterfactual
 from cxrdata.folds import kfold_manifests, write_folds
@@ -212,7 +212,7 @@ def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progres
 
 def _check_gan_split(replicate: Replicate) -> None:
     """The GAN must have learned from this replicate's training split only."""
-    gan_manifest = settings(read_json(replicate.gan_run / "config.json"))["dataset"]
+    gan_manifest = read_settings(replicate.gan_run / "config.json")["dataset"]
     if manifest_path(gan_manifest).resolve() != manifest_path(replicate.manifest).resolve():
         raise CompareError(f"gan_run {replicate.gan_run} was trained on {gan_manifest!r} but the "
                            f"experiment uses {replicate.manifest!r}: its images may include this "
