@@ -17,7 +17,8 @@ TRAIN := $(if $(NPROC),$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) --
 
 SHORTCUT_VARIANTS ?= framing,v3,adversary,v3+adversary,v2,v2+v3,v2+adversary,v2+v3+adversary
 REPRODUCE_PROFILE ?= cpu
-.PHONY: test-fast lint export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
+SEGMENTER ?=
+.PHONY: lungs lungs-only lungs-train test-fast lint export reproduce choose-backbone help install corpus fetch import gpu-check gpu-check-data counterfactual shortcut-proof choose-v3 gan-variants precision-check data manifests test tensorboard clean demo compare classify gan-train synth bench evaluate mitigations serve gate-check load-test
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -90,6 +91,15 @@ classify: corpus  ## Train + test a classifier: NPROC, PRECISION, AUG=v1|v2|v3|v
 	$(TRAIN) classify train --aug $(AUG) --dataset $(DATASET) --synth $(SYNTH) --cam-class $(CAM_CLASS) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(BACKBONE),--backbone $(BACKBONE)) \
 	  $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(PRECISION),--precision $(PRECISION)) $(CLASSIFY_ARGS)
+
+lungs: corpus  ## The lung segmenter measured: held-out Dice/HD95 per source and label, masks for the corpus (cached), overlays: runs/lungs/report/ (SEGMENTER=FILE).
+	$(CXR) lungs evaluate $(if $(SEGMENTER),--segmenter $(SEGMENTER)) $(LUNGS_ARGS)
+
+lungs-only: corpus  ## Whole image or lungs only? v1 both ways over 3 seeds, decided on validation: runs/mitigations/lungs-only/choice.md.
+	$(CXR) study lungs-only $(LUNGS_ONLY_ARGS)
+
+lungs-train: corpus  ## Retrain the lung segmenter's fold models on the human masks (~16 min on 2 cores): runs/lungs/segmenter/ (LUNGS_TRAIN_ARGS).
+	$(CXR) lungs train $(LUNGS_TRAIN_ARGS)
 
 GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check-data: corpus  ## The folder gpu-check reads (300 training images at 256 px + manifest, under 40 MB): gpu-check-data/.

@@ -5,6 +5,7 @@ import click
 
 from classifier.cli import classify_cli
 from cxrdata.cli import data_cli
+from cxrdata.lungs.cli import lungs_cli
 from cyclegan.cli import gan_cli
 from runkit.cli import DEBUG_ENV, OneLineErrors
 
@@ -29,7 +30,7 @@ def pipeline_cli():
     `cxr classify progression`."""
 
 
-for group in (data_cli, gan_cli, classify_cli, experiment_cli, study_cli, perf_cli):
+for group in (data_cli, lungs_cli, gan_cli, classify_cli, experiment_cli, study_cli, perf_cli):
     main.add_command(group)
 for group in (experiment_cli, study_cli, perf_cli):
     for name, command in group.commands.items():

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import classifier.evaluation.crosssource as crosssource
+from cxrdata.lungs.human import build_mask_manifest
 from cxrdata.manifest import Manifest, data_root, manifest_path
 from cxrdata.splits import write_manifests
 from runkit.machine import describe
@@ -30,7 +31,8 @@ HAVE_CORPUS = (CORPUS_ROOT / "metadata.csv").is_file()
 
 def pytest_configure(config) -> None:
     """Without the corpus, point every data_root() and manifest name (subprocesses too) at the small
-    set and its cxr3 and makris2020 manifests, built by the project's own splitter."""
+    set and its cxr3 and makris2020 manifests, built by the project's own splitter, and at its lung
+    masks and their manifest."""
     if HAVE_CORPUS:
         return
     if os.environ.get("CXR_REQUIRE_CORPUS"):
@@ -40,6 +42,10 @@ def pytest_configure(config) -> None:
     config.cxr_small_manifests = manifests
     write_manifests(FIXTURES / "cxr" / "metadata.csv", manifests)
     os.environ["CXR_DATA"], os.environ["CXR_MANIFESTS"] = str(FIXTURES / "cxr"), str(manifests)
+    os.environ["CXR_LUNG_MASKS"] = str(FIXTURES / "lung-masks")
+    build_mask_manifest(FIXTURES / "lung-masks" / "lung-masks.csv",
+                        Manifest.read(FIXTURES / "cxr" / "metadata.csv", default_split="train"),
+                        manifests / "lung-masks.csv")
 
 
 def pytest_unconfigure(config) -> None:

@@ -7,7 +7,10 @@ Takes whole patients, in patient-id order, until each (source, label) has its qu
 every image to at most 128 px (Lanczos, 8-bit grayscale PNG) and writes ``cxr/metadata.csv`` in
 the corpus's own format (``sha256``, ``width``, ``height`` of the small file; the upstream
 ``original_*``, ``license`` and ``url`` kept). ``raw-samples/`` is copied unchanged;
-``raw-samples.csv`` beside it names where each raw file comes from.
+``raw-samples.csv`` beside it names where each raw file comes from. ``lung-masks/`` holds the
+human lung masks (V7 Labs, CC BY 4.0) of the chosen images, resized to the small images' sizes
+(bilinear, thresholded at 128, as the shared masks were made) with ``lung-masks.csv`` in the
+shared format.
 """
 from __future__ import annotations
 
@@ -64,6 +67,33 @@ def shrink(source: Path, target: Path) -> tuple[int, int]:
         return image.size
 
 
+def shrink_masks(shared_data: Path, chosen: list[dict]) -> int:
+    """The human lung masks of ``chosen`` at the small images' sizes, and their lung-masks.csv."""
+    with open(shared_data / "lung-masks" / "lung-masks.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        columns, rows = reader.fieldnames, [r for r in reader]
+    sizes = {r["image_id"]: (int(r["width"]), int(r["height"])) for r in chosen}
+    out = HERE / "lung-masks"
+    shutil.rmtree(out, ignore_errors=True)
+    kept = []
+    for row in rows:
+        if row["image_id"] not in sizes:
+            continue
+        with Image.open(shared_data / "lung-masks" / row["mask"]) as mask:
+            small = mask.convert("L").resize(sizes[row["image_id"]], Image.BILINEAR).point(lambda v: 255 * (v >= 128))
+        target = out / row["mask"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        small.save(target, optimize=True)
+        histogram = small.histogram()
+        row["lung_fraction"] = f"{histogram[255] / sum(histogram):.3f}"
+        kept.append(row)
+    with open(out / "lung-masks.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(kept)
+
+
 def main(shared_data: Path) -> None:
     with open(shared_data / "cxr" / "metadata.csv", newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -82,7 +112,8 @@ def main(shared_data: Path) -> None:
     raw = HERE / "raw-samples"
     for file in sorted((shared_data / "raw-samples").iterdir()):
         shutil.copyfile(file, raw / file.name)
-    print(f"{len(chosen)} images in {out}")
+    masks = shrink_masks(shared_data, chosen)
+    print(f"{len(chosen)} images in {out}, {masks} lung masks")
 
 
 if __name__ == "__main__":

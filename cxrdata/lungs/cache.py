@@ -1,0 +1,118 @@
+"""Lung masks for the images of a manifest, predicted once and cached.
+
+A mask is cached as a PNG under ``$CXR_CACHE/lungs/<segmenter sha256>/<image sha256>-f<fold>.png``:
+keyed by the image's bytes, the segmenter's file and the fold model that segmented it, so a new
+segmenter, or a changed image, never reuses an old mask. The image itself is checked against its
+manifest checksum before it is segmented.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from runkit.rundir import write_bytes
+
+from ..cache import cache_dir
+from ..images import fit_square, read_grayscale
+from ..manifest import Manifest, Record, check_checksum
+from .regions import apply_region, as_uint8, check_region
+from .segmenter import Segmenter, default_segmenter
+
+BATCH = 16
+
+
+def mask_cache_dir(segmenter: Segmenter) -> Path:
+    return cache_dir() / "lungs" / segmenter.checksum[:16]
+
+
+def _cached_path(segmenter: Segmenter, record: Record) -> Path:
+    return mask_cache_dir(segmenter) / f"{record.sha256}-f{segmenter.fold_for(record.patient_id, record.sha256)}.png"
+
+
+def _read_png(path: Path) -> np.ndarray | None:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) >= 128
+    except (OSError, ValueError):
+        return None  # missing or damaged: predicted again
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    """A boolean mask as an 8-bit PNG (0 / 255), atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, "PNG", optimize=True)
+    write_bytes(path, buffer.getvalue())
+
+
+def lung_masks(manifest: Manifest, segmenter: Segmenter, progress: bool = True) -> list[np.ndarray]:
+    """Boolean lung masks of every image of ``manifest`` at the image's own size (cross-fitted)."""
+    masks: list[np.ndarray | None] = []
+    for record in manifest:
+        cached = _cached_path(segmenter, record)
+        mask = _read_png(cached) if cached.is_file() else None
+        masks.append(mask)
+    missing = [i for i, m in enumerate(masks) if m is None]
+    by_fold: dict[int, list[int]] = {}
+    for i in missing:
+        by_fold.setdefault(segmenter.fold_for(manifest[i].patient_id, manifest[i].sha256), []).append(i)
+    with tqdm(total=len(missing), desc=f"segmenting lungs of {manifest.name}", unit="img",
+              disable=not progress or not missing) as bar:
+        for fold, indices in by_fold.items():
+            for start in range(0, len(indices), BATCH):
+                chosen = indices[start:start + BATCH]
+                grays = []
+                for i in chosen:
+                    check_checksum(manifest[i])
+                    grays.append(read_grayscale(manifest[i].file))
+                for i, mask in zip(chosen, segmenter.masks(grays, fold)):
+                    save_mask(_cached_path(segmenter, manifest[i]), mask)
+                    masks[i] = mask
+                bar.update(len(chosen))
+    return masks  # type: ignore[return-value]
+
+
+def fitted_masks(manifest: Manifest, size: int, segmenter: Segmenter, progress: bool = True) -> np.ndarray:
+    """``(N, size, size)`` bool masks cropped and resized exactly as :func:`cxrdata.cache.decode`
+    fits each image, so mask and image stay aligned."""
+    masks = lung_masks(manifest, segmenter, progress)
+    return np.stack([fit_square(m.astype(np.uint8) * 255, size) >= 128 for m in masks]) if masks \
+        else np.zeros((0, size, size), dtype=bool)
+
+
+def with_region(manifest: Manifest, images: np.ndarray, region: str, segmenter: Segmenter | None = None,
+                progress: bool = True) -> np.ndarray:
+    """``(N, size, size)`` uint8 ``images`` of ``manifest`` as a model of ``region`` sees them
+    (:func:`cxrdata.lungs.regions.apply_region`, with each image's cross-fitted lung mask)."""
+    if check_region(region) == "full" or not len(images):
+        return images
+    size = images.shape[-1]
+    masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
+    shown = apply_region(torch.from_numpy(images).float().div(255).unsqueeze(1),
+                         torch.from_numpy(masks).float().unsqueeze(1), region)
+    return as_uint8(shown.squeeze(1))
+
+
+def seen_masks(manifest: Manifest, size: int, region: str, segmenter: Segmenter | None = None,
+               progress: bool = True) -> np.ndarray:
+    """``(N, size, size)`` bool lung masks in the frame a model of ``region`` sees (cropped as the
+    images are for ``lungs-only``; in place otherwise)."""
+    masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
+    if region != "lungs-only" or not len(masks):
+        return masks
+    return with_region(manifest, masks.astype(np.uint8) * 255, region, segmenter, progress) >= 128
+
+
+def image_and_mask(record: Record, segmenter: Segmenter) -> tuple[np.ndarray, np.ndarray]:
+    """One image (checked) and its lung mask, both at the image's size."""
+    mask = lung_masks(Manifest([record], name=Path(record.path).name), segmenter, progress=False)[0]
+    return decode_native(record), mask
+
+
+def decode_native(record: Record) -> np.ndarray:
+    check_checksum(record)
+    return read_grayscale(record.file)
