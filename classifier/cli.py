@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cxrdata import CLASSES, SPLITS
+from cxrdata.lungs.regions import REGION_HELP, REGIONS
 from runkit.cli import OneLineErrors
 from runkit.options import choices, input_run
 from runkit.distributed import world_from_env
@@ -108,8 +109,13 @@ def classify_cli():
 @_option("zoom", "Augmentation: random scale in [1 - zoom, 1 + zoom].", type=float)
 @_option("hflip", "Augmentation: probability of a horizontal flip. Flips MIRROR ANATOMY (heart on the "
                   "right); 0 turns them off.", type=float)
-@_switch("hide_lungs", "Shortcut control: black out the central box [0.15, 0.85]² of every image (train, "
-                       "val, test and predict). If accuracy stays high, the model is not using the lungs.")
+@_switch("hide_lungs", "Shortcut control (the box): black out the central 70 % × 70 % square [0.15, 0.85]², 49 % "
+                       "of the image, in every image (train, val, test and predict). It leaves the apices, the "
+                       "lateral lung fields and the costophrenic angles visible: --region lungs-removed hides "
+                       "the lungs themselves.")
+@_option("region", "What the model sees of each image, from the lung segmenter's cross-fitted masks (train, "
+                   f"val, test, predict and serve alike; saved with the model): {REGION_HELP}. lungs-removed "
+                   "and outline are shortcut controls; lungs-only is a mitigation.", type=click.Choice(REGIONS))
 @_switch("style_augment", "Shortcut mitigation: restyle training images at random like other sources "
                           "(gamma, contrast, blur, noise, JPEG re-compression, a grey band over one border, "
                           "burned-in markers) so that image style stops marking a class.")
@@ -137,7 +143,8 @@ def classify_cli():
                       "docs/scaling.md, 'Precision and CPU speed').", type=click.Choice(PRECISIONS))
 @click.option("--name", default=None,
               help="Run folder name under runs/classify/ [default: <dataset>-<aug>-<backbone>, "
-                   "e.g. cxr3-v1-efficientnet_lite0; '-lungs-hidden' added with --hide-lungs].")
+                   "e.g. cxr3-v1-efficientnet_lite0; '-lungs-hidden' added with --hide-lungs, '-<region>' with "
+                   "--region].")
 @click.option("--out", "--run-dir", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Exact run folder (overrides --name; --run-dir: its old name).")
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "

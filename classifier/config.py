@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxrdata import CLASSES
+from cxrdata.lungs.regions import REGIONS
 from runkit.device import PRECISIONS
 from runkit.rundir import read_settings
 
@@ -47,7 +48,8 @@ class ClassifierConfig:
     select: str = "best-val"  # the model kept: best-val (val accuracy, then loss) | last (the last epoch)
     weighted_sampling: bool = False  # draw training images with equal expected counts per class
     augment: AugmentSettings = field(default_factory=AugmentSettings)
-    hide_lungs: bool = False  # black out the central box in every image (shortcut control)
+    hide_lungs: bool = False  # black out the central 70 % x 70 % square, 49 % of the image (box control)
+    region: str = "full"  # what the model sees: full | lungs-removed | lungs-only | outline (cxrdata.lungs.regions)
     # shortcut mitigations (classifier/training/shortcuts.py; measured in docs/results/2026-11-generalisation.md)
     style_augment: bool = False  # random source-like restyling of training images
     equalize: bool = False  # per-image histogram equalisation in the model's input path
@@ -78,6 +80,8 @@ class ClassifierConfig:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.head not in HEADS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.region not in REGIONS:
+            raise ConfigError(f"unknown region {self.region!r}; choose one of {', '.join(REGIONS)}")
         if self.select not in SELECTIONS:
             raise ConfigError(f"unknown select {self.select!r}; choose one of {', '.join(SELECTIONS)}")
         if self.cam_class not in CAM_CLASSES:
@@ -104,7 +108,7 @@ class ClassifierConfig:
         """The default run folder name, e.g. ``cxr3-v1-efficientnet_lite0``."""
         stem = Path(self.dataset).stem
         return (f"{stem}-{self.aug.replace('+', '-')}-{self.backbone}" + ("-adversary" if self.source_adversary else "")
-                + ("-lungs-hidden" if self.hide_lungs else ""))
+                + ("-lungs-hidden" if self.hide_lungs else "") + ("" if self.region == "full" else f"-{self.region}"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

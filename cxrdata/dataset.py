@@ -14,14 +14,17 @@ from .manifest import CLASSES, Manifest
 
 class CXRDataset(Dataset):
     """Images of ``manifest`` at ``size`` px, decoded once (see :mod:`cxrdata.cache`), or the
-    already decoded ``images`` ``(N, size, size)`` uint8 when given.
+    already decoded ``images`` ``(N, size, size)`` uint8 when given; shown as a model of ``region``
+    sees them (:data:`cxrdata.lungs.regions.REGIONS`: the whole image, or with the lungs removed,
+    only the lungs, or their outline, from each image's cross-fitted lung mask).
 
     ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, size, size)`` float tensor in
     [0, 1] after the optional ``transform``, and ``label`` the index in :data:`CLASSES`.
     """
 
     def __init__(self, manifest: Manifest, size: int, transform: Callable | None = None,
-                 progress: bool = True, use_cache: bool = True, images: np.ndarray | None = None):
+                 progress: bool = True, use_cache: bool = True, images: np.ndarray | None = None,
+                 region: str = "full"):
         self.manifest = manifest
         self.size = size
         self.transform = transform
@@ -29,6 +32,11 @@ class CXRDataset(Dataset):
             raise ValueError(f"images of shape {images.shape} do not fit {len(manifest)} images at {size} px")
         self.images: np.ndarray = (images if images is not None
                                    else cached_images(manifest, size, progress=progress, use_cache=use_cache))
+        self.region = region
+        if region != "full":
+            from .lungs.cache import with_region
+
+            self.images = with_region(manifest, self.images, region, progress=progress)
         self.labels = torch.tensor(manifest.labels, dtype=torch.long)
 
     def __len__(self) -> int:

@@ -106,7 +106,7 @@ def per_source(true: np.ndarray, predicted: np.ndarray, sources: np.ndarray,
 
 
 def evaluate_out_of_source(predict, dataset: Manifest, train: Manifest, size: int,
-                           progress: bool = True) -> tuple[Manifest, np.ndarray] | str:
+                           progress: bool = True, region: str = "full") -> tuple[Manifest, np.ndarray] | str:
     """Predict the out-of-source images of ``dataset``: ``(manifest, probabilities)``, or the
     reason there are none. ``predict`` maps a :class:`CXRDataset` to probabilities."""
     corpus = corpus_manifest()
@@ -115,7 +115,7 @@ def evaluate_out_of_source(predict, dataset: Manifest, train: Manifest, size: in
     images = out_of_source(corpus, dataset, train)
     if not len(images):
         return "every corpus source is in the training set for every class"
-    return images, predict(CXRDataset(images, size, progress=progress))
+    return images, predict(CXRDataset(images, size, progress=progress, region=region))
 
 
 def cross_source_markdown(block: dict | str) -> list[str]:

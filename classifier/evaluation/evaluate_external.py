@@ -89,7 +89,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
                                                "evaluate on a machine with more memory, or with --device cpu"):
         rundir.open_run(out_dir, settings, overwrite=(out_dir / rundir.CONFIG).is_file())  # unfinished or asked
 
-        dataset = CXRDataset(readable, size, images=images)
+        dataset = CXRDataset(readable, size, images=images, region=config.get("region", "full"))
         maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
                                                     progress)
         cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)

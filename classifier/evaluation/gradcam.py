@@ -84,16 +84,21 @@ def border_mask(height: int, width: int, band: float = BORDER_BAND) -> torch.Ten
     return ~(inside_rows[:, None] & inside_cols[None, :])
 
 
+def mass_share(cams: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per map of ``(B, H, W)``: the share of CAM mass where ``masks`` (``(H, W)`` or ``(B, H, W)``,
+    bool) is true; NaN for an empty map."""
+    total = cams.flatten(1).sum(1)
+    inside = (cams * masks.to(cams.device, cams.dtype)).flatten(1).sum(1)
+    return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan")))
+
+
 def border_share(cams: torch.Tensor, band: float = BORDER_BAND) -> torch.Tensor:
     """Per map of ``(B, H, W)``: the share of CAM mass in the border band (NaN for an empty map).
 
     A map spread evenly would give :func:`border_area`; much more than that means the model
     looks at the image edges (text markers, borders) rather than the lungs.
     """
-    mask = border_mask(*cams.shape[-2:], band=band).to(cams.device)
-    total = cams.flatten(1).sum(1)
-    border = (cams * mask).flatten(1).sum(1)
-    return torch.where(total > 0, border / total.clamp_min(1e-12), torch.full_like(total, float("nan")))
+    return mass_share(cams, border_mask(*cams.shape[-2:], band=band))
 
 
 def border_area(band: float = BORDER_BAND) -> float:

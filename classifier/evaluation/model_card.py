@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from cxrdata import CLASSES
+from cxrdata.lungs.regions import REGION_NOTES
 from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, write_bytes
 from runkit.formatting import pct, rate_with_ci
@@ -91,6 +92,11 @@ def _audit(metrics: dict) -> list[str]:
                  if share > area else "less than the border's share of the image")
         lines.append(f"- Grad-CAM: {pct(share)} % of each map's weight lies in the outer {pct(cams['band'])} % band, "
                      f"which is {pct(area)} % of the image: {where}.")
+    if cams.get("mean_lung_share") is not None:
+        inside, lungs = cams["mean_lung_share"], cams["mean_lung_area"]
+        lines.append(f"- Grad-CAM: {pct(inside)} % of each map's weight lies inside the predicted lungs, which "
+                     f"cover {pct(lungs)} % of the image the model sees: "
+                     + ("the maps lean to the lungs." if inside > lungs else "the maps lean away from the lungs."))
     return lines or ["- No within-source comparison was possible on this test split."]
 
 
@@ -116,7 +122,9 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
              f"- {config['backbone']} with a new `{config.get('head', 'linear')}` head; pretrained weights: {weights}.",
              f"- Input: one grayscale channel, {config['image_size']} × {config['image_size']} px in [0, 1]"
              + ("; histogram equalised inside the model" if config.get("equalize") else "")
-             + ("; the central box blacked out (lungs hidden)" if config.get("hide_lungs") else "") + ".",
+             + ("; the central 70 % × 70 % box blacked out" if config.get("hide_lungs") else "")
+             + (f"; region {config['region']}: {REGION_NOTES[config['region']]}"
+                if config.get("region", "full") != "full" else "") + ".",
              f"- Training: {config['aug']} augmentation, {metrics['training']['epochs_run']} epochs (Adam lr "
              f"{config['lr']:g}, batch {config['batch_size']}), model kept: {config.get('select', 'best-val')} "
              f"(epoch {metrics['training']['best_epoch'] + 1}); precision {precision}; seed {config['seed']}; "

@@ -101,7 +101,9 @@ def report_markdown(summary: dict) -> str:
         f"# Classifier run `{summary['run']}`", "",
         f"{config['backbone']} (weights {config['weights']}), {config['aug']}, {config['image_size']} px, "
         f"profile {config['profile']}, dataset {config['dataset']}"
-        + (", **lungs hidden**" if config["hide_lungs"] else "") + ".", "",
+        + (", **the central box hidden** (70 % × 70 %, 49 % of the image)" if config["hide_lungs"] else "")
+        + (f", **region {config['region']}** (from the lung segmenter's masks)"
+           if config.get("region", "full") != "full" else "") + ".", "",
         f"**Test accuracy {test['accuracy']:.3f}** ({test['correct']}/{test['n']}; Wilson 95% interval "
         f"{low:.3f}–{high:.3f}). Best epoch {summary['training']['best_epoch'] + 1} of "
         f"{summary['training']['epochs_run']} run, chosen on the validation split.", "",
@@ -137,9 +139,16 @@ def report_markdown(summary: dict) -> str:
               f"a map spread evenly would give {cam['border_area']:.2f} (the band's share of the area). "
               "Well above that, the model attends to image edges (markers, text, borders) more than "
               "to the lungs: suspect a shortcut.", "",
-              "| true class | mean border share |", "| --- | --- |"]
+              "The second measure asks the question directly: the share of CAM mass inside the lungs (the "
+              "lung segmenter's masks, in the frame the model sees), beside the lungs' share of the image. A "
+              "model reading the lungs puts more of its map there than their area; one reading the "
+              "surroundings, less.", "",
+              "| true class | mean border share | mean share inside the lungs | lungs' share of the image |",
+              "| --- | --- | --- | --- |"]
     for name, value in cam["mean_border_share_by_true_class"].items():
-        lines.append(f"| {name} | {decimal(value)} |")
+        inside = cam.get("mean_lung_share_by_true_class", {}).get(name)
+        area = cam.get("mean_lung_area_by_true_class", {}).get(name)
+        lines.append(f"| {name} | {decimal(value)} | {decimal(inside)} | {decimal(area)} |")
     lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
               "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
     return "\n".join(lines + ["## Caveat", "", source_caveat(summary["train_sources"]), ""])

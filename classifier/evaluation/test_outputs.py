@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cxrdata import CLASSES, CXRDataset
+from cxrdata.lungs.cache import seen_masks
 from runkit import device as devices, rundir
 
 import classifier.evaluation.crosssource as crosssource
@@ -16,7 +17,7 @@ import classifier.evaluation.crosssource as crosssource
 import classifier.evaluation.run_files as report
 from classifier.config import ClassifierConfig
 from classifier.training.data import SYNTHETIC_SOURCE, Splits
-from classifier.evaluation.gradcam import BORDER_BAND, GradCAM, border_area, border_share
+from classifier.evaluation.gradcam import BORDER_BAND, GradCAM, border_area, border_share, mass_share
 from classifier.evaluation.metrics import classification_metrics
 from classifier.model.backbones import CXRClassifier
 
@@ -65,7 +66,7 @@ def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierC
         return "switched off (--no-cross-source)"
     result = crosssource.evaluate_out_of_source(
         lambda images: predict_probabilities(model, images, config.batch_size, device),
-        splits.train + splits.val + splits.test, splits.train, config.image_size, progress)
+        splits.train + splits.val + splits.test, splits.train, config.image_size, progress, config.region)
     if isinstance(result, str):
         return result
     images, probabilities = result
@@ -111,8 +112,12 @@ def _short(name: str, width: int = 26) -> str:
 
 def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
                probabilities: np.ndarray, cam_class: str) -> dict:
-    """Overlays for every image, one grid per true class, and the border-share summary."""
+    """Overlays for every image, one grid per true class, and the summaries of where the maps lie:
+    the share of CAM mass in the border band, and inside the lungs (the segmenter's masks, in the
+    frame the model sees) beside the lungs' share of the image."""
     shares = border_share(torch.from_numpy(maps)).numpy()
+    lungs = seen_masks(test_set.manifest, test_set.size, test_set.region, progress=False)
+    lung_shares = mass_share(torch.from_numpy(maps), torch.from_numpy(lungs)).numpy()
     predicted = probabilities.argmax(1)
     images, grids = [], {c: ([], []) for c in CLASSES}
     for i, record in enumerate(test_set.manifest):
@@ -121,7 +126,9 @@ def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np
         report.save_overlay(folder / "overlays" / f"{name}.png", gray, maps[i])
         images.append({"image_id": name, "path": record.path, "true": record.label,
                        "predicted": CLASSES[predicted[i]], "cam_class": CLASSES[targets[i]],
-                       "border_share": None if np.isnan(shares[i]) else float(shares[i])})
+                       "border_share": None if np.isnan(shares[i]) else float(shares[i]),
+                       "lung_share": None if np.isnan(lung_shares[i]) else float(lung_shares[i]),
+                       "lung_area": float(lungs[i].mean())})
         tiles, captions = grids[record.label]
         if len(tiles) < report.GRID_SIZE:
             tiles.append(report.overlay(gray, maps[i]))
@@ -131,12 +138,15 @@ def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np
             report.save_grid(folder / f"grid_{label}.png", tiles, captions,
                              f"true {label}: Grad-CAM for the {cam_class} class (first {len(tiles)} images)")
 
-    def mean_share(rows: list[dict]) -> float | None:
-        values = [r["border_share"] for r in rows if r["border_share"] is not None]
+    def mean_of(rows: list[dict], key: str = "border_share") -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
         return float(np.mean(values)) if values else None
 
+    def by_class(key: str) -> dict:
+        return {c: mean_of([r for r in images if r["true"] == c], key) for c in CLASSES}
+
     return {"cam_class": cam_class, "band": BORDER_BAND, "border_area": border_area(),
-            "mean_border_share": mean_share(images),
-            "mean_border_share_by_true_class": {c: mean_share([r for r in images if r["true"] == c])
-                                                for c in CLASSES},
-            "images": images}
+            "mean_border_share": mean_of(images), "mean_border_share_by_true_class": by_class("border_share"),
+            "region": test_set.region, "mean_lung_share": mean_of(images, "lung_share"),
+            "mean_lung_area": mean_of(images, "lung_area"), "mean_lung_share_by_true_class": by_class("lung_share"),
+            "mean_lung_area_by_true_class": by_class("lung_area"), "images": images}

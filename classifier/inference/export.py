@@ -106,7 +106,7 @@ def sample_test_images(config: dict, size: int, progress: bool) -> np.ndarray | 
     except (OSError, ValueError):
         return None
     chosen = Manifest(test.records[:CHECKED_IMAGES], name="export-check")
-    images = CXRDataset(chosen, size, progress=progress).images
+    images = CXRDataset(chosen, size, progress=progress, region=config.get("region", "full")).images
     return (images[:, None].astype(np.float32) / 255.0) if len(images) else None
 
 
@@ -147,7 +147,7 @@ def load_exported(folder: Path, config: dict) -> CXRClassifier:
     from classifier.model.backbones import build_model
 
     model = build_model(config["backbone"], "none", bool(config.get("hide_lungs")), bool(config.get("equalize")),
-                        config.get("head", "linear"))
+                        config.get("head", "linear"), config.get("region", "full"))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     return model
 

@@ -1,15 +1,17 @@
 """Input quality gate: does an image look like a frontal chest X-ray the model can judge?
 
-Four checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
+Five checks, in order: the image is large enough (:data:`MIN_SIDE`), it is not blank or nearly
 uniform (:data:`BLANK_STD`), its shape is not far from the training images' (width / height
 within their range widened by :data:`ASPECT_SLACK`: the score below sees a centre crop, which
-hides a strip's shape), and it looks like the chest X-rays of the training split. The last is an
-out-of-distribution score learnt from real data: a probabilistic PCA model of 48 × 48
-contrast-normalised thumbnails of the dataset's training images; the score is the Mahalanobis
-distance under that model, and the threshold is the :data:`QUANTILE` of the validation split's
-scores, so about 1 % of real held-out CXRs are flagged by construction (measured by
-``cxr classify gate-check``). The gate does not depend on the classifier's weights, so one gate
-serves every run of a dataset; it is cached under the decode cache.
+hides a strip's shape), it looks like the chest X-rays of the training split, and the lung
+segmenter finds plausible lungs in it. The fourth is an out-of-distribution score learnt from
+real data: a probabilistic PCA model of 48 × 48 contrast-normalised thumbnails of the dataset's
+training images; the score is the Mahalanobis distance under that model, and the threshold is
+the :data:`QUANTILE` of the validation split's scores, so about 1 % of real held-out CXRs are
+flagged by construction (measured by ``cxr classify gate-check``). The fifth wants lungs that
+are there, neither a speck nor most of the image, and in few pieces
+(:mod:`cxrdata.lungs.geometry`). The gate does not depend on the classifier's weights, so one
+gate serves every run of a dataset; it is cached under the decode cache.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 from cxrdata import Manifest, manifest_path
 from cxrdata.cache import cache_dir, cached_images
 from cxrdata.images import fit_square, image_size
+from cxrdata.lungs.inputs import lung_problem, lungs_of
 
 # Thumbnail side and components: chosen on documents, screenshots and noise generated with seeds
 # other than those the gate is measured on (never on the test split or the scikit-image samples).
@@ -132,13 +135,22 @@ def aspect_range(manifest: Manifest) -> tuple[float, float]:
 
 
 def checker_for_run(config: dict):
-    """``check(gray) -> Verdict`` for a run: its dataset's gate, or, where the run's training data
-    is not on this machine, a check that says so (every answer then counts as unchecked)."""
+    """``check(gray, lungs=None) -> Verdict`` for a run: its dataset's gate, then the lungs' check
+    (``lungs``: the image's predicted mask, when already at hand). Where the run's training data is
+    not on this machine the gate says so (every answer then counts as unchecked)."""
     try:
-        return gate_for(config["dataset"]).check
+        gate, unavailable = gate_for(config["dataset"]).check, None
     except (ValueError, OSError) as exc:
-        problem = f"quality gate unavailable ({exc})"
-        return lambda gray: Verdict(False, [problem])
+        gate, unavailable = None, f"quality gate unavailable ({exc})"
+
+    def check(gray: np.ndarray, lungs: np.ndarray | None = None) -> Verdict:
+        verdict = gate(gray) if gate else Verdict(False, [unavailable])
+        if verdict.ok or not gate:
+            problem = lung_problem(lungs if lungs is not None else lungs_of(gray))
+            if problem:
+                verdict = Verdict(False, verdict.reasons + [problem], verdict.score, verdict.threshold)
+        return verdict
+    return check
 
 
 def gate_for(dataset: str, progress: bool = False) -> QualityGate:

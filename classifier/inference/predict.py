@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
-from cxrdata.images import fit_square
+from cxrdata.lungs.inputs import as_seen, lungs_of
 from runkit import device as devices, rundir
 from runkit.rundir import runs_root
 
@@ -56,10 +56,15 @@ class Predictor:
         self.config = run_config(run_dir, allow_unfinished)
         self.model, self.size = load_run_model(run_dir, self.device)
 
-    def __call__(self, gray: np.ndarray, cam_classes: tuple[str, ...] = ("predicted",)) -> Analysis:
-        """Classify ``gray`` (any size; centre-cropped and resized as in training) and explain
-        each of ``cam_classes`` ("predicted" or class names), all in one batch."""
-        square = fit_square(gray, self.size)
+    def __call__(self, gray: np.ndarray, cam_classes: tuple[str, ...] = ("predicted",),
+                 lungs: np.ndarray | None = None) -> Analysis:
+        """Classify ``gray`` (any size; centre-cropped and resized as in training, and shown as the
+        model's region sees it, from ``lungs`` or the segmenter's mask) and explain each of
+        ``cam_classes`` ("predicted" or class names), all in one batch."""
+        region = self.model.region
+        if region != "full" and lungs is None:
+            lungs = lungs_of(gray)
+        square = as_seen(gray, lungs, self.size, region)
         image = torch.tensor(square, dtype=torch.float32).div(255).view(1, 1, self.size, self.size).to(self.device)
         explained = list(cam_classes)
         if "predicted" in explained:  # which class that is must be known before explaining it
@@ -95,13 +100,14 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
         except ImageReadError as exc:
             yield exc
             continue
-        analysis = predictor(gray, (cam_class,))
+        lungs = lungs_of(gray)
+        analysis = predictor(gray, (cam_class,), lungs)
         (explained, cam_map), = analysis.maps.items()
         overlay_path = out_dir / _unique(f"{file.stem}.cam-{explained}", used)
         save_overlay(overlay_path, analysis.image, cam_map)
         yield Prediction(file=file, probabilities=analysis.probabilities, predicted=analysis.predicted,
                          cam_class=explained, border_share=analysis.border_shares[explained], overlay=overlay_path,
-                         quality=check(gray))
+                         quality=check(gray, lungs))
 
 
 def write_csv(path: Path | str, predictions: list[Prediction]) -> None:

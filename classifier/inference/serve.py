@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
+from cxrdata.lungs.inputs import lungs_of
 
 from classifier.evaluation.gradcam import border_area
 from classifier.inference.predict import Predictor
@@ -71,9 +72,10 @@ class Service:
                 gray = read_grayscale(path)
             except ImageReadError as exc:
                 raise ImageReadError(name, str(exc).split(": ", 1)[1]) from None
-        verdict = self.check(gray)
         with self._lock:
-            analysis = self.predictor(gray, CLASSES)
+            lungs = lungs_of(gray)
+            verdict = self.check(gray, lungs)
+            analysis = self.predictor(gray, CLASSES, lungs)
         predicted = analysis.predicted
         return {"name": name, "ok": True, "width": int(gray.shape[1]), "height": int(gray.shape[0]),
                 "predicted": predicted, "probabilities": analysis.probabilities,

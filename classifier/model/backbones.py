@@ -23,7 +23,8 @@ from classifier.model.weights import WeightsError, imagenet_timm, imagenet_torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # TensorFlow ports: inputs scaled to [-1, 1]
-IDENTITY_DEFAULTS = {"equalize": False, "head": "linear"}  # checkpoints made before the setting existed
+# what a checkpoint made before a setting existed had
+IDENTITY_DEFAULTS = {"equalize": False, "head": "linear", "region": "full"}
 HEADS = {  # the classifier head on the pooled features, as the papers describe it
     "linear": "one linear layer",
     "dropout": "dropout 0.5, then a linear layer (Makris et al. 2020)",
@@ -108,9 +109,10 @@ class CXRClassifier(nn.Module):
     :class:`GrayscaleInput`."""
 
     def __init__(self, backbone_name: str, backbone: nn.Module, hide_lungs: bool = False,
-                 equalize: bool = False, head: str = "linear", features: int = 0):
+                 equalize: bool = False, head: str = "linear", features: int = 0, region: str = "full"):
         super().__init__()
         self.backbone_name = backbone_name
+        self.region = region  # the part of each image it was trained on (applied to its inputs, not here)
         self.spec = BACKBONES[backbone_name]
         self.input = GrayscaleInput(hide_lungs, equalize, self.spec.mean, self.spec.std)
         self.backbone = backbone
@@ -139,7 +141,8 @@ class CXRClassifier(nn.Module):
     def identity(self) -> dict:
         """What a checkpoint must match to be loaded into this model."""
         return {"backbone": self.backbone_name, "hide_lungs": self.input.hide_lungs,
-                "equalize": self.input.equalize, "head": self.head_kind, "classes": list(CLASSES)}
+                "equalize": self.input.equalize, "head": self.head_kind, "classes": list(CLASSES),
+                "region": self.region}
 
 
 def new_head(kind: str, features: int) -> nn.Module:
@@ -164,7 +167,7 @@ def _architecture(backbone: str) -> nn.Module:
 
 
 def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
-                equalize: bool = False, head: str = "linear") -> CXRClassifier:
+                equalize: bool = False, head: str = "linear", region: str = "full") -> CXRClassifier:
     """A classifier on ``backbone`` with ``weights``: ``imagenet``, ``none`` or a state-dict path.
 
     A state-dict file holds the plain torchvision or timm model (any head size: the head is
@@ -181,7 +184,7 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
             _load_state_dict_file(model, backbone, Path(weights))
     features = submodule(model, spec.head).in_features
     _replace(model, spec.head, new_head(head, features))
-    return CXRClassifier(backbone, model, hide_lungs, equalize, head, features)
+    return CXRClassifier(backbone, model, hide_lungs, equalize, head, features, region)
 
 
 def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
@@ -222,7 +225,8 @@ def model_from_checkpoint(checkpoint: dict, source: Path | str) -> CXRClassifier
         raise CheckpointMismatchError(f"{source}: not a classifier checkpoint (backbone "
                                       f"{checkpoint.get('backbone')!r})")
     model = build_model(checkpoint["backbone"], "none", bool(checkpoint.get("hide_lungs")),
-                        bool(checkpoint.get("equalize")), checkpoint.get("head", IDENTITY_DEFAULTS["head"]))
+                        bool(checkpoint.get("equalize")), checkpoint.get("head", IDENTITY_DEFAULTS["head"]),
+                        checkpoint.get("region", IDENTITY_DEFAULTS["region"]))
     load_weights(model, checkpoint, source)
     return model
 

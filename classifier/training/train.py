@@ -74,7 +74,8 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
            resume: bool, overwrite: bool, progress: bool, hold: ExitStack) -> Path:
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
-    model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize, config.head).to(device)
+    model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize, config.head,
+                        config.region).to(device)
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:
@@ -92,7 +93,8 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
     names = ("train",)  # rank 0 also evaluates
     if world.is_main:
         names = ("train", "test") + (("val",) if len(splits.val) else ())
-    datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress) for name in names}
+    datasets = {name: CXRDataset(getattr(splits, name), config.image_size, progress=progress, region=config.region)
+                for name in names}
     history = fit(model, datasets["train"], datasets.get("val"), config, run_dir, device, progress, world)
     if not world.is_main:
         return run_dir
