@@ -6,7 +6,7 @@ import json
 import pytest
 
 from fake_reference import fake_reference
-from pipelines.perf.bench import run_bench
+from pipelines.perf.bench import run_bench, table
 from runkit.device import native_bf16
 
 
@@ -17,7 +17,7 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
                      log=lambda m: None)
     result = json.loads(path.read_text())
     for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "onnx",
-                "data", "epoch"):
+                "data", "epoch", "lungs"):
         assert key in result, key
     assert [o["backbone"] for o in result["onnx"]] == ["resnet18", "efficientnet_lite0"]
     for o in result["onnx"]:
@@ -43,6 +43,10 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0
     assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
     assert result["epoch"]["cached"]["median"] > 0 and result["epoch"]["decoding"]["median"] > 0
+    lungs = result["lungs"]
+    assert lungs["size"] == 32 and lungs["train_images_per_s"] > 0 and lungs["segment_images_per_s"] > 0
+    assert lungs["corpus_minutes"] == pytest.approx(1754 / lungs["segment_images_per_s"] / 60)
+    assert "lung U-Net 32px segment" in table(result)
     rows = result["reference"]["rows"]  # ours and the reference, alternating, at the same configurations
     assert ({(r["arch"], r["size"], r["precision"]) for r in rows}
             == {(a, 32, p) for a in ("cpu", "paper") for p in precisions})

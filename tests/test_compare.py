@@ -42,7 +42,10 @@ def test_compare_runs_every_step_writes_the_report_and_reuses_it(tiny_manifest, 
     assert 0.0 <= pooled["mcnemar"]["p_value"] <= 1.0
     assert pooled["accuracy"]["low"] <= pooled["accuracy"]["estimate"] <= pooled["accuracy"]["high"]
     assert [p["n"] for p in report["sweep"]] == [0, 1, 2]
-    assert report["lungs_hidden"]["verdict"]
+    controls = report["lung_controls"]
+    assert set(controls) == {"box", "lungs-removed", "lungs-only", "outline"}
+    assert all(controls[name]["verdict"] for name in ("box", "lungs-removed", "outline"))
+    assert "lungs-only" in (out / "report.md").read_text() and report["lung_controls_full"]["accuracy"] >= 0
     assert report["progression"]["patient_id"] == "ieee8023-178"
     assert (out / "figures" / "progression.png").is_file()
     text = (out / "report.md").read_text()
@@ -76,7 +79,7 @@ def test_holdout_source_leaves_the_source_out_of_every_split(tiny_manifest, cxr3
     Manifest(Manifest.read(tiny_manifest).records + few(nih, "train", 2).records + few(nih, "test", 1).records
              ).write(with_nih, extra_columns=EXTRA_COLUMNS)
     config = CompareConfig(dataset=str(with_nih), n_synthetic=1, seeds=(0,), classifier=TINY_CLASSIFIER,
-                           gan=TINY_GAN, holdout_source="nih", lungs_hidden_control=False)
+                           gan=TINY_GAN, holdout_source="nih", lung_controls=False)
     out = run_compare(config, tmp_path / "exp", progress=False, log=lambda m: None)
     derived = Manifest.read(out / "tiny-without-nih.csv")
     assert derived and not any(r.source == "nih" for r in derived)
@@ -118,7 +121,7 @@ def test_a_gan_trained_on_another_split_is_refused(tiny_manifest, tmp_path):
 @pytest.mark.integration
 def test_counterfactual_arms_stand_beside_v1_with_the_same_statistics(mixed_sources_csv, tmp_path):
     config = CompareConfig(dataset=str(mixed_sources_csv), n_synthetic=2, seeds=(0,), classifier=TINY_CLASSIFIER,
-                           gan=TINY_GAN, lungs_hidden_control=False, counterfactual=True)
+                           gan=TINY_GAN, lung_controls=False, counterfactual=True)
     messages = []
     out = run_compare(config, tmp_path / "exp", progress=False, log=messages.append)
     runs = read_json(out / "replicates.json")[0]["runs"]

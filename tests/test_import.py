@@ -67,7 +67,7 @@ def test_the_makris_layout_keeps_its_split_trains_and_evaluates(makris_layout, t
         (run / "metrics.json").read_text())["test"]["accuracy"]
 
     config = CompareConfig(dataset=str(result.path), n_synthetic=2, seeds=(0,), classifier=TINY_CLASSIFIER,
-                           gan=TINY_GAN, lungs_hidden_control=False)
+                           gan=TINY_GAN, lung_controls=False)
     out = run_compare(config, tmp_path / "compare", progress=False, log=lambda *a: None)
     report = json.loads((out / "report.json").read_text())
     assert report["replicates"][0]["v1"]["n"] == report["replicates"][0]["v2"]["n"] == 9

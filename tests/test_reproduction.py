@@ -87,14 +87,15 @@ def test_each_paper_end_to_end_at_tiny_scale(corpus, paper, tmp_path, monkeypatc
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     runs = results["replicates"][0]["runs"]
-    assert {"protocol", "grouped", "lungs-hidden"} <= set(runs)
+    assert {"protocol", "grouped", "box", "lungs-removed", "lungs-only", "outline"} <= set(runs)
     assert results["cost"]["training_seconds"] > 0 and "the classifiers trained in " in report
-    assert "| accuracy |" in report and "(a) patients grouped" in report and "(b) lungs hidden" in report
+    assert "| accuracy |" in report and "(a) patients grouped" in report and "(b) lungs removed" in report
     assert "efficientnet_lite0" in report and "instead of the paper's" in report
     config = json.loads((out / "runs" / "r0-protocol" / "config.json").read_text())
     assert config["weights"] == "imagenet" and config["unfreeze_blocks"] == 0
     assert config["head"] == PROTOCOLS[paper].classifier["head"]
-    assert json.loads((out / "runs" / "r0-lungs-hidden" / "config.json").read_text())["hide_lungs"]
+    assert json.loads((out / "runs" / "r0-box" / "config.json").read_text())["hide_lungs"]
+    assert json.loads((out / "runs" / "r0-lungs-only" / "config.json").read_text())["region"] == "lungs-only"
     if paper == "makris2020":
         assert "second-test" in runs and "Second test set" in report
     if paper == "zebin2020":

@@ -57,8 +57,10 @@ def experiment_options(command):
         click.option("--holdout-source", default=None, metavar="SOURCE",
                      help="Leave this image source (e.g. figure1, ieee8023) out of training, validation and "
                           "test; its images are then classified out of source by every model."),
-        click.option("--no-lungs-hidden", is_flag=True,
-                     help="Skip the control that retrains v1 with the lung region blacked out."),
+        click.option("--no-lung-controls", "--no-lungs-hidden", "no_lung_controls", is_flag=True,
+                     help="Skip the lung controls: v1 retrained (first replicate) with the central box blacked out, "
+                          "with the segmenter's lungs removed, on the lungs only, and on their outline alone "
+                          "(--no-lungs-hidden: the old name)."),
         click.option("--counterfactual", is_flag=True,
                      help="Also train v3 (v1 + counterfactual source translations, labels kept) and v2+v3 on every "
                           "replicate, with a source-translation CycleGAN trained on its training split only; the "
@@ -77,7 +79,7 @@ def experiment_options(command):
 
 
 def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
-                 classifier_set, gan_set, sweep, holdout_source, no_lungs_hidden, counterfactual,
+                 classifier_set, gan_set, sweep, holdout_source, no_lung_controls, counterfactual,
                  precision) -> CompareConfig:
     classifier, gan = key_values(classifier_set, "--set"), key_values(gan_set, "--gan-set")
     if backbone:
@@ -89,7 +91,7 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
                              folds=folds, classifier_profile=classifier_profile, classifier=classifier,
                              gan_profile=gan_profile, gan=gan,
                              gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
-                             holdout_source=holdout_source, lungs_hidden_control=not no_lungs_hidden,
+                             holdout_source=holdout_source, lung_controls=not no_lung_controls,
                              counterfactual=counterfactual)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from None

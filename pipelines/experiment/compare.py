@@ -23,6 +23,7 @@ from runkit import distributed
 from runkit.device import pick_device
 from runkit.rundir import read_json, read_settings, runs_root, write_json
 
+from pipelines.experiment.controls import LUNG_CONTROLS
 from pipelines.experiment.counterfactual import make_counterfactual
 from cxrdata.folds import kfold_manifests, write_folds
 from pipelines.experiment.report import write_report
@@ -49,7 +50,7 @@ class CompareConfig:
     gan: dict = field(default_factory=dict)  # overrides of the GAN profile
     gan_run: str | None = None  # reuse this trained GAN (fixed split only)
     synth_seed: int = 0
-    lungs_hidden_control: bool = True
+    lung_controls: bool = True  # v1 retrained on parts of each image (pipelines.experiment.controls)
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
     counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (experiment.counterfactual)
@@ -110,7 +111,7 @@ class Replicate:
     gan_run: Path | None = None
     synthetic: Path | None = None  # the synthesis folder (manifest.csv inside)
     counterfactual: Path | None = None  # the v3 set's folder (its source-translation GAN beside it)
-    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v1-lungs-hidden"
+    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v1-<lung control>"
 
 
 def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, overwrite: bool = False,
@@ -136,8 +137,8 @@ def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, ove
                                     gan_profile=config.gan_profile, gan=config.gan, overwrite=overwrite,
                                     progress=progress, log=log)
             _classifiers(config, replicate, out_dir, overwrite, progress, log)
-        if config.lungs_hidden_control:
-            _lungs_hidden(config, replicates[0], out_dir, overwrite, progress, log)
+        if config.lung_controls:
+            _lung_controls(config, replicates[0], out_dir, overwrite, progress, log)
 
         def report() -> Path:
             write_json(out_dir / "replicates.json", [_describe(r) for r in replicates])
@@ -269,9 +270,9 @@ def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log
                         counterfactual_manifest=counterfactual)
 
 
-def _lungs_hidden(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
-    _classifier_run(config, replicate, out_dir, "v1-lungs-hidden", overwrite, progress, log,
-                    aug="v1", hide_lungs=True)
+def _lung_controls(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
+    for name, (settings, _) in LUNG_CONTROLS.items():
+        _classifier_run(config, replicate, out_dir, f"v1-{name}", overwrite, progress, log, aug="v1", **settings)
 
 
 def _describe(replicate: Replicate) -> dict:

@@ -51,14 +51,15 @@ class Plan:
     warmup: int
     busy_size: int  # the CycleGAN step timed beside a busy program
     reference_sizes: tuple[int, ...]  # --reference: ours and the reference's train.py, A B A B
+    lungs_size: int  # the lung segmenter's input side
 
 
 FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
             data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1, busy_size=128,
-            reference_sizes=(64, 128))
+            reference_sizes=(64, 128), lungs_size=256)
 QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
              data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1, busy_size=32,
-             reference_sizes=(32,))
+             reference_sizes=(32,), lungs_size=32)
 
 
 # ---- the steps (each runs in its own process) ----------------------------------------------------
@@ -149,6 +150,12 @@ def step_onnx(plan: Plan, backbone: str) -> dict:
             "batches": bench_onnx(backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup)}
 
 
+def step_lungs(plan: Plan) -> dict:
+    from cxrdata.lungs.bench import bench_segmenter
+
+    return bench_segmenter(size=plan.lungs_size, reps=plan.reps, warmup=plan.warmup)
+
+
 def step_data(plan: Plan) -> dict:
     from cxrdata.cli import read_rates
 
@@ -198,7 +205,7 @@ def step_epoch(plan: Plan) -> dict:
 
 STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy,
          "gan_data": step_gan_data, "classifier": step_classifier, "onnx": step_onnx, "data": step_data,
-         "epoch": step_epoch}
+         "epoch": step_epoch, "lungs": step_lungs}
 
 
 def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
@@ -299,6 +306,7 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
             log(f"onnx {backbone}: done")
     result["data"] = run_step("data", quick)
     result["epoch"] = run_step("epoch", quick)
+    result["lungs"] = run_step("lungs", quick)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -369,6 +377,14 @@ def table(result: dict) -> str:
     decode_ms = 1000 * (e["decoding"]["median"] - e["cached"]["median"]) / e["images"]
     lines.append(f"{'  cached / decoding (decoding costs ' + f'{decode_ms:.1f} ms/img)':<46} "
                  f"{e['cached']['median'] / e['decoding']['median']:>10.2f}")
+    if "lungs" in result:
+        g = result["lungs"]
+        for key, label in (("train_images_per_s", "train"), ("segment_images_per_s", "segment")):
+            name = f"lung U-Net {g['size']}px {label}"
+            lines.append(f"{name:<46} {g[key]:>10.1f} {'':>17} {'img/s':<10} "
+                         f"{g['peak_rss_mib']:>8.0f}")
+        lines.append(f"{'  the 1,754-image corpus, one fold model each':<46} {g['corpus_minutes']:>10.2f} "
+                     f"{'':>17} {'min':<10}")
     return "\n".join(lines)
 
 

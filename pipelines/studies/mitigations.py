@@ -43,6 +43,8 @@ VARIANTS = {  # name: classifier settings on top of the profile (and of --set)
     "v2+v3": {**FRAMING, "aug": "v2+v3"},
     "v2+adversary": {**FRAMING, "aug": "v2", "source_adversary": ADVERSARY_WEIGHT},
     "v2+v3+adversary": {**FRAMING, "aug": "v2+v3", "source_adversary": ADVERSARY_WEIGHT},
+    # issue 42: the lung segmenter's masks; everything outside the dilated lungs blacked out, cropped to them
+    "lungs-only": {**FRAMING, "region": "lungs-only"},
 }
 # the grid v3's size and the adversary's weight are chosen over (pipelines/studies/choice.py): images per
 # label of the counterfactual set (0: all 150) × reversal weight (0: no adversary)

@@ -1,0 +1,61 @@
+"""The lung controls: the v1 recipe retrained on a part of each image, to ask where the label lies.
+
+* ``box``: the central 70 % × 70 % square blacked out (49 % of the image; apices, lateral fields and
+  costophrenic angles stay visible). The old "lungs hidden" control, kept under its true name.
+* ``lungs-removed``: the segmenter's lungs (dilated) blacked out: the headline control.
+* ``lungs-only``: everything outside the dilated lungs blacked out, cropped to them.
+* ``outline``: the binary lung mask alone: what the lungs' size and shape give away.
+
+A model that never sees the lungs' grey levels (box, lungs-removed, outline) and still beats
+chance finds the label outside them. Experiments, studies and reproductions all read these.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cxrdata.lungs.regions import REGION_NOTES
+from runkit.formatting import pct
+from runkit.rundir import read_json
+
+from pipelines.experiment import analysis
+
+LUNG_CONTROLS = {  # name: (classifier settings, what the model sees)
+    "box": ({"hide_lungs": True}, "the central 70 % × 70 % square blacked out (49 % of the image)"),
+    "lungs-removed": ({"region": "lungs-removed"}, REGION_NOTES["lungs-removed"]),
+    "lungs-only": ({"region": "lungs-only"}, REGION_NOTES["lungs-only"]),
+    "outline": ({"region": "outline"}, REGION_NOTES["outline"]),
+}
+BLIND = ("box", "lungs-removed", "outline")  # controls that never see the lungs' grey levels
+
+
+FULL = "full image"
+
+
+def control_summary(name: str, run_dir: Path) -> dict:
+    """Accuracy against chance (with a verdict for the controls blind to the lungs), the out-of-source
+    covid calls and the Grad-CAM share inside the lungs of one control run (or, as :data:`FULL`, of
+    the full-image run it is set beside)."""
+    predictions = analysis.read_predictions(run_dir)
+    summary = (analysis.lungs_hidden_verdict(predictions) if name in BLIND
+               else {**analysis.headline(predictions), "chance": analysis.chance_level(predictions)})
+    metrics = read_json(Path(run_dir) / "metrics.json")
+    cams = metrics.get("gradcam", {})
+    return {**summary, "run": str(run_dir), "sees": LUNG_CONTROLS[name][1] if name != FULL else REGION_NOTES["full"],
+            "out_of_source_covid_fp": analysis.false_positive(metrics),
+            "cam_share_in_lungs": cams.get("mean_lung_share"), "lung_area": cams.get("mean_lung_area")}
+
+
+def controls_markdown(controls: dict, full: dict | None = None) -> list[str]:
+    """A table of control summaries (``name → control_summary``), with the full-image model's row
+    (``full``: a summary of the same shape) first when given."""
+    rows = ([(FULL, full)] if full else []) + list(controls.items())
+    out = ["| control | what the model sees | accuracy % [95 % CI] | commonest class % | out-of-source covid "
+           "calls % | Grad-CAM inside the lungs % (lungs' area %) | verdict |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c in rows:
+        fp = c.get("out_of_source_covid_fp")
+        out.append(f"| {name} | {c['sees']} | {pct(c['accuracy'])} "
+                   f"[{pct(c['accuracy_ci95'][0])}, {pct(c['accuracy_ci95'][1])}] | {pct(c.get('chance'))} | "
+                   f"{pct(fp['rate']) if fp else '–'} | {pct(c.get('cam_share_in_lungs'))} "
+                   f"({pct(c.get('lung_area'))}) | {c.get('verdict', '–')} |")
+    return out
