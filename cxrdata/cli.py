@@ -18,6 +18,7 @@ from .sources import SOURCES
 from .splits import DEFAULT_SEED, write_manifests
 
 MANIFEST_NAMES = ("cxr3", "makris2020")
+MASKS = "lung-masks"  # --mirror name of V7's mask folder
 VERIFY_SIZE = 8  # verify decodes every image in full; the resize after it only has to be cheap
 
 
@@ -60,7 +61,7 @@ def root_cmd():
               help="Parallel downloads of per-image sources (archives are read one at a time).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="SOURCE=URL",
               help="Use URL instead of a source's base URL (a mirror, or a local server in tests); "
-                   "repeatable. The path layout below it must be the source's.")
+                   f"repeatable. The path layout below it must be the source's; {MASKS} is V7's mask folder.")
 @click.option("--metadata", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=PACKAGED_METADATA, show_default="the corpus metadata shipped with the package",
               help="Corpus metadata CSV: which images, their originals' names and hashes.")
@@ -72,8 +73,11 @@ def root_cmd():
               help="files: one file per image from pinned git commits (under 1.1 GB in all), an image a "
                    "copy lacks from its publisher's archives; archives: the NIH and Kermany images from "
                    "the publishers' archives only (about 44 GB downloaded for 1,284 images).")
+@click.option("--masks/--no-masks", default=True, show_default=True,
+              help="Also fetch the 584 human lung masks (V7 Labs, CC BY 4.0, pinned commit; 4 MB) into the masks "
+                   "root ($CXR_LUNG_MASKS, ../shared/data/lung-masks or data/lung-masks), as docs/lungs.md says.")
 @click.option("--if-missing", is_flag=True, help="Do nothing when the destination already holds a corpus.")
-def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, if_missing):
+def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, masks, if_missing):
     """Download the corpus's originals from their public sources (pinned revisions), check each
     against its SHA-256, convert them exactly as the corpus was made and write them with the
     metadata. Resumable: run it again after an interruption or failure; verified images are skipped.
@@ -88,6 +92,7 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, i
     fetcher = Fetcher(dest, mirrors=base_urls, jobs=jobs, retries=retries, timeout=timeout, route=route)
     report = fetcher.run([row for row in rows if row["source"] in chosen])
     click.echo(f"{dest}: {report.summary()}")
+    masks_failed = _fetch_masks(fetcher, base_urls.get(MASKS), retries) if masks else 0
     if report.bytes_differ:
         click.echo(f"  warning: {len(report.bytes_differ)} image(s) came from verified originals but "
                    "their PNG bytes differ from the corpus's (another Pillow or zlib compresses "
@@ -104,16 +109,33 @@ def fetch_cmd(dest, sources, jobs, mirrors, metadata, retries, timeout, route, i
         raise click.ClickException(f"{len(report.failed)} image(s) could not be fetched (see above); "
                                    "run the same command again to retry them")
     write_metadata(metadata, dest)
+    if masks_failed:
+        raise click.ClickException(f"{masks_failed} lung mask(s) could not be fetched (see above); the corpus is "
+                                   "ready; run the same command again to retry them")
     click.echo(f"corpus ready at {dest}" + ("" if dest == data_root() else f" (set CXR_DATA={dest})"))
+
+
+def _fetch_masks(fetcher: Fetcher, base: str | None, retries: int) -> int:
+    """Fetch the lung masks beside the corpus; print what happened; return how many failed."""
+    from .lungs.fetch import fetch_masks
+    from .lungs.human import masks_root, read_mask_manifest
+
+    root = masks_root()
+    fetched, skipped, failed = fetch_masks(read_mask_manifest(), root, fetcher.downloader, retries, base)
+    click.echo(f"{root}: lung masks: {len(fetched)} fetched, {len(skipped)} skipped (already there and verified), "
+               f"{len(failed)} failed")
+    for image_id, reason in failed[:20]:
+        click.echo(f"  failed mask of {image_id}: {reason}", err=True)
+    return len(failed)
 
 
 def parse_mirrors(pairs: tuple[str, ...]) -> dict[str, str]:
     mirrors = {}
     for pair in pairs:
         name, _, url = pair.partition("=")
-        if name not in SOURCES or not url.startswith(("http://", "https://")):
+        if name not in (*SOURCES, MASKS) or not url.startswith(("http://", "https://")):
             raise click.BadParameter(f"{pair!r}: expected SOURCE=http(s)://… with SOURCE one of "
-                                     f"{', '.join(SOURCES)}", param_hint="--mirror")
+                                     f"{', '.join((*SOURCES, MASKS))}", param_hint="--mirror")
         mirrors[name] = url
     return mirrors
 

@@ -2,6 +2,9 @@
 checks, the shipped segmenter's held-out Dice, cross-fitting, and the mask cache."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
 import shutil
 
 import numpy as np
@@ -14,15 +17,18 @@ from sklearn.metrics import pairwise_distances
 from cxrdata.images import read_grayscale
 from cxrdata.lungs import cache as mask_cache
 from cxrdata.lungs.geometry import dice, dilate, hd95, shape_of
-from cxrdata.lungs.human import MaskError, masks_root, read_mask, read_mask_manifest
+from cxrdata.download import ResumingHTTP
+from cxrdata.lungs.fetch import fetch_masks, render
+from cxrdata.lungs.human import MaskError, masks_root, pixels_sha256, read_mask, read_mask_manifest
 from cxrdata.lungs.regions import REGIONS, apply_region, dilated, lung_box
 from cxrdata.lungs.segmenter import Segmenter, SegmenterError, default_segmenter, fold_of_id, write_segmenter
 from cxrdata.lungs.network import build_network
 from cxrdata.lungs.training import SegmenterSettings, fold_manifests, train_segmenter
-from cxrdata.manifest import Manifest, sha256_of
+from cxrdata.manifest import Manifest
 from pipelines.cli import main
 
 from conftest import RAW_SAMPLES
+from mirror_server import MirrorServer
 
 
 def square(size=64, top=10, left=10, side=20) -> np.ndarray:
@@ -97,13 +103,40 @@ def test_a_changed_or_resized_mask_is_refused_in_one_line(tmp_path, monkeypatch)
     monkeypatch.setenv("CXR_LUNG_MASKS", str(root))
     changed = root / record.extra["mask"]
     with Image.open(changed) as mask:
-        mask.resize((mask.width + 1, mask.height)).save(changed)
+        pixels = np.asarray(mask.convert("L")).copy()
+    pixels[0, 0] = 255 - pixels[0, 0]
+    Image.fromarray(pixels).save(changed)
     with pytest.raises(MaskError) as error:
         read_mask(record)
     assert "\n" not in str(error.value) and str(changed) in str(error.value) and "sha256" in str(error.value)
-    monkeypatch.setitem(record.extra, "mask_sha256", sha256_of(changed))
+    Image.fromarray(pixels).resize((pixels.shape[1] + 1, pixels.shape[0])).save(changed)
     with pytest.raises(MaskError, match="mask is .* but its image .* is"):
         read_mask(record)
+
+
+@pytest.mark.integration
+def test_masks_are_fetched_verified_and_rendered_at_their_image_size(tmp_path):
+    record = read_mask_manifest()[0]
+    width, height = int(record.extra["width"]), int(record.extra["height"])
+    upstream = io.BytesIO()
+    Image.fromarray(read_mask(record).astype(np.uint8) * 255).resize((4 * width, 4 * height)).save(upstream, "PNG")
+    upstream = upstream.getvalue()
+    extra = {**record.extra, "v7_mask_id": "123", "v7_mask_sha256": hashlib.sha256(upstream).hexdigest(),
+             "mask_sha256": pixels_sha256(render(upstream, width, height))}
+    manifest = Manifest([dataclasses.replace(record, extra=extra)], name="one")
+    downloader = ResumingHTTP(tmp_path / "partial", timeout=5, progress=False)
+    with MirrorServer({"/v7/123.png": upstream}) as server:
+        fetched, skipped, failed = fetch_masks(manifest, tmp_path / "masks", downloader, 0, f"{server.url}/v7")
+        assert (fetched, skipped, failed) == ([extra["image_id"]], [], [])
+        written = tmp_path / "masks" / extra["mask"]
+        with Image.open(written) as mask:
+            assert mask.size == (width, height)
+        assert fetch_masks(manifest, tmp_path / "masks", downloader, 0, f"{server.url}/v7")[1] == [extra["image_id"]]
+        written.unlink()
+        server.files["/v7/123.png"] = upstream + b"changed"
+        fetched, _, failed = fetch_masks(manifest, tmp_path / "masks", downloader, 0, f"{server.url}/v7")
+    assert not fetched and failed[0][0] == extra["image_id"] and f"{server.url}/v7/123.png" in failed[0][1]
+    assert not written.exists() and not list((tmp_path / "masks" / ".fetch").glob("*.png"))
 
 
 def held_out_dice(segmenter: Segmenter) -> list[float]:

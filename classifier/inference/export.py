@@ -61,6 +61,10 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
     run_dir = Path(run_dir)
     config = run_config(run_dir)  # refuses a folder that is not a finished classifier run
     formats = parse_formats(",".join(formats))
+    if config.get("region", "full") != "full":
+        raise ExportError(f"{run_dir}: a --region {config['region']} run cannot be exported yet: its input needs "
+                          "the lung segmenter's mask, which the exported graph does not compute; use "
+                          "`cxr classify predict` or `serve` with the run itself")
     out = Path(out) if out is not None else EXPORT_ROOT / run_dir.resolve().name
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already holds an export; pass --overwrite to replace it, or --out another folder")

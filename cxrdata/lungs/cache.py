@@ -19,7 +19,7 @@ from runkit.rundir import write_bytes
 
 from ..cache import cache_dir
 from ..images import fit_square, read_grayscale
-from ..manifest import Manifest, Record, check_checksum
+from ..manifest import Manifest, Record, check_checksum, sha256_of
 from .regions import apply_region, as_uint8, check_region
 from .segmenter import Segmenter, default_segmenter
 
@@ -30,8 +30,14 @@ def mask_cache_dir(segmenter: Segmenter) -> Path:
     return cache_dir() / "lungs" / segmenter.checksum[:16]
 
 
+def _identity(record: Record) -> str:
+    """The image's sha256: the manifest's, or the file's own where a manifest gives none."""
+    return record.sha256 or sha256_of(record.file)
+
+
 def _cached_path(segmenter: Segmenter, record: Record) -> Path:
-    return mask_cache_dir(segmenter) / f"{record.sha256}-f{segmenter.fold_for(record.patient_id, record.sha256)}.png"
+    identity = _identity(record)
+    return mask_cache_dir(segmenter) / f"{identity}-f{segmenter.fold_for(record.patient_id, identity)}.png"
 
 
 def _read_png(path: Path) -> np.ndarray | None:
@@ -59,7 +65,7 @@ def lung_masks(manifest: Manifest, segmenter: Segmenter, progress: bool = True) 
     missing = [i for i, m in enumerate(masks) if m is None]
     by_fold: dict[int, list[int]] = {}
     for i in missing:
-        by_fold.setdefault(segmenter.fold_for(manifest[i].patient_id, manifest[i].sha256), []).append(i)
+        by_fold.setdefault(segmenter.fold_for(manifest[i].patient_id, _identity(manifest[i])), []).append(i)
     with tqdm(total=len(missing), desc=f"segmenting lungs of {manifest.name}", unit="img",
               disable=not progress or not missing) as bar:
         for fold, indices in by_fold.items():

@@ -1,0 +1,86 @@
+"""Integration: a classifier that sees only the lungs sees only them in training, testing and
+predict; its setting travels with the checkpoint; inputs without lungs are flagged in one line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from classifier.config import make_config
+from classifier.inference.export import ExportError, export_run
+from classifier.inference.input_gate import checker_for_run
+from classifier.inference.predict import Predictor, predict_files
+from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
+from classifier.training.train import train_classifier
+from conftest import few
+from cxrdata import CXRDataset, read_grayscale
+from cxrdata.lungs.cache import fitted_masks
+from cxrdata.lungs.regions import apply_region
+from cxrdata.lungs.segmenter import default_segmenter
+from runkit import checkpoint
+from runkit.rundir import read_json
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def lungs_only_run(cxr3, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lungs-only")
+    manifest = few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 2)
+    manifest.write(folder / "tiny.csv", ["image_id"])
+    config = make_config(dataset=str(folder / "tiny.csv"), region="lungs-only", image_size=SIZE, batch_size=3,
+                         epochs=1, backbone="resnet18", weights="none", seed=1)
+    return train_classifier(config, folder / "run", progress=False), manifest
+
+
+def outside_the_lungs(manifest) -> np.ndarray:
+    """Where a lungs-only image must be black: outside the cropped, dilated lungs."""
+    masks = torch.from_numpy(fitted_masks(manifest, SIZE, default_segmenter(), progress=False)).float()[:, None]
+    return (apply_region(torch.ones_like(masks), masks, "lungs-only") == 0)[:, 0].numpy()
+
+
+def test_training_and_test_images_are_black_outside_the_lungs(lungs_only_run):
+    run, manifest = lungs_only_run
+    assert read_json(run / "config.json")["region"] == "lungs-only" and run.name == "run"
+    dataset = CXRDataset(manifest, SIZE, progress=False, region="lungs-only")
+    outside = outside_the_lungs(manifest)
+    assert outside.any() and (~outside).any()
+    assert (dataset.images[outside] == 0).all()
+    plain = CXRDataset(manifest, SIZE, progress=False)
+    assert (plain.images[outside] > 0).mean() > 0.5  # the whole image has grey levels there
+    cams = read_json(run / "gradcam.json")
+    assert cams["region"] == "lungs-only" and 0 < cams["mean_lung_area"] < 1
+    assert all(0 <= image["lung_share"] <= 1 for image in cams["images"] if image["lung_share"] is not None)
+
+
+def test_the_region_travels_with_the_checkpoint_and_predict_uses_it(lungs_only_run):
+    run, manifest = lungs_only_run
+    best = checkpoint.load(run / "best.pt")
+    assert best["region"] == "lungs-only"
+    with pytest.raises(CheckpointMismatchError, match="region='lungs-only'"):
+        load_weights(build_model("resnet18"), best, run / "best.pt")
+    record = manifest[0]
+    analysis = Predictor(run, device="cpu")(read_grayscale(record.file))
+    assert (analysis.image[outside_the_lungs(manifest)[0]] == 0).all()
+
+
+def test_a_region_run_is_not_exported_with_a_graph_that_would_ignore_it(lungs_only_run, tmp_path):
+    run, _ = lungs_only_run
+    with pytest.raises(ExportError, match="--region lungs-only run cannot be exported"):
+        export_run(run, tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+
+
+def test_an_input_without_lungs_is_flagged_in_one_line(tiny_run, cxr3, tmp_path):
+    run, _ = tiny_run
+    check = checker_for_run(read_json(run / "config.json"))
+    xray = read_grayscale(cxr3.select(split="test")[0].file)
+    assert "is this a frontal chest X-ray?" not in check(xray).sentence()
+    flagged = check(xray, np.zeros_like(xray, dtype=bool))
+    assert not flagged.ok and flagged.reasons[-1] == "no lungs found: is this a frontal chest X-ray?"
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)).save(noise)
+    (prediction,) = predict_files([noise], run, tmp_path / "out")
+    assert not prediction.quality.ok and "\n" not in prediction.quality.sentence()
