@@ -1,8 +1,10 @@
 """Lung masks for the images of a manifest, predicted once and cached.
 
-A mask is cached as a PNG under ``$CXR_CACHE/lungs/<segmenter sha256>/<image sha256>-f<fold>.png``:
-keyed by the image's bytes, the segmenter's file and the fold model that segmented it, so a new
-segmenter, or a changed image, never reuses an old mask. The image itself is checked against its
+A mask is cached as a PNG under
+``$CXR_CACHE/lungs/v<format>-<segmenter sha256>/<image sha256>-f<fold>.png``: keyed by the image's
+bytes, the segmenter's file, the fold model that segmented it and how masks are made from its
+output (:data:`FORMAT`), so a new segmenter, a changed image or a new post-processing never reuses
+an old mask. The image itself is checked against its
 manifest checksum before it is segmented.
 """
 from __future__ import annotations
@@ -26,8 +28,11 @@ from .segmenter import Segmenter, default_segmenter
 BATCH = 16
 
 
+FORMAT = 2  # 2: pieces under 1 % of the image removed
+
+
 def mask_cache_dir(segmenter: Segmenter) -> Path:
-    return cache_dir() / "lungs" / segmenter.checksum[:16]
+    return cache_dir() / "lungs" / f"v{FORMAT}-{segmenter.checksum[:16]}"
 
 
 def _identity(record: Record) -> str:

@@ -71,6 +71,18 @@ def shape_of(mask: np.ndarray) -> Shape:
     return Shape(float(mask.mean()), pieces)
 
 
+def without_specks(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the pieces smaller than :data:`MIN_PIECE_SHARE` of the image (stray
+    detections on markers or bowel gas, which would otherwise stretch a crop to the lungs)."""
+    labels, count = ndimage.label(mask.astype(bool))
+    if count == 0:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= MIN_PIECE_SHARE * mask.size
+    keep[0] = False
+    return keep[labels]
+
+
 def dilate(mask: np.ndarray, margin: float) -> np.ndarray:
     """``mask`` grown by ``margin`` × the image's shorter side (a disc, Euclidean), as bool."""
     mask = mask.astype(bool)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from runkit.device import pick_device
 from runkit.rundir import sha256_of, write_bytes
 
+from .geometry import without_specks
 from .network import build_network
 
 FORMAT = "cxr-lung-unet/1"
@@ -106,7 +107,7 @@ class Segmenter:
     def probabilities(self, grays: list[np.ndarray], fold: int) -> list[np.ndarray]:
         """Lung probability maps at each image's own size, from fold ``fold``'s model."""
         size = self.image_size
-        batch = torch.stack([F.interpolate(torch.from_numpy(g).float()[None, None], size=(size, size),
+        batch = torch.stack([F.interpolate(torch.tensor(g, dtype=torch.float32)[None, None], size=(size, size),
                                            mode="bilinear", antialias=True, align_corners=False)[0]
                              for g in grays]).div_(255)
         logits = self.models[fold](batch.to(self.device).contiguous(memory_format=torch.channels_last)).float().cpu()
@@ -114,5 +115,5 @@ class Segmenter:
                 .numpy() for logit, g in zip(logits, grays)]
 
     def masks(self, grays: list[np.ndarray], fold: int) -> list[np.ndarray]:
-        """Boolean lung masks at each image's own size."""
-        return [p >= 0.5 for p in self.probabilities(grays, fold)]
+        """Boolean lung masks at each image's own size, specks removed."""
+        return [without_specks(p >= 0.5) for p in self.probabilities(grays, fold)]
