@@ -64,11 +64,12 @@ def test_shape_flags_implausible_lungs():
     two_lungs = square(100, 20, 10, 35) | square(100, 20, 55, 35)
     assert shape_of(two_lungs).problem is None and shape_of(two_lungs).pieces == 2
     assert shape_of(np.zeros((100, 100), bool)).problem == "no lungs found"
-    assert "too small" in shape_of(square(100, 40, 40, 5)).problem
+    assert "too small" in shape_of(square(100, 40, 40, 20)).problem
     assert "too large" in shape_of(np.ones((100, 100), bool)).problem
     speckled = np.zeros((100, 100), bool)
-    speckled[5::12, 5::12] = True
-    assert "pieces" in shape_of(dilate(speckled, 0.03)).problem
+    speckled[10::25, 10::25] = True
+    assert shape_of(dilate(speckled, 0.06)).problem == "lungs in 16 pieces"
+    assert shape_of(dilate(speckled, 0.03)).problem == "no lungs found"  # specks alone are no lungs
 
 
 def test_regions_show_what_they_say():

@@ -36,6 +36,6 @@ def as_seen(gray: np.ndarray, mask: np.ndarray | None, size: int, region: str) -
     if region == "full":
         return square
     fitted = fit_square(mask.astype(np.uint8) * 255, size) >= 128
-    shown = apply_region(torch.from_numpy(square).float().div(255)[None, None],
+    shown = apply_region(torch.tensor(square, dtype=torch.float32).div(255)[None, None],
                          torch.from_numpy(fitted).float()[None, None], region)
     return as_uint8(shown[0, 0])
