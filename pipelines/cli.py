@@ -32,9 +32,13 @@ def pipeline_cli():
 
 for group in (data_cli, lungs_cli, gan_cli, classify_cli, experiment_cli, study_cli, perf_cli):
     main.add_command(group)
-for group in (experiment_cli, study_cli, perf_cli):
-    for name, command in group.commands.items():
-        pipeline_cli.add_command(command, name)
+OLD_PIPELINE_NAMES = {  # the names `cxr pipeline` had; commands added since have none there
+    experiment_cli: ("compare", "demo", "counterfactual"),
+    study_cli: ("mitigations", "choose-v3", "gan-variants", "precision", "choose-backbone", "reproduce"),
+    perf_cli: ("bench", "gpu-check", "gpu-check-data")}
+for group, names in OLD_PIPELINE_NAMES.items():
+    for name in names:
+        pipeline_cli.add_command(group.commands[name], name)
 pipeline_cli.add_command(classify_cli.commands["progression"], "progression")
 main.add_command(pipeline_cli)
 

@@ -2,13 +2,16 @@
 predict; its setting travels with the checkpoint; inputs without lungs are flagged in one line."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from classifier.config import make_config
-from classifier.inference.export import ExportError, export_run
+from classifier.inference.export import export_run
 from classifier.inference.input_gate import checker_for_run
 from classifier.inference.predict import Predictor, predict_files
 from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
@@ -70,11 +73,21 @@ def test_the_region_travels_with_the_checkpoint_and_predict_uses_it(lungs_only_r
     assert (analysis.image[outside] == 0).all() and (analysis.image[~outside] > 0).mean() > 0.5
 
 
-def test_a_region_run_is_not_exported_with_a_graph_that_would_ignore_it(lungs_only_run, tmp_path):
-    run, _ = lungs_only_run
-    with pytest.raises(ExportError, match="--region lungs-only run cannot be exported"):
-        export_run(run, tmp_path / "export")
-    assert not (tmp_path / "export").exists()
+def test_a_lungs_only_run_exports_with_its_segmenter_and_the_graphs_equal_the_tool(lungs_only_run, tmp_path):
+    run, manifest = lungs_only_run
+    out = export_run(run, tmp_path / "export", progress=False)
+    checks = read_json(out / "checks.json")
+    assert checks["onnx"]["checked"] and checks["onnx"]["largest_difference"] <= checks["onnx"]["tolerance"]
+    assert checks["lungs_onnx"]["ok"] and (out / "lungs.onnx").is_file()
+    spec = read_json(out / "preprocess.json")
+    assert spec["lungs_input"]["name"] == "lungs" and spec["inside_the_graph"]["region"] == "lungs-only"
+    assert spec["lungs"]["segmenter_sha256"] == default_segmenter().checksum
+    file = manifest.select(split="test")[0].file
+    done = subprocess.run([sys.executable, str(out / "example.py"), str(file)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    theirs = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines()}
+    ours = Predictor(run, device="cpu")(read_grayscale(file)).probabilities
+    assert set(theirs) == set(ours) and max(abs(theirs[c] - ours[c]) for c in ours) < 0.05  # masks from Pillow
 
 
 def test_an_input_without_lungs_is_flagged_in_one_line(tiny_run, cxr3, tmp_path):

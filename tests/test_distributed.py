@@ -241,4 +241,6 @@ def test_the_experiment_runs_under_torchrun_with_one_writer(tmp_path, monkeypatc
     again = CliRunner().invoke(experiment_cli, ["compare", "--dataset", str(dataset), "--n", "2", "--seeds", "0",
                                               "--name", "ddp", *settings])
     assert again.exit_code == 0, again.output  # one process reuses what two made
-    assert again.output.count(": reused") == 5 and ": ran" not in again.output
+    controls = len(list((out / "classify").glob("seed0-v1-*")))
+    assert controls == 4  # the lung controls beside v1
+    assert again.output.count(": reused") == 4 + controls and ": ran" not in again.output

@@ -29,7 +29,7 @@ def test_every_backbone_exports_and_onnx_runtime_equals_it(backbone, tmp_path):
     model = build_model(backbone, "none", equalize=backbone == "resnet18", head="mlp64").eval()
     write_onnx(model, 32, tmp_path / "model.onnx")
     images = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
-    assert check_onnx(tmp_path / "model.onnx", model, images)["checked"]
+    assert check_onnx(tmp_path / "model.onnx", model, {"image": images})["checked"]
     write_safetensors(model, tmp_path / "model.safetensors")
     again = load_exported(tmp_path, {"backbone": backbone, "head": "mlp64", "equalize": backbone == "resnet18"}).eval()
     with torch.no_grad():
@@ -43,7 +43,7 @@ def test_a_wrong_export_is_caught(tmp_path):
         model.input.std.mul_(2)  # as if the export had lost the input normalisation
     images = np.random.default_rng(1).random((4, 1, 32, 32), dtype=np.float32)
     with pytest.raises(ExportError, match="ONNX Runtime's probabilities differ from the model's .* export is wrong"):
-        check_onnx(tmp_path / "model.onnx", model, images)
+        check_onnx(tmp_path / "model.onnx", model, {"image": images})
 
 
 @pytest.mark.integration

@@ -20,7 +20,7 @@ from cxrdata.lungs.geometry import dice, dilate, hd95, shape_of
 from cxrdata.download import ResumingHTTP
 from cxrdata.lungs.fetch import fetch_masks, render
 from cxrdata.lungs.human import MaskError, masks_root, pixels_sha256, read_mask, read_mask_manifest
-from cxrdata.lungs.regions import REGIONS, apply_region, dilated, lung_box
+from cxrdata.lungs.regions import REGIONS, apply_region, dilated, lung_box, sampling_grid
 from cxrdata.lungs.segmenter import Segmenter, SegmenterError, default_segmenter, fold_of_id, write_segmenter
 from cxrdata.lungs.network import build_network
 from cxrdata.lungs.training import SegmenterSettings, fold_manifests, train_segmenter
@@ -90,6 +90,8 @@ def test_regions_show_what_they_say():
                                            mode="nearest", align_corners=False)
     assert (only[seen == 0] == 0).all() and (only[seen > 0] > 0).float().mean() > 0.99  # cropped to the lungs
     assert seen[0].mean() > 0.95  # the square around the lungs fills the frame
+    assert torch.allclose(sampling_grid(theta, 64, 48), torch.nn.functional.affine_grid(theta, [2, 1, 64, 48], False),
+                          atol=1e-6)
     assert (only[1] == 0).all()  # no lungs: nothing is shown
     with pytest.raises(ValueError, match="unknown region 'lungs'"):
         apply_region(images, masks, "lungs")

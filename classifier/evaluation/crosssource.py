@@ -170,7 +170,7 @@ def source_caveat(mix: dict[str, dict[str, int]]) -> str:
                        for label, by in mix.items())
     if len(set(main.values())) > 1:
         verdict = ("the classes come mostly from different sources, so source can stand in for disease. "
-                   "Read the per-source results, the shortcut indicator and the lungs-hidden control before "
+                   "Read the per-source results, the shortcut indicator and the lung controls before "
                    "the accuracy.")
     else:
         verdict = (f"every class comes mostly from {next(iter(main.values()))}, so this data cannot show whether "

@@ -66,6 +66,20 @@ def lung_box(masks: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([scale_x, zero, centre_x], 1), torch.stack([zero, scale_y, centre_y], 1)], 1)
 
 
+def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (B, 1, height, width), align_corners=False)`` written out in plain
+    arithmetic, so that the ONNX export needs no AffineGrid operator (ONNX opset 20)."""
+    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
+    x, y = xs.view(1, 1, width), ys.view(1, height, 1)
+
+    def coordinate(row: int) -> torch.Tensor:
+        a, b, c = (theta[:, row, k].view(-1, 1, 1) for k in range(3))
+        return a * x + b * y + c
+
+    return torch.stack([coordinate(0), coordinate(1)], dim=-1)
+
+
 def apply_region(images: torch.Tensor, masks: torch.Tensor, region: str, margin: float = MARGIN) -> torch.Tensor:
     """``(B, 1, H, W)`` images in [0, 1] as the model of ``region`` sees them, given their lung masks."""
     check_region(region)
@@ -76,7 +90,6 @@ def apply_region(images: torch.Tensor, masks: torch.Tensor, region: str, margin:
     grown = dilated(masks, margin).to(images.dtype)
     if region == "lungs-removed":
         return images * (1 - grown)
-    theta = lung_box(grown).to(images)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = sampling_grid(lung_box(grown).to(images), *images.shape[-2:])
     kept = F.grid_sample(grown, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return F.grid_sample(images * grown, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * kept

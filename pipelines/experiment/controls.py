@@ -38,6 +38,9 @@ def control_summary(name: str, run_dir: Path) -> dict:
     predictions = analysis.read_predictions(run_dir)
     summary = (analysis.lungs_hidden_verdict(predictions) if name in BLIND
                else {**analysis.headline(predictions), "chance": analysis.chance_level(predictions)})
+    if name == "outline" and summary["accuracy_ci95"][0] > summary["chance"]:
+        summary["verdict"] = ("above chance: the lungs' size, shape and place in the frame alone carry label "
+                              "information (age, framing, source)")
     metrics = read_json(Path(run_dir) / "metrics.json")
     cams = metrics.get("gradcam", {})
     return {**summary, "run": str(run_dir), "sees": LUNG_CONTROLS[name][1] if name != FULL else REGION_NOTES["full"],

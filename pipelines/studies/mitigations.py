@@ -135,7 +135,7 @@ def _rate(measured: dict | None) -> float | None:
 def table(results: dict) -> str:
     ms = mean_sd
     lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | covid recall % | ieee8023 covid vs "
-             "pneumonia accuracy % | border share % | lungs hidden: accuracy % (chance) | lungs hidden: "
+             "pneumonia accuracy % | border share % | central box hidden: accuracy % (chance) | central box hidden: "
              "out-of-source covid FP % |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
