@@ -67,17 +67,16 @@ def lung_box(masks: torch.Tensor) -> torch.Tensor:
 
 
 def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``F.affine_grid(theta, (B, 1, height, width), align_corners=False)`` written out in plain
-    arithmetic, so that the ONNX export needs no AffineGrid operator (ONNX opset 20)."""
-    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
-    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
-    x, y = xs.view(1, 1, width), ys.view(1, height, 1)
+    """``F.affine_grid(theta, (B, 1, height, width), align_corners=False)``, computed the way PyTorch
+    computes it (the same base grid, one batched matrix product), so the result is the same to the
+    bit, but from plain operators: the ONNX export then needs no AffineGrid (ONNX opset 20)."""
+    def steps(n: int) -> torch.Tensor:
+        return torch.linspace(-1, 1, n, dtype=theta.dtype, device=theta.device) * (n - 1) / n
 
-    def coordinate(row: int) -> torch.Tensor:
-        a, b, c = (theta[:, row, k].view(-1, 1, 1) for k in range(3))
-        return a * x + b * y + c
-
-    return torch.stack([coordinate(0), coordinate(1)], dim=-1)
+    x = steps(width).view(1, width).expand(height, width)
+    y = steps(height).view(height, 1).expand(height, width)
+    base = torch.stack([x, y, torch.ones_like(x)], dim=-1).reshape(1, height * width, 3)
+    return base.expand(theta.shape[0], -1, -1).bmm(theta.transpose(1, 2)).view(-1, height, width, 2)
 
 
 def apply_region(images: torch.Tensor, masks: torch.Tensor, region: str, margin: float = MARGIN) -> torch.Tensor:
