@@ -23,7 +23,7 @@ from runkit import distributed
 from runkit.device import pick_device
 from runkit.rundir import read_json, read_settings, runs_root, write_json
 
-from pipelines.experiment.controls import LUNG_CONTROLS
+from pipelines.experiment.controls import controls_for
 from pipelines.experiment.counterfactual import make_counterfactual
 from cxrdata.folds import kfold_manifests, write_folds
 from pipelines.experiment.report import write_report
@@ -271,7 +271,8 @@ def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log
 
 
 def _lung_controls(config, replicate: Replicate, out_dir, overwrite, progress, log) -> None:
-    for name, (settings, _) in LUNG_CONTROLS.items():
+    region = make_config(config.classifier_profile, **config.classifier).region
+    for name, (settings, _) in controls_for(region).items():
         _classifier_run(config, replicate, out_dir, f"v1-{name}", overwrite, progress, log, aug="v1", **settings)
 
 

@@ -18,7 +18,7 @@ from classifier.training.data import SYNTHETIC_SOURCE
 from cyclegan.realism.synthesis import realism_lines
 
 from pipelines.experiment import analysis
-from pipelines.experiment.controls import FULL, LUNG_CONTROLS, control_summary, controls_markdown
+from pipelines.experiment.controls import LUNG_CONTROLS, V1, control_summary, controls_markdown
 from pipelines.studies.mitigations import WITHIN
 from classifier.evaluation.progression import progression_candidates, render
 
@@ -70,7 +70,7 @@ def write_report(config, replicates, out_dir: Path) -> Path:
                 if f"v1-{name}" in first.runs}
     if controls:
         result["lung_controls"] = controls
-        result["lung_controls_full"] = control_summary(FULL, first.runs["v1"])
+        result["lung_controls_v1"] = control_summary(V1, first.runs["v1"])
     if "v3" in first.runs:
         result["counterfactual"] = {arm: _arm_against_v1(replicates, pairs, arm) for arm in ("v2", "v3", "v2+v3")}
     result["sweep"] = _sweep(config, replicates, pairs)
@@ -347,7 +347,7 @@ def _audit_section(result: dict, first, link) -> list[str]:
                 "The lungs come from the lung segmenter (human-drawn masks, cross-fitted so that no image is "
                 "segmented by a model that saw its patient). A control that never sees the lungs' grey levels "
                 "and still beats the commonest class finds the label outside them.", "",
-                *controls_markdown(result["lung_controls"], result.get("lung_controls_full"))]
+                *controls_markdown(result["lung_controls"], result.get("lung_controls_v1"))]
     out += ["", "Grad-CAM for the predicted class, first replicate, up to 16 test images per true class:", ""]
     for c in CLASSES:
         out.append(f"- {c}: v1 ![v1 {c}]({link(first.runs['v1'] / 'gradcam' / f'grid_{c}.png')}) "

@@ -17,7 +17,7 @@ from runkit.rundir import is_finished, read_json, runs_root
 from runkit.timing import peak_rss_mib
 
 from classifier.evaluation.progression import render
-from pipelines.experiment.controls import LUNG_CONTROLS
+from pipelines.experiment.controls import controls_for
 from pipelines.experiment.steps import ensure, ensure_synthesis, ensure_timed
 from pipelines.studies.reproduction import splits
 from pipelines.studies.reproduction.protocols import PROFILES, PROTOCOLS, Protocol
@@ -77,7 +77,7 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
                 "grouped": _train(out / "runs" / f"r{k}-grouped", settings, grouped_csv, k, overwrite, progress, log)}
         if k == 0:  # the lung controls, on the first replicate (as in the experiment): one run each
             runs.update({name: _train(out / "runs" / f"r{k}-{name}", {**settings, **control}, own_csv, k, overwrite,
-                                      progress, log) for name, (control, _) in LUNG_CONTROLS.items()})
+                                      progress, log) for name, (control, _) in controls_for("full").items()})
         if synthetic is not None:
             subset = _synthetic_for(own, synthetic, protocol.synthetic, out / "splits" / f"{own.name}-synthetic.csv")
             runs["v2"] = _train(out / "runs" / f"r{k}-v2", {**settings, "aug": "v2", "synth_manifest": subset},
