@@ -145,7 +145,8 @@ def test_config_rejects_unknown_values_and_profiles_differ():
             make_config(**bad)
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("gpu")
-    assert make_config(hide_lungs=True).run_name() == "cxr3-v1-efficientnet_lite0-lungs-hidden"
+    assert make_config(hide_lungs=True, region="full").run_name() == "cxr3-v1-efficientnet_lite0-lungs-hidden"
+    assert make_config().run_name() == "cxr3-v1-efficientnet_lite0-lungs-only"  # the cpu profile's region
 
 
 def test_bench_reports_positive_rates_and_refuses_unknown_backbones():

@@ -33,9 +33,9 @@ class Protocol:
         return self.folds - 1 if self.split == "image-folds" else self.folds
 
 
-# Head only on a frozen ImageNet body: every paper. finetune_lr is unused then; it is pinned so that a
-# protocol does not follow the classifier's cpu profile.
-FROZEN = {"weights": "imagenet", "unfreeze_blocks": 0, "finetune_lr": 1e-5}
+# Head only on a frozen ImageNet body, on the whole image: every paper. finetune_lr is unused then; it
+# and the region are pinned so that a protocol does not follow the classifier's cpu profile.
+FROZEN = {"weights": "imagenet", "unfreeze_blocks": 0, "finetune_lr": 1e-5, "region": "full"}
 
 PROTOCOLS: dict[str, Protocol] = {
     "makris2020": Protocol(
