@@ -193,6 +193,16 @@ def test_cached_masks_are_reused_and_a_new_segmenter_invalidates_them(tmp_path, 
     assert len(calls) >= 1  # another file, other masks
 
 
+def test_loading_a_segmenter_leaves_the_random_numbers_of_a_run_alone():
+    """A run that loads the segmenter mid-way (its masks) must draw the same random numbers as one
+    whose process had loaded it before, or its result would depend on what ran before it."""
+    torch.manual_seed(0)
+    Segmenter()
+    after_loading = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after_loading)
+
+
 def test_a_broken_segmenter_file_is_named(tmp_path):
     broken = tmp_path / "lung-unet.safetensors"
     broken.write_bytes(b"not a safetensors file")

@@ -90,7 +90,8 @@ class Segmenter:
         self.device = torch.device(device)
         self.models = []
         for i in range(self.folds):
-            network = build_network(imagenet=False)
+            with torch.random.fork_rng(devices=[]):  # a model's random init must not move the caller's RNG
+                network = build_network(imagenet=False)
             prefix = f"fold{i}."
             state = {k[len(prefix):]: v.float() if v.is_floating_point() else v
                      for k, v in tensors.items() if k.startswith(prefix)}
