@@ -14,9 +14,9 @@ from pathlib import Path
 
 from classifier.config import LITE0_IMAGENET, RESNET18_SCRATCH, make_config
 from classifier.training.train import train_classifier
-from runkit.rundir import read_json, runs_root, write_json
+from runkit.rundir import read_json, runs_root
 
-from pipelines.studies.choice import validation_scores, validation_spreads
+from pipelines.studies.choice import validation_scores, validation_spreads, write_choice
 from pipelines.studies.mitigations import measure
 from pipelines.experiment.stats import spread
 from runkit.formatting import mean_sd
@@ -66,11 +66,8 @@ def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = 
         cells[name] = {"settings": candidate, "runs": [str(r) for r in runs], **validation_spreads(scores),
                        "seconds": spread(seconds) if None not in seconds else None,
                        "not_used_by_the_rule": measure(runs)}
-    result = {"settings": settings, "seeds": list(seeds), "margin": MARGIN, "max_slowdown": MAX_SLOWDOWN,
-              "chosen": decide(cells), "cells": cells}
-    write_json(out_dir / "choice.json", result)
-    (out_dir / "choice.md").write_text(table(result), encoding="utf-8")
-    return result
+    return write_choice(out_dir, {"settings": settings, "seeds": list(seeds), "margin": MARGIN,
+                                  "max_slowdown": MAX_SLOWDOWN, "chosen": decide(cells), "cells": cells}, table)
 
 
 def table(result: dict) -> str:

@@ -47,6 +47,24 @@ def validation_spreads(scores: list[dict]) -> dict:
             "score": spread([(s["val_accuracy"] + s["val_within_source_accuracy"]) / 2 for s in scores])}
 
 
+NOT_READ_BY_THE_RULES = ("out_of_source_covid_fp", "test_accuracy", "covid_recall", "within_source_accuracy")
+
+
+def scored(runs: list[Path], dataset: str) -> dict:
+    """What a rule reads of finished runs (their validation scores over seeds) and, kept apart for
+    the reader, what it may not read (the test split and the out-of-source images)."""
+    test_side = measure(runs)
+    return {"runs": [str(r) for r in runs], **validation_spreads([validation_scores(run, dataset) for run in runs]),
+            "not_used_by_the_rule": {key: test_side[key] for key in NOT_READ_BY_THE_RULES}}
+
+
+def write_choice(out_dir: Path, result: dict, table) -> dict:
+    """``choice.json`` and ``choice.md`` (``table(result)``) in ``out_dir``; returns ``result``."""
+    write_json(out_dir / "choice.json", result)
+    (out_dir / "choice.md").write_text(table(result), encoding="utf-8")
+    return result
+
+
 def choose(cells: dict) -> str:
     """The winning cell name of ``cells`` (name → ``{"count", "weight", "score": {"mean"}}``)."""
     best = max(c["score"]["mean"] for c in cells.values())
@@ -64,20 +82,10 @@ def run_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwrite:
     for count, weight in tqdm(grid, desc="grid cells", unit="cell"):
         name = choice_variant(count, weight)
         runs = [train_variant(out_dir, name, seed, settings, overwrite, log) for seed in seeds]
-        scores = [validation_scores(run, dataset) for run in runs]
-        test_side = measure(runs)  # read only for the table, after the choice
-        cells[name] = {
-            "count": count, "weight": weight, "runs": [str(r) for r in runs],
-            **validation_spreads(scores),
-            "not_used_by_the_rule": {key: test_side[key] for key in
-                                     ("out_of_source_covid_fp", "test_accuracy", "covid_recall",
-                                      "within_source_accuracy")}}
+        cells[name] = {"count": count, "weight": weight, **scored(runs, dataset)}
     chosen = choose(cells)
-    result = {"settings": settings, "seeds": list(seeds), "tie": TIE, "chosen": chosen,
-              "chosen_settings": VARIANTS[chosen], "cells": cells}
-    write_json(out_dir / "choice.json", result)
-    (out_dir / "choice.md").write_text(table(result), encoding="utf-8")
-    return result
+    return write_choice(out_dir, {"settings": settings, "seeds": list(seeds), "tie": TIE, "chosen": chosen,
+                                  "chosen_settings": VARIANTS[chosen], "cells": cells}, table)
 
 
 def table(result: dict) -> str:

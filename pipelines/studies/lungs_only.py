@@ -16,10 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from runkit.formatting import mean_sd
-from runkit.rundir import write_json
 
-from pipelines.studies.choice import validation_scores, validation_spreads
-from pipelines.studies.mitigations import VARIANTS, measure, train_variant
+from pipelines.studies.choice import scored, write_choice
+from pipelines.studies.mitigations import VARIANTS, train_variant
 
 TIE = 0.01  # one point of score
 FULL, LUNGS = "framing", "lungs-only"  # today's default (the whole image) and the challenger
@@ -38,19 +37,11 @@ def run_lungs_only(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwr
     dataset = settings.get("dataset", "cxr3")
     variants = {}
     for name in tqdm((FULL, LUNGS), desc="variants", unit="variant"):
-        runs = [train_variant(out_dir, name, seed, settings, overwrite, log) for seed in seeds]
-        spreads = validation_spreads([validation_scores(run, dataset) for run in runs])
-        test_side = measure(runs)  # read only for the table, after the choice
-        variants[name] = {"runs": [str(r) for r in runs], **spreads,
-                          "not_used_by_the_rule": {key: test_side[key] for key in
-                                                   ("test_accuracy", "covid_recall", "within_source_accuracy",
-                                                    "out_of_source_covid_fp")}}
+        variants[name] = scored([train_variant(out_dir, name, seed, settings, overwrite, log) for seed in seeds],
+                                dataset)
     chosen = decide(variants[FULL], variants[LUNGS])
-    result = {"settings": settings, "seeds": list(seeds), "tie": TIE, "chosen": chosen,
-              "chosen_settings": VARIANTS[chosen], "variants": variants}
-    write_json(out_dir / "choice.json", result)
-    (out_dir / "choice.md").write_text(table(result), encoding="utf-8")
-    return result
+    return write_choice(out_dir, {"settings": settings, "seeds": list(seeds), "tie": TIE, "chosen": chosen,
+                                  "chosen_settings": VARIANTS[chosen], "variants": variants}, table)
 
 
 def table(result: dict) -> str:
