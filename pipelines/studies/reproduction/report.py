@@ -53,6 +53,19 @@ def _paper(value: float | None, n: int | None = None) -> str:
     return f"{100 * value:.1f}"
 
 
+def _one_or_spread(spread_: dict | None) -> str:
+    """mean ± sd over replicates, or the one run's value."""
+    return mean_sd(spread_) if spread_ is None or spread_["n"] > 1 else f"{100 * spread_['mean']:.1f}"
+
+
+def _ours(kind: dict) -> str:
+    """Our accuracy: mean ± sd over replicates, or one run's with its Wilson interval."""
+    accuracy = kind["accuracy"]
+    if accuracy["n"] > 1:
+        return mean_sd(accuracy)
+    return _paper(accuracy["mean"], kind["test_images"])
+
+
 def summarise(replicates: list[dict]) -> dict:
     """Per kind of run (protocol, v2, grouped, the lung controls, second-test): the spread of each number."""
     kinds = sorted({k for r in replicates for k in r["runs"]})
@@ -78,15 +91,15 @@ def results_table(protocol: Protocol, summary: dict) -> list[str]:
                       ("accuracy_efficientnetb0", "EfficientNetB0")):
         if key in figures:
             paper_acc += f"; {name} {_paper(figures[key], figures['test_images'])}"
-    lines.append(f"| accuracy | {paper_acc} | " + " | ".join(mean_sd(summary[k]["accuracy"]) for k in kinds) + " |")
+    lines.append(f"| accuracy | {paper_acc} | " + " | ".join(_ours(summary[k]) for k in kinds) + " |")
     for metric in ("precision", "recall"):
         for c in CLASSES:
             paper = figures.get(metric, {}).get(c)
             lines.append(f"| {c} {metric} | {_paper(paper)} | "
-                         + " | ".join(mean_sd(summary[k][metric][c]) for k in kinds) + " |")
+                         + " | ".join(_one_or_spread(summary[k][metric][c]) for k in kinds) + " |")
     unseen = summary["protocol"]["unseen_images"]
     lines.append(f"| (c) unseen source: NIH adult normal + pneumonia called covid ({unseen} images) | not measured | "
-                 + " | ".join(mean_sd(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
+                 + " | ".join(_one_or_spread(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
     return lines
 
 
