@@ -98,7 +98,7 @@ lungs: corpus  ## The lung segmenter measured: held-out Dice/HD95 per source and
 lungs-only: corpus  ## Whole image or lungs only? v1 both ways over 3 seeds, decided on validation: runs/mitigations/lungs-only/choice.md.
 	$(CXR) study lungs-only $(LUNGS_ONLY_ARGS)
 
-lungs-train: corpus  ## Retrain the lung segmenter's fold models on the human masks (~16 min on 2 cores): runs/lungs/segmenter/ (LUNGS_TRAIN_ARGS).
+lungs-train: corpus  ## Retrain the lung segmenter's fold models on the human masks (~18 min on 2 cores): runs/lungs/segmenter/ (LUNGS_TRAIN_ARGS).
 	$(CXR) lungs train $(LUNGS_TRAIN_ARGS)
 
 GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)

@@ -85,7 +85,7 @@ def manifest_cmd(masks: Path | None, out: Path | None):
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (finished folds are kept).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run in --out first.")
 def train_cmd(out: Path | None, device: str, resume: bool, overwrite: bool, **settings):
-    """Train the fold models on the human masks (about 16 min on 2 CPU cores at the defaults)."""
+    """Train the fold models on the human masks (about 18 min on 2 CPU cores at the defaults)."""
     out = out or runs_root("lungs", "segmenter")
     try:
         chosen = SegmenterSettings(**settings)
