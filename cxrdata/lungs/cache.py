@@ -76,10 +76,7 @@ def lung_masks(manifest: Manifest, segmenter: Segmenter, progress: bool = True) 
         for fold, indices in by_fold.items():
             for start in range(0, len(indices), BATCH):
                 chosen = indices[start:start + BATCH]
-                grays = []
-                for i in chosen:
-                    check_checksum(manifest[i])
-                    grays.append(read_grayscale(manifest[i].file))
+                grays = [decode_native(manifest[i]) for i in chosen]
                 for i, mask in zip(chosen, segmenter.masks(grays, fold)):
                     save_mask(_cached_path(segmenter, manifest[i]), mask)
                     masks[i] = mask
@@ -101,8 +98,11 @@ def with_region(manifest: Manifest, images: np.ndarray, region: str, segmenter: 
     (:func:`cxrdata.lungs.regions.apply_region`, with each image's cross-fitted lung mask)."""
     if check_region(region) == "full" or not len(images):
         return images
-    size = images.shape[-1]
-    masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
+    return _shown(images, fitted_masks(manifest, images.shape[-1], segmenter or default_segmenter(), progress), region)
+
+
+def _shown(images: np.ndarray, masks: np.ndarray, region: str) -> np.ndarray:
+    """``(N, S, S)`` uint8 ``images`` with their ``(N, S, S)`` bool ``masks`` applied as ``region``."""
     shown = apply_region(torch.from_numpy(images).float().div(255).unsqueeze(1),
                          torch.from_numpy(masks).float().unsqueeze(1), region)
     return as_uint8(shown.squeeze(1))
@@ -115,7 +115,7 @@ def seen_masks(manifest: Manifest, size: int, region: str, segmenter: Segmenter 
     masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
     if region != "lungs-only" or not len(masks):
         return masks
-    return with_region(manifest, masks.astype(np.uint8) * 255, region, segmenter, progress) >= 128
+    return _shown(masks.astype(np.uint8) * 255, masks, region) >= 128
 
 
 def image_and_mask(record: Record, segmenter: Segmenter) -> tuple[np.ndarray, np.ndarray]:
