@@ -33,7 +33,8 @@ def tiny(cxr3, tmp_path_factory):
     manifest.write(folder / "tiny.csv", ["image_id"])
     synth = make_synthetic(folder / "synthetic", cxr3, 2)
     settings = dict(dataset=str(folder / "tiny.csv"), aug="v2", synth_manifest=str(synth),
-                    image_size=48, batch_size=4, seed=7, head_epochs=2)  # the resume crosses head → fine-tune
+                    image_size=48, batch_size=4, seed=7, head_epochs=2,  # the resume crosses head → fine-tune
+                    region="full")  # predict's mask of a file can come from another fold model than the test's
     return settings, manifest
 
 
