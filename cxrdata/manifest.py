@@ -243,6 +243,21 @@ def same_bytes_within_splits(manifest: Manifest) -> list[list[Record]]:
     return [group for group in groups.values() if len(group) > 1]
 
 
+def patients_by_sha256(csv_paths: Iterable[Path | str]) -> dict[str, str]:
+    """Image sha256 → patient id over the rows of manifest CSVs; a missing or unreadable file is
+    skipped (what is known is a help, never a requirement)."""
+    known: dict[str, str] = {}
+    for path in csv_paths:
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    if row.get("sha256") and row.get("patient_id"):
+                        known.setdefault(row["sha256"], row["patient_id"])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+    return known
+
+
 def check_checksum(record: Record) -> None:
     """Raise :class:`ChecksumError` if an existing ``record.file`` differs from its manifest sha256."""
     if record.sha256 and sha256_of(record.file) != record.sha256:

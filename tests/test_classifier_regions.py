@@ -14,6 +14,7 @@ from classifier.config import make_config
 from classifier.inference.export import export_run
 from classifier.inference.input_gate import checker_for_run
 from classifier.inference.predict import Predictor, predict_files
+from classifier.inference.runs import known_patients
 from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
 from classifier.training.train import train_classifier
 from conftest import few
@@ -24,7 +25,7 @@ from cxrdata.lungs.inputs import lungs_of
 from cxrdata.lungs.regions import apply_region
 from cxrdata.lungs.segmenter import default_segmenter
 from runkit import checkpoint
-from runkit.rundir import read_json
+from runkit.rundir import read_json, sha256_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 SIZE = 48
@@ -73,6 +74,12 @@ def test_the_region_travels_with_the_checkpoint_and_predict_uses_it(lungs_only_r
     assert (analysis.image[outside] == 0).all() and (analysis.image[~outside] > 0).mean() > 0.5
 
 
+def test_a_file_of_the_runs_data_is_segmented_by_its_patients_fold_model(lungs_only_run):
+    run, manifest = lungs_only_run
+    patients = known_patients(read_json(run / "config.json"))
+    assert all(patients[r.sha256] == r.patient_id for r in manifest)  # so predict's mask is the split's
+
+
 def test_a_lungs_only_run_exports_with_its_segmenter_and_the_graphs_equal_the_tool(lungs_only_run, tmp_path):
     run, manifest = lungs_only_run
     out = export_run(run, tmp_path / "export", progress=False)
@@ -86,7 +93,8 @@ def test_a_lungs_only_run_exports_with_its_segmenter_and_the_graphs_equal_the_to
     done = subprocess.run([sys.executable, str(out / "example.py"), str(file)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     theirs = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines()}
-    ours = Predictor(run, device="cpu")(read_grayscale(file)).probabilities
+    predictor, gray = Predictor(run, device="cpu"), read_grayscale(file)
+    ours = predictor(gray, lungs=predictor.lungs(gray, sha256_of(file))).probabilities  # lung_folds.json's fold
     assert set(theirs) == set(ours) and max(abs(theirs[c] - ours[c]) for c in ours) < 0.05  # masks from Pillow
 
 
@@ -94,7 +102,7 @@ def test_an_input_without_lungs_is_flagged_in_one_line(tiny_run, cxr3, tmp_path)
     run, _ = tiny_run
     check = checker_for_run(read_json(run / "config.json"))
     xray = read_grayscale(cxr3.select(split="test")[0].file)
-    assert "is this a frontal chest X-ray?" not in check(xray).sentence()
+    assert "is this a frontal chest X-ray?" not in check(xray, lungs_of(xray)).sentence()
     flagged = check(xray, np.zeros_like(xray, dtype=bool))
     assert not flagged.ok and flagged.reasons[-1] == "no lungs found: is this a frontal chest X-ray?"
     noise = tmp_path / "noise.png"

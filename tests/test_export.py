@@ -12,11 +12,11 @@ import torch
 from click.testing import CliRunner
 
 from classifier.cli import classify_cli
-from classifier.inference.export import (ExportError, check_onnx, export_run, load_exported, write_onnx,
+from classifier.inference.export import (ExportError, check_onnx, export_run, write_onnx,
                                          write_safetensors)
 from classifier.model.backbones import BACKBONES, build_model
 from classifier.inference.predict import predict_files
-from classifier.inference.runs import RunNotUsableError
+from classifier.inference.runs import RunNotUsableError, load_exported
 from cxrdata.manifest import sha256_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")

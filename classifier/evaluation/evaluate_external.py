@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from cxrdata import CLASSES, CXRDataset, Manifest, read_grayscale
 from cxrdata.cache import decode_readable
+from cxrdata.lungs import default_segmenter, lung_masks
 from runkit import device as devices, rundir
 from runkit.resources import memory_guard
 from runkit.rundir import RunExistsError, runs_root
@@ -93,8 +94,10 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
         maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
                                                     progress)
         cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
-        verdicts = [check(read_grayscale(r.file)) for r in tqdm(readable, desc="quality gate", unit="image",
-                                                                leave=False, disable=not progress)]
+        masks = lung_masks(readable, default_segmenter(), progress)  # the dataset's own, from the cache
+        verdicts = [check(read_grayscale(r.file), lungs) for r, lungs in
+                    tqdm(zip(readable, masks), total=len(readable), desc="quality gate", unit="image", leave=False,
+                         disable=not progress)]
         flagged = [{"file": r.path, "reason": v.sentence()} for r, v in zip(readable, verdicts) if not v.ok]
         shares = [image["border_share"] for image in cams["images"]]
         report.write_predictions(out_dir / "predictions.csv", readable, probabilities, {

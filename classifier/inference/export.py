@@ -5,8 +5,9 @@ The ONNX graph maps grayscale images ``(batch, 1, size, size)`` in [0, 1] to cla
 probabilities: the input normalisation, any equalisation and box masking are inside it, as in
 the model. A run that sees a region of each image (``--region``) takes the image's lung mask as a
 second input, ``lungs``, and applies the region inside the graph; the lung segmenter comes with it
-as ``lungs.onnx`` (every fold model's logits), and ``preprocess.json`` and ``example.py`` say how a
-mask is made from them. Each graph is checked with ``onnx.checker`` and, where onnxruntime is
+as ``lungs.onnx`` (every fold model's logits) with ``lung_folds.json`` (the fold model of each image
+the tool knows a patient for), and ``preprocess.json`` and ``example.py`` say how a mask is made
+from them. Each graph is checked with ``onnx.checker`` and, where onnxruntime is
 installed, against our own outputs on the run's real test images. An export is written to a
 temporary folder and moved into place only when complete.
 """
@@ -28,7 +29,7 @@ from runkit.resources import writing
 
 from classifier.evaluation.model_card import write_model_card
 from classifier.model.backbones import CXRClassifier
-from classifier.inference.runs import load_run_model, run_config, trained_classes
+from classifier.inference.runs import known_patients, load_run_model, run_config, trained_classes
 
 FORMATS = ("onnx", "safetensors")
 OPSET = 18
@@ -37,6 +38,7 @@ OPSET = 18
 TOLERANCE = 2.0 ** -13
 EXPORT_ROOT = rundir.runs_root("export")
 CHECKED_IMAGES = 64  # test images compared between ONNX Runtime and PyTorch
+LUNG_FOLDS = "lung_folds.json"
 
 
 class ExportError(ValueError):
@@ -95,6 +97,7 @@ def export_run(run_dir: Path | str, out: Path | str | None = None, formats: tupl
             checks["onnx"] = check_onnx(staging / "model.onnx", model, sample_inputs(config, size, region, progress))
             if region:
                 checks["lungs_onnx"] = export_segmenter(staging / "lungs.onnx", config, progress)
+                rundir.write_json(staging / LUNG_FOLDS, lung_folds(config))
         if "safetensors" in formats:
             write_safetensors(model, staging / "model.safetensors")
         rundir.write_json(staging / "config.json", {
@@ -141,6 +144,13 @@ def sample_inputs(config: dict, size: int, lungs: bool, progress: bool) -> dict[
     if lungs:
         inputs["lungs"] = fitted_masks(chosen, size, default_segmenter(), progress)[:, None].astype(np.float32)
     return inputs
+
+
+def lung_folds(config: dict) -> dict[str, int]:
+    """The fold model of each file the tool knows a patient for (the run's and the project's
+    manifests), by the file's sha256: the export then segments such a file as its split did."""
+    segmenter = default_segmenter()
+    return {sha: segmenter.fold_for(patient, sha) for sha, patient in sorted(known_patients(config).items())}
 
 
 def export_segmenter(path: Path, config: dict, progress: bool) -> dict:
@@ -195,18 +205,6 @@ def write_safetensors(model: CXRClassifier, path: Path) -> None:
         save_file(state, str(path))
 
 
-def load_exported(folder: Path, config: dict) -> CXRClassifier:
-    """The model of an exported folder, from ``model.safetensors`` and ``config.json``."""
-    from safetensors.torch import load_file
-
-    from classifier.model.backbones import build_model
-
-    model = build_model(config["backbone"], "none", bool(config.get("hide_lungs")), bool(config.get("equalize")),
-                        config.get("head", "linear"), config.get("region", "full"))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    return model
-
-
 def preprocess(size: int, model: CXRClassifier) -> dict:
     """How a file becomes the graph's inputs, for a user in another language."""
     spec = {
@@ -231,8 +229,8 @@ def preprocess(size: int, model: CXRClassifier) -> dict:
                          "segmenter_sha256": segmenter.checksum, "steps": [
                              f"the 8-bit grayscale image, uncropped, resized to {segmenter.image_size} x "
                              f"{segmenter.image_size} (bilinear, antialiased) and divided by 255",
-                             "lungs.onnx gives each fold model's logits; take fold int(sha256 of the 8-bit pixels, "
-                             "row by row)[:8 hex digits], 16) mod folds",
+                             f"lungs.onnx gives each fold model's logits; take the fold {LUNG_FOLDS} gives the "
+                             "file's sha256 (hex), else int(sha256 of that hex string)[:8 hex digits], 16) mod folds",
                              "resize those logits to the image's own size (bilinear); lungs where they are >= 0",
                              "drop the pieces smaller than 1 % of the image",
                              f"centre-crop and resize like the image (0/255, Lanczos, {size} x {size}); lungs where "
@@ -272,7 +270,9 @@ def run(graph, inputs):
 
 small = np.asarray(gray.resize((seg, seg), Image.BILINEAR), dtype=np.float32) / 255.0
 logits = run("lungs.onnx", {"image": small[None, None]})[0]
-fold = int(hashlib.sha256(np.asarray(gray).tobytes()).hexdigest()[:8], 16) % len(logits)
+digest = hashlib.sha256(Path(sys.argv[1]).read_bytes()).hexdigest()
+known = json.loads((here / "lung_folds.json").read_text())
+fold = known.get(digest, int(hashlib.sha256(digest.encode()).hexdigest()[:8], 16) % len(logits))
 mask = np.asarray(Image.fromarray(logits[fold]).resize(gray.size, Image.BILINEAR)) >= 0
 labels, _ = ndimage.label(mask)
 kept = np.bincount(labels.ravel()) >= 0.01 * mask.size

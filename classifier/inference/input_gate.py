@@ -25,7 +25,7 @@ import numpy as np
 from cxrdata import Manifest, manifest_path
 from cxrdata.cache import cache_dir, cached_images
 from cxrdata.images import fit_square, image_size
-from cxrdata.lungs.inputs import lung_problem, lungs_of
+from cxrdata.lungs.inputs import lung_problem
 
 # Thumbnail side and components: chosen on documents, screenshots and noise generated with seeds
 # other than those the gate is measured on (never on the test split or the scikit-image samples).
@@ -135,18 +135,18 @@ def aspect_range(manifest: Manifest) -> tuple[float, float]:
 
 
 def checker_for_run(config: dict):
-    """``check(gray, lungs=None) -> Verdict`` for a run: its dataset's gate, then the lungs' check
-    (``lungs``: the image's predicted mask, when already at hand). Where the run's training data is
+    """``check(gray, lungs) -> Verdict`` for a run: its dataset's gate, then the lungs' check
+    (``lungs``: the image's predicted mask). Where the run's training data is
     not on this machine the gate says so (every answer then counts as unchecked)."""
     try:
         gate, unavailable = gate_for(config["dataset"]).check, None
     except (ValueError, OSError) as exc:
         gate, unavailable = None, f"quality gate unavailable ({exc})"
 
-    def check(gray: np.ndarray, lungs: np.ndarray | None = None) -> Verdict:
+    def check(gray: np.ndarray, lungs: np.ndarray) -> Verdict:
         verdict = gate(gray) if gate else Verdict(False, [unavailable])
         if verdict.ok or not gate:
-            problem = lung_problem(lungs if lungs is not None else lungs_of(gray))
+            problem = lung_problem(lungs)
             if problem:
                 verdict = Verdict(False, verdict.reasons + [problem], verdict.score, verdict.threshold)
         return verdict

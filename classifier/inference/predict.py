@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
+from cxrdata.manifest import sha256_of
 from cxrdata.lungs.inputs import as_seen, lungs_of
 from runkit import device as devices, rundir
 from runkit.rundir import runs_root
@@ -15,7 +16,7 @@ from runkit.rundir import runs_root
 from classifier.evaluation.gradcam import GradCAM, border_share
 from classifier.evaluation.run_files import save_overlay
 from classifier.inference.input_gate import Verdict, checker_for_run
-from classifier.inference.runs import load_run_model, run_config
+from classifier.inference.runs import known_patients, load_run_model, run_config
 
 
 PREDICT_ROOT = runs_root("predict")
@@ -55,6 +56,12 @@ class Predictor:
         self.device = devices.pick_device(device)
         self.config = run_config(run_dir, allow_unfinished)
         self.model, self.size = load_run_model(run_dir, self.device)
+        self.patients = known_patients(self.config)
+
+    def lungs(self, gray: np.ndarray, file_sha256: str) -> np.ndarray:
+        """The predicted lungs of a file's image, as its split saw them when the file is one of the
+        run's or the project's manifest images (see :func:`~cxrdata.lungs.inputs.lungs_of`)."""
+        return lungs_of(gray, file_sha256, self.patients.get(file_sha256))
 
     def __call__(self, gray: np.ndarray, cam_classes: tuple[str, ...] = ("predicted",),
                  lungs: np.ndarray | None = None) -> Analysis:
@@ -100,7 +107,7 @@ def predict_files(files: list[Path], run_dir: Path | str, out_dir: Path | str | 
         except ImageReadError as exc:
             yield exc
             continue
-        lungs = lungs_of(gray)
+        lungs = predictor.lungs(gray, sha256_of(file))
         analysis = predictor(gray, (cam_class,), lungs)
         (explained, cam_map), = analysis.maps.items()
         overlay_path = out_dir / _unique(f"{file.stem}.cam-{explained}", used)

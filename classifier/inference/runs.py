@@ -8,10 +8,12 @@ from pathlib import Path
 import torch
 
 from cxrdata import CLASSES
+from cxrdata.manifest import manifest_dir, manifest_path, patients_by_sha256
 from runkit import checkpoint
-from runkit.rundir import CONFIG, FINISHED, check_not_locked, is_finished, read_json
+from runkit.rundir import CONFIG, FINISHED, RUNTIME, check_not_locked, is_finished, read_json
 
-from classifier.model.backbones import CXRClassifier, model_from_checkpoint
+from classifier.model.backbones import CXRClassifier, build_model, model_from_checkpoint
+from classifier.model.weights import describe_weights
 
 
 class RunNotUsableError(ValueError):
@@ -44,6 +46,12 @@ def run_config(run_dir: Path | str, allow_unfinished: bool = False) -> dict:
     return config
 
 
+def known_patients(config: dict) -> dict[str, str]:
+    """Image sha256 → patient over the run's dataset and the project's manifests: a file among them
+    is segmented by the fold model its patient's images get, so it sees the mask its split saw."""
+    return patients_by_sha256([manifest_path(config["dataset"]), *sorted(manifest_dir().glob("*.csv"))])
+
+
 def model_summary(run_dir: Path | str, config: dict) -> dict:
     """What a run's model is, and how it scored on its own test split and on the corpus images from
     sources it did not train on (from its ``metrics.json``, when present)."""
@@ -71,11 +79,19 @@ def trained_classes(run_dir: Path | str) -> list[str]:
     return [c for c in CLASSES if c in seen]
 
 
+def load_exported(folder: Path, config: dict) -> CXRClassifier:
+    """The model of an exported folder, from ``model.safetensors`` and ``config.json``."""
+    from safetensors.torch import load_file
+
+    model = build_model(config["backbone"], "none", bool(config.get("hide_lungs")), bool(config.get("equalize")),
+                        config.get("head", "linear"), config.get("region", "full"))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model
+
+
 def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassifier, int]:
     """The best model of a run (or of an exported folder) and the image size it was trained at."""
     if is_export(run_dir):
-        from classifier.inference.export import load_exported
-
         config = read_json(Path(run_dir) / CONFIG)
         return load_exported(Path(run_dir), config).to(device).eval(), int(config["image_size"])
     path = Path(run_dir) / "best.pt"
@@ -83,4 +99,9 @@ def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassi
         raise FileNotFoundError(f"{path}: no best model there; pass the folder of a trained run "
                                 "(runs/classify/<name>)")
     saved = checkpoint.load(path, map_location="cpu")
+    recorded = read_json(Path(run_dir) / CONFIG).get(RUNTIME, {}).get("weights")
+    started = saved.get("initial_weights")
+    if recorded and started and recorded.get("sha256") != started.get("sha256"):
+        raise RunNotUsableError(f"{path}: trained from {describe_weights(started)}, but the run's config.json "
+                                f"records {describe_weights(recorded)}: the file is from another run")
     return model_from_checkpoint(saved, path).to(device).eval(), int(saved["image_size"])

@@ -11,6 +11,7 @@ problem. The model answers one image at a time (a lock), so concurrent requests 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import tempfile
 import threading
@@ -24,7 +25,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
 from cxrdata import CLASSES, ImageReadError, read_grayscale
-from cxrdata.lungs.inputs import lungs_of
 
 from classifier.evaluation.gradcam import border_area
 from classifier.inference.predict import Predictor
@@ -73,7 +73,7 @@ class Service:
             except ImageReadError as exc:
                 raise ImageReadError(name, str(exc).split(": ", 1)[1]) from None
         with self._lock:
-            lungs = lungs_of(gray)
+            lungs = self.predictor.lungs(gray, hashlib.sha256(data).hexdigest())
             verdict = self.check(gray, lungs)
             analysis = self.predictor(gray, CLASSES, lungs)
         predicted = analysis.predicted

@@ -14,7 +14,7 @@ from runkit.device import pick_device
 from runkit.machine import describe
 from runkit.rundir import runs_root
 
-from ..manifest import Manifest, data_root, manifest_path
+from ..manifest import Manifest, data_root, manifest_dir, manifest_path, patients_by_sha256, sha256_of
 from .geometry import shape_of
 from .inputs import QUESTION, lung_problem, lungs_of
 from .human import build_mask_manifest, mask_manifest_path, masks_root, read_mask_manifest
@@ -142,7 +142,7 @@ def segment_cmd(images: tuple[Path, ...], dataset: str | None, out: Path | None,
         return
     if out is None:
         raise click.UsageError("--out is required with IMAGES")
-    unreadable = 0
+    unreadable, patients = 0, patients_by_sha256(sorted(manifest_dir().glob("*.csv")))
     for path in images:
         try:
             gray = read_grayscale(path)
@@ -150,7 +150,8 @@ def segment_cmd(images: tuple[Path, ...], dataset: str | None, out: Path | None,
             click.echo(str(exc), err=True)
             unreadable += 1
             continue
-        mask = lungs_of(gray, segmenter)
+        sha256 = sha256_of(path)  # a manifest's image gets the mask its split gets
+        mask = lungs_of(gray, sha256, patients.get(sha256), segmenter)
         save_mask(out / f"{path.stem}-lungs.png", mask)
         click.echo(f"{path}: " + (lung_problem(mask) or f"lungs {shape_of(mask).fraction:.0%} of the image"))
     if unreadable:
