@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import timm
 import torch
 from click.testing import CliRunner
 
@@ -13,10 +14,12 @@ from classifier.cli import classify_cli
 from classifier.config import make_config
 from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
 from classifier.inference.predict import predict_files
+from classifier.inference.runs import RunNotUsableError
 from classifier.training.train import train_classifier
 from conftest import few
 from cxrdata import ImageReadError
 from runkit import checkpoint
+from runkit.pretrained import LITE0_PACKAGE, LITE0_SHA256
 from runkit.rundir import RunExistsError, is_finished
 from test_classifier_data import make_synthetic
 
@@ -33,8 +36,7 @@ def tiny(cxr3, tmp_path_factory):
     manifest.write(folder / "tiny.csv", ["image_id"])
     synth = make_synthetic(folder / "synthetic", cxr3, 2)
     settings = dict(dataset=str(folder / "tiny.csv"), aug="v2", synth_manifest=str(synth),
-                    image_size=48, batch_size=4, seed=7, head_epochs=2,  # the resume crosses head → fine-tune
-                    region="full")  # predict's mask of a file can come from another fold model than the test's
+                    image_size=48, batch_size=4, seed=7, head_epochs=2)  # the resume crosses head → fine-tune
     return settings, manifest
 
 
@@ -109,6 +111,26 @@ def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
                                             "--out", str(tmp_path / "cli"), "--cam-class", "covid"])
     assert cli.exit_code == 1
     assert "broken.png" in cli.output and "CAM for covid" in cli.output
+
+
+def test_a_run_names_the_exact_weights_it_started_from_and_refuses_others(tiny, tmp_path):
+    settings, _ = tiny
+    run = train_classifier(make_config(epochs=1, **settings), tmp_path / "run", progress=False)
+    started = json.loads((run / "config.json").read_text())["runtime"]["weights"]
+    assert started == {"weights": "imagenet", "source": LITE0_PACKAGE, "file": started["file"],
+                       "sha256": LITE0_SHA256, "architecture": "timm tf_efficientnet_lite0",
+                       "timm": timm.__version__}
+    assert checkpoint.load(run / "best.pt")["initial_weights"] == started
+    assert LITE0_SHA256[:16] in (run / "report.md").read_text()
+    assert LITE0_SHA256[:16] in (run / "MODEL_CARD.md").read_text()
+
+    config = json.loads((run / "config.json").read_text())
+    config["runtime"]["weights"]["sha256"] = "0" * 64  # as if trained from another file
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunExistsError, match="trained from .*0000000000000000"):
+        train_classifier(make_config(epochs=2, **settings), run, resume=True, progress=False)
+    with pytest.raises(RunNotUsableError, match="the file is from another run"):
+        next(predict_files([few(tiny[1], "test", 1)[0].file], run, tmp_path / "out"))
 
 
 def test_v2_without_synthetic_data_fails_before_creating_the_run(tiny, tmp_path):

