@@ -136,7 +136,8 @@ PROFILES: dict[str, dict] = {
     # to them) were chosen over the whole image by `make lungs-only` under its rule, written before the runs
     # and read on the validation split only (docs/results/2026-12-07-lungs.md).
     "cpu": {**LITE0_IMAGENET, "zoom": 0.3, "width_shift": 0.15, "height_shift": 0.15, "region": "lungs-only"},
-    # The published settings (Zebin & Rezvy 2020): for a GPU.
+    # VGG16 at 224 px with Zebin & Rezvy 2020's optimiser, batch and epochs, for a GPU; unlike the paper
+    # (the new head only) it fine-tunes the top 3 blocks after 10 head epochs.
     "paper": {"backbone": "vgg16", "weights": "imagenet", "image_size": 224, "batch_size": 8,
               "epochs": 50, "lr": 1e-4, "head_epochs": 10, "finetune_lr": 1e-5, "unfreeze_blocks": 3},
 }

@@ -3,7 +3,8 @@
 * :func:`mcnemar_exact`: McNemar's exact test on the discordant pairs (Dietterich 1998).
 * :func:`paired_bootstrap`: a percentile interval of the accuracy difference, resampling test
   images, or whole patients when ``groups`` is given (images of one patient are not independent);
-  :func:`bootstrap_ratio_difference` does the same for recall and precision differences.
+  :func:`bootstrap_ratio_difference` does the same for recall and precision differences, and
+  :func:`bootstrap_ratio` for one model's accuracy, recall or precision.
 * :func:`spread`: mean, standard deviation and range over seeds or folds.
 """
 from __future__ import annotations
@@ -86,6 +87,15 @@ def bootstrap_ratio_difference(num_a, den_a, num_b, den_b, *, groups=None, n_res
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(deltas, [tail, 100 - tail])
     return Interval(float(total[2] / total[3] - total[0] / total[1]), float(low), float(high), level)
+
+
+def bootstrap_ratio(num, den, *, groups=None, n_resamples: int = 10_000, seed: int = 0,
+                    level: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of Σnum/Σden (an accuracy, a recall, a precision), rows of one
+    group resampled together: :func:`bootstrap_ratio_difference` against a zero ratio."""
+    zeros = np.zeros(len(num))
+    return bootstrap_ratio_difference(zeros, np.ones(len(num)), num, den, groups=groups, n_resamples=n_resamples,
+                                      seed=seed, level=level)
 
 
 def spread(values) -> dict:

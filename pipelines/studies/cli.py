@@ -160,7 +160,7 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
     """Train each paper's model under its own protocol (data, per-image split, augmentation, frozen
     ImageNet body and new head, optimiser, epochs, model choice), then audit it: (a) patients grouped
     in the split, (b) the lung controls (first replicate: lungs removed, lungs only, outline only, and
-    the central box), (c) adult NIH images of a source it never saw, and how many it calls covid.
+    the central box), (c) NIH hospital images of a source it never saw, and how many it calls covid.
     Writes runs/reproduce/<paper>/report.md and results.json (docs/reproduction.md)."""
     out = REPRODUCE_ROOT / name if name else None
     folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),

@@ -33,6 +33,14 @@ class Protocol:
         return self.folds - 1 if self.split == "image-folds" else self.folds
 
 
+# What every profile does differently from every paper.
+LOADING = ("images are centre-cropped to a square, then resized (the papers' Keras loaders resize the whole image, "
+           "changing its aspect)",
+           "rotations and shifts fill the uncovered corners with black (Keras fills them with the nearest pixel)")
+BACTERIAL = ("all 142 paediatric pneumonia images of the corpus are bacterial (person*_bacteria_*); the paper used "
+             "viral and bacterial pneumonia, and viral pneumonia is the one that resembles covid, so this task is "
+             "likely easier than the paper's")
+
 # Head only on a frozen ImageNet body, on the whole image: every paper. finetune_lr is unused then; it
 # and the region are pinned so that a protocol does not follow the classifier's cpu profile.
 FROZEN = {"weights": "imagenet", "unfreeze_blocks": 0, "finetune_lr": 1e-5, "region": "full"}
@@ -45,12 +53,17 @@ PROTOCOLS: dict[str, Protocol] = {
                     "head_epochs": 35, "select": "last", "rotation": 30.0, "hflip": 0.5, "zoom": 0.2,
                     "width_shift": 0.1, "height_shift": 0.1},
         figures={"backbone": "VGG16", "accuracy": 0.9588, "test_images": 68,
+                 "class_test_images": {"covid": 26, "normal": 20, "pneumonia": 22},
                  "precision": {"covid": 0.96, "normal": 0.95, "pneumonia": 0.95},
                  "recall": {"covid": 0.96, "normal": 1.00, "pneumonia": 0.91}},
         decided=("zoom ±20 % and shifts ±10 % stand for the paper's zoom and crop (magnitudes not given)",
                  "no validation split: the paper's validation curve was its test set, and the last epoch is kept, "
                  "so nothing here looks at the test set before testing"),
-        deviations=("shear and random noise are not applied (no magnitude given; our augmentation has neither)",),
+        deviations=("shear and random noise are not applied (no magnitude given; our augmentation has neither)",
+                    "head: global average pooling of the last feature map, dropout, one linear layer; the paper puts "
+                    "a new fully connected head on the backbone's final pooling layer",
+                    "the test split has 67 images (20 % of 336), the paper's 68 (its Table 1's denominators)",
+                    *LOADING),
         second_test="makris-test"),
     "zebin2020": Protocol(
         paper="zebin2020", citation="Zebin & Rezvy 2020 (Applied Intelligence)",
@@ -60,6 +73,7 @@ PROTOCOLS: dict[str, Protocol] = {
                     "height_shift": 0.1, "zoom": 0.0, "hflip": 0.5},
         figures={"backbone": "VGG16 v1 / v2; ResNet50; EfficientNetB0", "accuracy": 0.88, "accuracy_v2": 0.90,
                  "accuracy_resnet50": 0.943, "accuracy_efficientnetb0": 0.968, "test_images": 160,
+                 "class_test_images": {"covid": 40, "normal": 60, "pneumonia": 60},
                  "precision": {"covid": 0.82, "normal": 0.84, "pneumonia": 0.98},
                  "precision_v2": {"covid": 0.93, "normal": 0.87, "pneumonia": 0.96},
                  "precision_efficientnetb0": {"covid": 1.0, "normal": 0.96, "pneumonia": 0.96}},
@@ -75,7 +89,8 @@ PROTOCOLS: dict[str, Protocol] = {
                     "the paper's vertical flip (text only) is not applied",
                     "v2's CycleGAN is this project's cpu profile (96 px, 800 iterations, resize-convolution "
                     "upsampling; `--gan-set` changes it) where the paper trained 5000 iterations with settings it "
-                    "does not give; its images are upsampled to the classifier's size"),
+                    "does not give; its images are upsampled to the classifier's size",
+                    BACTERIAL, *LOADING),
         synthetic=100, replicates=3, progression_patient="ieee8023-173"),
     "luiz": Protocol(
         paper="luiz", citation="Luiz, Ragab, Karim & Batatia (Heriot-Watt)",
@@ -84,6 +99,7 @@ PROTOCOLS: dict[str, Protocol] = {
                     "epochs": 30, "head_epochs": 30, "early_stopping": 5, "select": "best-val",
                     "rotation": 5.0, "zoom": 0.02, "width_shift": 0.0, "height_shift": 0.0, "hflip": 0.0},
         figures={"backbone": "DenseNet121", "accuracy": 0.946, "test_images": 52 * 3,
+                 "class_test_images": {"covid": 52, "normal": 52, "pneumonia": 52},
                  "recall": {"covid": 0.977, "normal": 0.927, "pneumonia": 0.935}},
         decided=("learning rate 1e-3, batch 16, at most 30 epochs with early stopping after 5 (Adam is stated; "
                  "the rest is not)",
@@ -92,7 +108,9 @@ PROTOCOLS: dict[str, Protocol] = {
         deviations=("their Kaggle set (572 per class) is not in the corpus: covid are the corpus's ieee8023 and "
                     "figure1 PA images, normal and pneumonia its paediatric images, balanced to 142 per class",
                     "shear 2° is not applied (our augmentation has no shear)",
-                    "the learning rate is not reduced on plateau"),
+                    "the paper augments offline with fixed transforms (rotation 5°, zoom +2 %; 468 → 1,070 images "
+                    "per class); here each epoch draws new random transforms of the same magnitudes",
+                    "the learning rate is not reduced on plateau", BACTERIAL, *LOADING),
         replicates=3),
 }
 

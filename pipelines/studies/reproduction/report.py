@@ -6,20 +6,23 @@ import datetime
 from pathlib import Path
 
 from classifier.evaluation.metrics import wilson_interval
+from classifier.model.weights import describe_weights
 from cxrdata.manifest import CLASSES
 from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
 from pipelines.experiment.stats import spread
 from runkit.formatting import mean_sd
+from pipelines.studies.reproduction.against import against_paper
 from pipelines.studies.reproduction.protocols import Protocol
-from pipelines.studies.reproduction.splits import POOLS
+from pipelines.studies.reproduction.splits import POOLS, corpus
 
 COLUMNS = {"protocol": "ours, the paper's protocol", "v2": "ours, v2 (+ synthetic covid)",
            "grouped": "(a) patients grouped", "lungs-removed": "(b) lungs removed, replicate 0",
            "lungs-only": "(b) lungs only, replicate 0", "outline": "(b) outline only, replicate 0",
            "box": "(b) the box (central 70 % × 70 %), replicate 0"}
-UNSEEN = "nih"  # adult hospital images: a source none of the three papers trained on
+UNSEEN = "nih"  # hospital images, mostly adults: a source none of the three papers trained on
+ADULT = 18  # years
 
 
 def run_numbers(run: Path) -> dict:
@@ -98,14 +101,82 @@ def results_table(protocol: Protocol, summary: dict) -> list[str]:
             lines.append(f"| {c} {metric} | {_paper(paper)} | "
                          + " | ".join(_one_or_spread(summary[k][metric][c]) for k in kinds) + " |")
     unseen = summary["protocol"]["unseen_images"]
-    lines.append(f"| (c) unseen source: NIH adult normal + pneumonia called covid ({unseen} images) | not measured | "
+    lines.append(f"| (c) unseen source: NIH normal + pneumonia called covid ({unseen} images) | not measured | "
                  + " | ".join(_one_or_spread(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
     return lines
+
+
+def started_from(replicates: list[dict]) -> str:
+    """The exact weights the first protocol run started from, as its config.json records them."""
+    recorded = read_json(Path(replicates[0]["runs"]["protocol"]) / "config.json").get("runtime", {}).get("weights")
+    return describe_weights(recorded) if recorded else "not recorded: the run predates the record"
+
+
+def deviations(protocol: Protocol, settings: dict, replicates: int) -> list[str]:
+    """Everything the run does differently from the paper: the protocol's own list, then what the
+    profile and the number of replicates change."""
+    out = list(protocol.deviations)
+    if replicates < protocol.cv_replicates:
+        out.append(f"{replicates} of the paper's {protocol.cv_replicates} CV folds run, to fit the 2-core CPU budget "
+                   "(`--profile paper` runs every fold)")
+    backbone_paper = protocol.classifier["backbone"]
+    if settings["backbone"] != backbone_paper:
+        out.append(f"backbone {settings['backbone']} (ImageNet, installs offline) instead of the paper's "
+                   f"{backbone_paper}, whose ImageNet weights need a download (`--profile paper` on a machine with "
+                   "internet)")
+    if settings["image_size"] != 224:
+        out.append(f"{settings['image_size']} px instead of 224 px, to fit the 2-core CPU budget (`--profile paper` "
+                   "runs 224 px)")
+    return out
+
+
+def notes_markdown(protocol: Protocol, settings: dict, replicates: int) -> str:
+    """What the profile decided and every deviation, as docs/reproduction.md lists them."""
+    return "\n".join([f"**{protocol.citation}** (`{protocol.paper}`)", "", "Decided where the paper is silent:",
+                      *(f"- {d}" for d in protocol.decided), "", "Deviations:",
+                      *(f"- {d}" for d in deviations(protocol, settings, replicates))])
+
+
+def unseen_minors() -> tuple[int, int]:
+    """How many of the unseen source's images are of patients under :data:`ADULT`, of how many."""
+    ages = [r.extra.get("age", "") for r in corpus() if r.source == UNSEEN]
+    return sum(1 for a in ages if a and float(a) < ADULT), len(ages)
+
+
+def _interval(row: dict | None) -> str:
+    return "–" if row is None else f"{100 * row['estimate']:.1f} [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
+
+
+def against_table(against: dict) -> list[str]:
+    """Each figure of the paper beside ours, both with 95 % intervals, and the verdict."""
+    lines = ["| figure, % | the paper [95 % Wilson] (test images) | ours, replicates pooled [95 %, patients "
+             "resampled] | verdict |", "| --- | --- | --- | --- |"]
+    for row in against["rows"]:
+        low, high = row["paper_ci95"]
+        lines.append(f"| {row['figure']} | {100 * row['paper']:.1f} [{100 * low:.1f}, {100 * high:.1f}] "
+                     f"({row['paper_n']}) | {_interval(row['ours'])} | {row['verdict']} |")
+    lines += ["", f"Verdicts: {against['rule']}."]
+    delta = against.get("v2_minus_v1")
+    if delta:
+        test = delta["mcnemar"]
+        lines += ["", f"**v2 − v1**, paired on the same test images ({delta['test_rows']} over the replicates): "
+                      f"accuracy {_points(delta['accuracy'])}, covid recall {_points(delta['covid_recall'])} "
+                      f"(bootstrap over patients); McNemar exact p = {test['p_value']:.2g} ({test['only_a_right']} "
+                      f"images only v1 got right, {test['only_b_right']} only v2)."]
+    return lines
+
+
+def _points(interval: dict) -> str:
+    return (f"{100 * interval['estimate']:+.1f} points [{100 * interval['low']:+.1f}, "
+            f"{100 * interval['high']:+.1f}]")
 
 
 def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, replicates: list[dict],
                  progression: dict | None, cost: dict) -> None:
     summary = summarise(replicates)
+    against = against_paper(protocol, {kind: [r["runs"][kind] for r in replicates if kind in r["runs"]]
+                                       for kind in ("protocol", "v2") if kind in replicates[0]["runs"]})
+    minors, unseen = unseen_minors()
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [f"# Reproduction: {protocol.citation}", "",
              f"`cxr study reproduce --paper {protocol.paper} --profile {profile}`; {when}; {describe()}; "
@@ -113,11 +184,13 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
              + (f"{cost['training_seconds'] / 60:.1f} min" if cost.get("training_seconds") else "an unrecorded time")
              + f" (the sum of their runs as they ran); this invocation {cost['seconds'] / 60:.1f} min, peak memory "
              f"{cost['peak_rss_mib'] / 1024:.2f} GiB.", "",
-             f"Backbone **{settings['backbone']}** with ImageNet weights, body frozen, new `{settings['head']}` head, "
+             f"Backbone **{settings['backbone']}** with ImageNet weights ({started_from(replicates)}), body frozen, "
+             f"new `{settings['head']}` head, "
              f"{settings['image_size']} px, Adam {settings['lr']:g}, batch {settings['batch_size']}, "
              f"{settings['epochs']} epochs, model kept: {settings['select']}. Data: {POOLS[protocol.pool][1]}. "
              "Mean ± sd over replicates; the paper's accuracy with the 95 % interval its test size allows.", ""]
     lines += results_table(protocol, summary)
+    lines += ["", "## Against the paper", ""] + against_table(against)
     if "second-test" in summary:
         second = summary["second-test"]
         lines += ["", f"Second test set ({POOLS[protocol.second_test][1]}, {second['test_images']} images), "
@@ -132,23 +205,13 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
               "them), their outline alone, and the old box (the central 70 % × 70 % square, 49 % of the image, "
               "which leaves the apices, lateral fields and costophrenic angles visible). Accuracy far above a "
               "third with the lungs removed, or from the outline, is read from outside the lungs' grey levels.",
-              "- (c) is the protocol's model on adult NIH hospital images of normal and pneumonia, a source it never "
-              "saw. None of them is covid: the share called covid is how often the model answers by image style.",
+              f"- (c) is the protocol's model on NIH hospital images of normal and pneumonia ({minors} of {unseen} "
+              "of patients under 18), a source it never saw. None of them is covid: the share called covid is how "
+              "often the model answers by image style.",
               "", "## Where the paper is silent (this profile decided)", ""]
     lines += [f"- {d}" for d in protocol.decided]
     lines += ["", "## Deviations from the paper", ""]
-    lines += [f"- {d}" for d in protocol.deviations]
-    if len(replicates) < protocol.cv_replicates:
-        lines.append(f"- {len(replicates)} of the paper's {protocol.cv_replicates} CV folds run, to fit the 2-core CPU "
-                     "budget (`--profile paper` runs every fold)")
-    backbone_paper = protocol.classifier["backbone"]
-    if settings["backbone"] != backbone_paper:
-        lines.append(f"- backbone {settings['backbone']} (ImageNet, installs offline) instead of the paper's "
-                     f"{backbone_paper}, whose ImageNet weights need a download (`--profile paper` on a machine "
-                     "with internet)")
-    if settings["image_size"] != 224:
-        lines.append(f"- {settings['image_size']} px instead of 224 px, to fit the 2-core CPU budget "
-                     "(`--profile paper` runs 224 px)")
+    lines += [f"- {d}" for d in deviations(protocol, settings, len(replicates))]
     lines += ["", "## Grad-CAM", "", "Replicate 0's protocol model, first images of each true class:", ""]
     first = Path(replicates[0]["runs"]["protocol"])
     lines += [f"![{c}]({(first / 'gradcam' / f'grid_{c}.png').relative_to(out)})" for c in CLASSES
@@ -160,5 +223,6 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
                   f"![progression]({Path(progression['figure']).relative_to(out)})"]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_json(out / "results.json", {"paper": protocol.paper, "profile": profile, "settings": settings,
-                                      "figures": protocol.figures, "summary": summary, "replicates": replicates,
+                                      "figures": protocol.figures, "summary": summary, "against_paper": against,
+                                      "deviations": list(protocol.deviations), "replicates": replicates,
                                       "progression": progression, "cost": cost, "machine": describe(), "date": when})
