@@ -52,8 +52,9 @@ test: $(INSTALLED)  ## Run the tests (unit + small integration tests on real ima
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test suite is missing" >&2; fi; \
 	exit $$rc
 
-lint: $(INSTALLED)  ## Check the code with flake8 (settings in setup.cfg: 120 columns).
+lint: $(INSTALLED)  ## Check the code with flake8 (120 columns) and the import contracts (tests/test_layers.py).
 	$(BIN)/flake8
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py tests/test_code_map.py
 
 test-fast: $(INSTALLED)  ## Run the tests without the integration tests (those that train or fetch).
 	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)

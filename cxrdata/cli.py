@@ -1,7 +1,6 @@
 """``cxr data``: fetch the corpus, build manifests, verify the data, time image reading."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -10,7 +9,7 @@ from runkit.cli import OneLineErrors
 from runkit.options import choices, comma_joined
 
 from . import cache
-from .dataset import CXRDataset
+from .dataset import read_rates
 from .fetch import PACKAGED_METADATA, ROUTES, Fetcher, read_metadata, write_metadata
 from .importing import DEFAULT_EXCLUDE, DEFAULT_MAP, SKIP, import_dataset
 from .manifest import Manifest, data_root, manifest_dir, manifest_path, same_bytes_within_splits, sidecar_path
@@ -249,19 +248,3 @@ def bench_cmd(manifest: str, split: str, size: int):
     """Print images/s reading a split cold (decode + resize) and warm (from the cache)."""
     for name, seconds, n in read_rates(manifest, split, size):
         click.echo(f"{name:>5}: {n / seconds:8.1f} images/s ({n} images in {seconds:.2f} s)")
-
-
-def read_rates(manifest: str, split: str, size: int, limit: int | None = None) -> list[tuple[str, float, int]]:
-    """Time a cold decode of every image (or the first ``limit``) and a warm pass over the cache."""
-    chosen = Manifest.read(manifest_path(manifest)).select(split=split)
-    chosen = Manifest(chosen.records[:limit], name=chosen.name)
-    start = time.perf_counter()
-    cache.decode_all(chosen, size, progress=False)
-    cold = time.perf_counter() - start
-    CXRDataset(chosen, size, progress=False)  # make sure the cache file exists
-    start = time.perf_counter()
-    warm_set = CXRDataset(chosen, size, progress=False)
-    for i in range(len(warm_set)):
-        warm_set[i]
-    warm = time.perf_counter() - start
-    return [("cold", cold, len(chosen)), ("warm", warm, len(chosen))]

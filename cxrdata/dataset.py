@@ -1,6 +1,7 @@
 """A torch dataset over a manifest: 1-channel float images in [0, 1] and class indices."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Callable
 
@@ -8,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import cached_images
-from .manifest import CLASSES, Manifest
+from .cache import cached_images, decode_all
+from .manifest import CLASSES, Manifest, manifest_path
 
 
 class CXRDataset(Dataset):
@@ -59,3 +60,19 @@ class CXRDataset(Dataset):
     def __repr__(self) -> str:
         counts = " ".join(f"{c}={n}" for c, n in self.class_counts().items())
         return f"CXRDataset({self.manifest.name!r}, {len(self)} images @ {self.size}px; {counts})"
+
+
+def read_rates(manifest: str, split: str, size: int, limit: int | None = None) -> list[tuple[str, float, int]]:
+    """Time a cold decode of every image (or the first ``limit``) and a warm pass over the cache."""
+    chosen = Manifest.read(manifest_path(manifest)).select(split=split)
+    chosen = Manifest(chosen.records[:limit], name=chosen.name)
+    start = time.perf_counter()
+    decode_all(chosen, size, progress=False)
+    cold = time.perf_counter() - start
+    CXRDataset(chosen, size, progress=False)  # make sure the cache file exists
+    start = time.perf_counter()
+    warm_set = CXRDataset(chosen, size, progress=False)
+    for i in range(len(warm_set)):
+        warm_set[i]
+    warm = time.perf_counter() - start
+    return [("cold", cold, len(chosen)), ("warm", warm, len(chosen))]

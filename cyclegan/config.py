@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 
 from runkit.device import PRECISIONS
-from runkit.rundir import current_names, read_settings, settings
+from runkit.rundir import current_names, read_settings, register_renames, settings
 
 from .domains import parse_filter
 from .networks import UPSAMPLES
 
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
+# The CycleGAN's settings took the classifier's words (2026-12-04): old run folders read as new ones.
+register_renames({"manifest": "dataset", "size": "image_size"})
 
 
 @dataclass(frozen=True)

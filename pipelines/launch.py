@@ -1,22 +1,10 @@
-"""The ``cxr`` console script: chooses how OpenMP threads wait, before torch loads, then runs ``cxr``.
-
-Threads that wait by sleeping rather than spinning: beside one other busy program on 2 cores,
-spinning threads slowed a CycleGAN step about 3×, sleeping ones 1.6–1.8×, at a 4–14 % cost on an
-idle machine (docs/results/2026-11-performance.md, "A busy machine"). An ``OMP_WAIT_POLICY`` already set wins, and
-``CXR_OMP_WAIT=spin`` restores OpenMP's default.
-"""
+"""The ``cxr`` console script: chooses how OpenMP threads wait (:mod:`runkit.openmp`) before torch
+loads, then runs ``cxr``."""
 from __future__ import annotations
 
 import os
-from typing import MutableMapping
 
-
-def set_openmp_wait(environ: MutableMapping[str, str]) -> None:
-    """Put the project's OpenMP wait policy into ``environ`` (a process's, or a child's)."""
-    if environ.get("CXR_OMP_WAIT") == "spin":
-        environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from runkit.openmp import set_openmp_wait
 
 
 def main() -> None:

@@ -152,10 +152,18 @@ def is_finished(run_dir: Path) -> bool:
 RUNTIME = "runtime"  # config.json's record of what the machine chose (precision, processes): never compared
 
 
-# Settings renamed since run folders were first written (old → new): the CycleGAN's ``manifest`` and
-# ``size`` took the classifier's words. A config is always read under today's names, so a run
+# Settings renamed since run folders were first written (old → new), as the packages that own them
+# register them (:func:`register_renames`). A config is always read under today's names, so a run
 # written before a rename is still resumed and reused.
-RENAMED_SETTINGS = {"manifest": "dataset", "size": "image_size"}
+RENAMED_SETTINGS: dict[str, str] = {}
+
+
+def register_renames(renamed: dict[str, str]) -> None:
+    """Add a package's renamed settings (old → new) to :data:`RENAMED_SETTINGS`."""
+    clashes = sorted(k for k, v in renamed.items() if RENAMED_SETTINGS.get(k, v) != v)
+    if clashes:
+        raise ValueError(f"settings renamed twice: {', '.join(clashes)}")
+    RENAMED_SETTINGS.update(renamed)
 
 
 def current_names(config: dict) -> dict:

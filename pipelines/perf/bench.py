@@ -28,9 +28,8 @@ import torch
 from runkit import machine
 from runkit.device import native_bf16
 from runkit.rundir import runs_root
+from runkit.openmp import set_openmp_wait
 from runkit.timing import peak_rss_mib, summary, timed
-
-from pipelines.launch import set_openmp_wait
 
 RUNS_ROOT = runs_root("bench")
 BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121", "efficientnet_lite0")
@@ -157,7 +156,7 @@ def step_lungs(plan: Plan) -> dict:
 
 
 def step_data(plan: Plan) -> dict:
-    from cxrdata.cli import read_rates
+    from cxrdata.dataset import read_rates
 
     rates = read_rates("cxr3", "train", plan.data_size, limit=plan.data_images or None)
     return {name: {"images_per_s": n / seconds, "images": n, "seconds": seconds} for name, seconds, n in rates}
