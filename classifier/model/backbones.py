@@ -18,8 +18,8 @@ from torchvision.models import get_model
 from cxrdata import CLASSES
 
 from classifier.model.inputs import equalize_histogram, hide_centre
-from classifier.model.weights import (WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm, read_state_dict,
-                                      weights_identity)
+from classifier.model.weights import (OFFLINE_IMAGENET, WeightsError, imagenet_timm, imagenet_torchvision,
+                                      lite0_to_timm, read_state_dict, weights_identity)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,6 +65,15 @@ BACKBONES: dict[str, Backbone] = {
     "tf_efficientnet_b0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
                                    timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD),
 }
+
+
+def backbone_names() -> str:
+    """The registered backbones as one phrase for a help text, from :data:`BACKBONES`."""
+    by_library = {"torchvision": [n for n, s in BACKBONES.items() if not s.timm_name],
+                  "timm": [n for n, s in BACKBONES.items() if s.timm_name]}
+    offline = [n for n in BACKBONES if n in OFFLINE_IMAGENET]
+    return ("; ".join(f"{library}'s {', '.join(names)}" for library, names in by_library.items() if names)
+            + f" (ImageNet weights installed with the project, no download: {', '.join(offline)})")
 
 
 def submodule(root: nn.Module, path: str) -> nn.Module:

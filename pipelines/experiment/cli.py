@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from classifier.config import DEFAULT_COUNTERFACTUAL
+from classifier.model.backbones import BACKBONES, backbone_names
 from runkit.cli import OneLineErrors
 from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env
@@ -41,9 +42,8 @@ def experiment_options(command):
         click.option("--folds", type=int, default=0, show_default=True,
                      help="Grouped k-fold cross-validation over the whole dataset instead of its fixed split "
                           "(one GAN per fold; one seed). 0: off."),
-        click.option("--backbone", default=None,
-                     help="Classifier backbone (resnet18, vgg16, resnet50, efficientnet_b0, densenet121) "
-                          "[default: the classifier profile's]."),
+        click.option("--backbone", default=None, type=click.Choice(list(BACKBONES)),
+                     help=f"Classifier backbone: {backbone_names()} [default: the classifier profile's]."),
         click.option("--profile", "classifier_profile", default="cpu", show_default=True,
                      help="Classifier profile: cpu or paper (VGG16 at 224 px with Zebin & Rezvy's optimiser, batch "
                           "and epochs, top 3 blocks fine-tuned; for a GPU)."),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from classifier.model.backbones import BACKBONES as REGISTERED
 from runkit import machine
 from runkit.device import native_bf16
 from runkit.rundir import runs_root
@@ -32,7 +33,7 @@ from runkit.openmp import set_openmp_wait
 from runkit.timing import peak_rss_mib, summary, timed
 
 RUNS_ROOT = runs_root("bench")
-BACKBONES = ("resnet18", "resnet50", "vgg16", "efficientnet_b0", "densenet121", "efficientnet_lite0")
+BACKBONES = tuple(REGISTERED)  # every backbone the classifier has
 
 
 @dataclass(frozen=True)
