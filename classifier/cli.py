@@ -9,7 +9,7 @@ import click
 
 from cxrdata import CLASSES, SPLITS
 from cxrdata.lungs.regions import REGION_HELP, REGIONS
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 from runkit.options import choices, input_run
 from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
@@ -368,7 +368,7 @@ def load_test_cmd(run_dir: Path, requests: int, concurrency: int):
 def gate_check_cmd(dataset: str, out: Path | None):
     """Measure the input quality gate: false flags on real held-out chest X-rays, detections on
     photos, drawings, documents, screenshots, flat and noise images. Writes report.md and metrics.json."""
-    from classifier.inference.gate_check import markdown, measure
+    from classifier.evaluation.gate_study import markdown, measure
 
     click.echo(markdown(measure(dataset, out)))
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from cxrdata import CXRDataset, Manifest, manifest_path
 
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 from runkit.options import int_list
 from runkit.distributed import world_from_env
 

@@ -28,7 +28,7 @@ from .data import to_uint8, to_unit_range
 from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
 from .realism.features import DEFAULT_NETWORK, load_feature_network
-from .realism.synthesis import realism_lines, save_pairs_figure, synthesis_metrics
+from .realism.assessment import realism_lines, save_pairs_figure, synthesis_metrics
 from .train import CHECKPOINT
 
 SYNTH_ROOT = Path("data") / "synthetic"

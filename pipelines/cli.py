@@ -7,7 +7,7 @@ from classifier.cli import classify_cli
 from cxrdata.cli import data_cli
 from cxrdata.lungs.cli import lungs_cli
 from cyclegan.cli import gan_cli
-from runkit.cli import DEBUG_ENV, OneLineErrors
+from runkit.errors import DEBUG_ENV, OneLineErrors
 
 from pipelines.experiment.cli import experiment_cli
 from pipelines.perf.cli import perf_cli

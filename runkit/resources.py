@@ -3,7 +3,7 @@ read-only folder) while writing, memory while training or predicting.
 
 Writers wrap their writes in :func:`writing`; training and inference loops wrap their steps in
 :func:`memory_guard`. Both raise errors whose message is the whole story, for
-:mod:`runkit.cli` to print as one line (``--debug`` still shows the traceback).
+:mod:`runkit.errors` to print as one line (``--debug`` still shows the traceback).
 """
 from __future__ import annotations
 

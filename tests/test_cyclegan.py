@@ -12,7 +12,7 @@ from cyclegan.model import CycleGAN, load_network, lr_factor
 from cyclegan.networks import (PatchDiscriminator, ResnetGenerator, SingleOutputConv2d, init_weights, instance_norm,
                                parameter_count)
 from cyclegan.pool import ImagePool
-from cyclegan.realism.synthesis import histogram, histogram_distances, synthesis_metrics
+from cyclegan.realism.assessment import histogram, histogram_distances, synthesis_metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

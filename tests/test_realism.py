@@ -17,7 +17,7 @@ from cyclegan.realism.features import (DEFAULT_NETWORK, FEATURES, FeatureNetwork
                                        inception_features, inception_weights_file, load_feature_network, load_inception)
 from cyclegan.realism.measures import (TooFewImages, checkerboard, checkerboard_scores, distribution_realism,
                                        frechet_distance, precision_recall)
-from cyclegan.realism.synthesis import inception_fid
+from cyclegan.realism.assessment import inception_fid
 from cyclegan.synth import SynthesisFolderError, remeasure
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from classifier.inference.gate_check import documents, flat_images, noise_images, screenshots
+from classifier.evaluation.gate_study import documents, flat_images, noise_images, screenshots
 from classifier.inference.load_test import run_load
 from classifier.inference.predict import predict_files
 from classifier.inference.input_gate import QualityGate, aspect_range, thumbnails

@@ -26,7 +26,7 @@ from runkit.formatting import decimal, pct
 import classifier.evaluation.crosssource as crosssource
 
 import classifier.evaluation.run_files as report
-from classifier.evaluation.test_outputs import dataset_cams, write_cams
+from classifier.evaluation.held_out import dataset_cams, write_cams
 from classifier.evaluation.labelled import LabelledDataError, read_labelled
 from classifier.evaluation.metrics import classification_metrics
 from classifier.inference.runs import load_run_model, model_summary, run_config

@@ -27,7 +27,7 @@ from classifier.training.data import Splits, build_splits
 from classifier.model.backbones import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
                      set_training_mode, unfreeze_top)
 from classifier.evaluation.model_card import write_model_card
-from classifier.evaluation.test_outputs import predict_probabilities, write_cross_source, write_evaluation
+from classifier.evaluation.held_out import predict_probabilities, write_cross_source, write_evaluation
 from classifier.model.weights import describe_weights
 from classifier.training.shortcuts import restyle, source_balanced_weights
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 from runkit.device import pick_device
 from runkit.machine import describe
 from runkit.rundir import runs_root

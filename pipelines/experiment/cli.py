@@ -9,7 +9,7 @@ import click
 
 from classifier.config import DEFAULT_COUNTERFACTUAL
 from classifier.model.backbones import BACKBONES, backbone_names
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env
 from runkit.rundir import read_json, runs_root

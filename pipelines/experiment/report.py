@@ -15,7 +15,7 @@ from runkit.formatting import mean_sd, pct, signed_interval, signed_pct
 
 from classifier.evaluation.crosssource import source_caveat, source_mix
 from classifier.training.data import SYNTHETIC_SOURCE
-from cyclegan.realism.synthesis import realism_lines
+from cyclegan.realism.assessment import realism_lines
 
 from pipelines.experiment import analysis
 from pipelines.experiment.controls import LUNG_CONTROLS, V1, control_summary, controls_markdown

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 from runkit.rundir import runs_root
 
 from runkit.options import choices

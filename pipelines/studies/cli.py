@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from runkit.cli import OneLineErrors
+from runkit.errors import OneLineErrors
 
 from pipelines.experiment.demo import DEMO
 from runkit.options import choices, int_list, key_values

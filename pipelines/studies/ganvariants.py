@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from cxrdata import CXRDataset, Manifest, manifest_path
 from cyclegan.config import from_profile
-from cyclegan.realism.synthesis import save_rows_figure
+from cyclegan.realism.assessment import save_rows_figure
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, runs_root, write_json
 from runkit.formatting import decimal, mean_sd
