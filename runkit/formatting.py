@@ -35,3 +35,17 @@ def mean_sd(s: dict | None, scale: float = 100, digits: int = 1) -> str:
 def rate_with_ci(r: dict) -> str:
     """``{"rate", "ci95", "k", "n"}`` as ``69.1 % [64.1, 74.6] (204/296)``."""
     return f"{pct(r['rate'])} % [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}] ({r['k']}/{r['n']})"
+
+
+def interval(d: dict | None) -> str:
+    """``{"estimate", "low", "high"}`` as percentages: ``93.4 [88.0, 97.8]``."""
+    return MISSING if d is None else f"{pct(d['estimate'])} [{pct(d['low'])}, {pct(d['high'])}]"
+
+
+def markdown_table(header: list[str], rows) -> list[str]:
+    """A markdown table's lines: the header, the rule, one line per row (cells as given, ``None`` as
+    :data:`MISSING`)."""
+    def line(cells) -> str:
+        return "| " + " | ".join(MISSING if c is None else str(c) for c in cells) + " |"
+
+    return [line(header), "| " + " | ".join("---" for _ in header) + " |", *(line(row) for row in rows)]

@@ -12,7 +12,7 @@ from classifier.evaluation.metrics import wilson_interval
 from pipelines.experiment.stats import Interval, bootstrap_ratio
 from pipelines.studies.reproduction import PROTOCOLS
 from pipelines.studies.reproduction.against import (ABOVE, BELOW, CANNOT_TELL, CONSISTENT, against_paper,
-                                                    paper_interval, verdict)
+                                                    intervals, paper_interval, pooled, verdict)
 from pipelines.studies.reproduction.report import deviations, notes_markdown
 from pipelines.studies.reproduction.runner import classifier_settings
 
@@ -77,3 +77,11 @@ def test_the_deviations_come_from_the_profile_and_the_docs_list_them_all():
     docs = (REPO / "docs" / "reproduction.md").read_text(encoding="utf-8")
     for protocol in PROTOCOLS.values():  # docs/reproduction.md prints what the reports print
         assert notes_markdown(protocol, classifier_settings(protocol, "cpu", {}), protocol.replicates) in docs
+
+
+def test_a_perfect_score_gets_wilsons_interval_at_the_distinct_images_not_a_point(tmp_path):
+    true = ["covid"] * 26 + ["normal"] * 20 + ["pneumonia"] * 22
+    runs = [_predictions(tmp_path / f"r{k}", true, true) for k in range(3)]  # three replicates, one test set
+    covid = intervals(pooled(runs))["recall"]["covid"]
+    assert covid.estimate == 1 and (covid.low, covid.high) == pytest.approx(wilson_interval(26, 26))
+    assert verdict(covid, 0.96, 26) == CANNOT_TELL  # not 'above': 26 of 26 cannot tell 100 from 96

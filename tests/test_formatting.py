@@ -1,5 +1,5 @@
 """The one formatting helper every report uses (runkit.formatting)."""
-from runkit.formatting import decimal, mean_sd, pct, rate_with_ci, signed_interval, signed_pct
+from runkit.formatting import decimal, interval, markdown_table, mean_sd, pct, rate_with_ci, signed_interval, signed_pct
 
 
 def test_known_answers():
@@ -11,3 +11,9 @@ def test_known_answers():
     assert mean_sd({"mean": 0.691, "std": 0.017}) == "69.1 ± 1.7"
     assert mean_sd({"mean": 4.93, "std": 0.41}, scale=1, digits=2) == "4.93 ± 0.41" and mean_sd(None) == "–"
     assert rate_with_ci({"rate": 0.723, "ci95": (0.669, 0.771), "k": 214, "n": 296}) == "72.3 % [66.9, 77.1] (214/296)"
+
+
+def test_a_markdown_table_has_its_header_rule_and_rows_with_missing_cells_dashed():
+    assert markdown_table(["a", "b"], [[1, None], ["x", 2.5]]) == ["| a | b |", "| --- | --- |", "| 1 | – |",
+                                                                   "| x | 2.5 |"]
+    assert interval({"estimate": 0.934, "low": 0.88, "high": 0.978}) == "93.4 [88.0, 97.8]" and interval(None) == "–"

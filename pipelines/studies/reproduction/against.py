@@ -2,8 +2,10 @@
 
 Ours pool the replicates' test predictions and resample whole patients (Efron's percentile
 bootstrap), so replicates that test the same images (Zebin's folds share one test set) count those
-images once per resample and do not narrow the interval. The paper's is Wilson's at its test
-size; for a class's precision at the class's test count, as the papers give no predicted counts.
+images once per resample and do not narrow the interval. At 0 or 100 %, where every resample
+agrees and the bootstrap has no width, ours is Wilson's at the number of distinct test images
+instead. The paper's is Wilson's at its test size; for a class's precision at the class's test
+count, as the papers give no predicted counts.
 """
 from __future__ import annotations
 
@@ -47,21 +49,31 @@ def pooled(runs: list) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in predictions]) for key in predictions[0]}
 
 
+def ratio_interval(num: np.ndarray, den: np.ndarray, predictions: dict[str, np.ndarray], seed: int = 0) -> Interval:
+    """Σnum/Σden over the pooled rows with its patient-bootstrap interval, or Wilson's at the distinct
+    images of the denominator where every resample agrees (see the module's docstring)."""
+    found = bootstrap_ratio(num, den, groups=predictions["patient_id"], seed=seed)
+    if found.low < found.high:
+        return found
+    distinct = len(set(predictions["path"][den.astype(bool)]))
+    low, high = wilson_interval(round(found.estimate * distinct), distinct)
+    return Interval(found.estimate, low, high)
+
+
 def intervals(predictions: dict[str, np.ndarray], seed: int = 0) -> dict:
-    """Accuracy and each class's recall and precision, with patient-bootstrap intervals."""
-    true, said, groups = predictions["true"], predictions["predicted"], predictions["patient_id"]
+    """Accuracy and each class's recall and precision, with their intervals (:func:`ratio_interval`)."""
+    true, said = predictions["true"], predictions["predicted"]
     right = true == said
-    out = {"accuracy": bootstrap_ratio(right, np.ones(len(right)), groups=groups, seed=seed),
-           "recall": {}, "precision": {}}
+    out = {"accuracy": ratio_interval(right, np.ones(len(right)), predictions, seed), "recall": {}, "precision": {}}
     for c in CLASSES:
         for metric, den in (("recall", true == c), ("precision", said == c)):
-            out[metric][c] = bootstrap_ratio(right & den, den, groups=groups, seed=seed) if den.any() else None
+            out[metric][c] = ratio_interval(right & den, den, predictions, seed) if den.any() else None
     return out
 
 
 def _row(figure: str, paper: float, paper_n: int, ours: Interval | None) -> dict:
     low, high = paper_interval(paper, paper_n)
-    return {"figure": figure, "paper": paper, "paper_n": paper_n, "paper_ci95": [low, high],
+    return {"figure": figure, "paper": {"estimate": paper, "low": low, "high": high}, "paper_n": paper_n,
             "ours": ours.as_dict() if ours else None,
             "verdict": verdict(ours, paper, paper_n) if ours else "not measured"}
 

@@ -12,7 +12,7 @@ from runkit.machine import describe
 from runkit.rundir import read_json, write_json
 
 from pipelines.experiment.stats import spread
-from runkit.formatting import mean_sd
+from runkit.formatting import interval, markdown_table, mean_sd, signed_interval
 from pipelines.studies.reproduction.against import against_paper
 from pipelines.studies.reproduction.protocols import Protocol
 from pipelines.studies.reproduction.splits import POOLS, corpus
@@ -87,23 +87,19 @@ def summarise(replicates: list[dict]) -> dict:
 def results_table(protocol: Protocol, summary: dict) -> list[str]:
     kinds = [k for k in COLUMNS if k in summary]
     figures = protocol.figures
-    lines = ["| % | paper (" + figures["backbone"] + f", {figures['test_images']} test images) | "
-             + " | ".join(COLUMNS[k] for k in kinds) + " |", "| --- " * (len(kinds) + 2) + "|"]
     paper_acc = _paper(figures["accuracy"], figures["test_images"])
     for key, name in (("accuracy_v2", "v2"), ("accuracy_resnet50", "ResNet50"),
                       ("accuracy_efficientnetb0", "EfficientNetB0")):
         if key in figures:
             paper_acc += f"; {name} {_paper(figures[key], figures['test_images'])}"
-    lines.append(f"| accuracy | {paper_acc} | " + " | ".join(_ours(summary[k]) for k in kinds) + " |")
-    for metric in ("precision", "recall"):
-        for c in CLASSES:
-            paper = figures.get(metric, {}).get(c)
-            lines.append(f"| {c} {metric} | {_paper(paper)} | "
-                         + " | ".join(_one_or_spread(summary[k][metric][c]) for k in kinds) + " |")
-    unseen = summary["protocol"]["unseen_images"]
-    lines.append(f"| (c) unseen source: NIH normal + pneumonia called covid ({unseen} images) | not measured | "
-                 + " | ".join(_one_or_spread(summary[k]["unseen_called_covid"]) for k in kinds) + " |")
-    return lines
+    rows = [["accuracy", paper_acc, *(_ours(summary[k]) for k in kinds)]]
+    rows += [[f"{c} {metric}", _paper(figures.get(metric, {}).get(c)),
+              *(_one_or_spread(summary[k][metric][c]) for k in kinds)]
+             for metric in ("precision", "recall") for c in CLASSES]
+    rows.append([f"(c) unseen source: NIH normal + pneumonia called covid ({summary['protocol']['unseen_images']} "
+                 "images)", "not measured", *(_one_or_spread(summary[k]["unseen_called_covid"]) for k in kinds)])
+    header = ["%", f"paper ({figures['backbone']}, {figures['test_images']} test images)", *(COLUMNS[k] for k in kinds)]
+    return markdown_table(header, rows)
 
 
 def started_from(replicates: list[dict]) -> str:
@@ -143,32 +139,22 @@ def unseen_minors() -> tuple[int, int]:
     return sum(1 for a in ages if a and float(a) < ADULT), len(ages)
 
 
-def _interval(row: dict | None) -> str:
-    return "–" if row is None else f"{100 * row['estimate']:.1f} [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
-
-
 def against_table(against: dict) -> list[str]:
     """Each figure of the paper beside ours, both with 95 % intervals, and the verdict."""
-    lines = ["| figure, % | the paper [95 % Wilson] (test images) | ours, replicates pooled [95 %, patients "
-             "resampled] | verdict |", "| --- | --- | --- | --- |"]
-    for row in against["rows"]:
-        low, high = row["paper_ci95"]
-        lines.append(f"| {row['figure']} | {100 * row['paper']:.1f} [{100 * low:.1f}, {100 * high:.1f}] "
-                     f"({row['paper_n']}) | {_interval(row['ours'])} | {row['verdict']} |")
+    rows = [[row["figure"], f"{interval(row['paper'])} ({row['paper_n']})", interval(row["ours"]), row["verdict"]]
+            for row in against["rows"]]
+    lines = markdown_table(["figure, %", "the paper [95 % Wilson] (test images)",
+                            "ours, replicates pooled [95 %, patients resampled]", "verdict"], rows)
     lines += ["", f"Verdicts: {against['rule']}."]
     delta = against.get("v2_minus_v1")
     if delta:
         test = delta["mcnemar"]
         lines += ["", f"**v2 − v1**, paired on the same test images ({delta['test_rows']} over the replicates): "
-                      f"accuracy {_points(delta['accuracy'])}, covid recall {_points(delta['covid_recall'])} "
-                      f"(bootstrap over patients); McNemar exact p = {test['p_value']:.2g} ({test['only_a_right']} "
-                      f"images only v1 got right, {test['only_b_right']} only v2)."]
+                      f"accuracy {signed_interval(delta['accuracy'])} points, covid recall "
+                      f"{signed_interval(delta['covid_recall'])} points (bootstrap over patients); McNemar exact "
+                      f"p = {test['p_value']:.2g} ({test['only_a_right']} images only v1 got right, "
+                      f"{test['only_b_right']} only v2)."]
     return lines
-
-
-def _points(interval: dict) -> str:
-    return (f"{100 * interval['estimate']:+.1f} points [{100 * interval['low']:+.1f}, "
-            f"{100 * interval['high']:+.1f}]")
 
 
 def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, replicates: list[dict],
