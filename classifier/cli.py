@@ -10,7 +10,7 @@ import click
 from cxrdata import CLASSES, SPLITS
 from cxrdata.lungs.regions import REGION_HELP, REGIONS
 from runkit.errors import OneLineErrors
-from runkit.options import choices, input_run
+from runkit.options import choices, device_option, input_run, overwrite_option
 from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
@@ -148,7 +148,7 @@ def classify_cli():
               help="Exact run folder (overrides --name; --run-dir: its old name).")
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
-@click.option("--overwrite", is_flag=True, help="Delete an existing run of that name first.")
+@overwrite_option("Delete an existing run of that name first.")
 def train_cmd(profile: str | None, config_file: Path | None, synth_manifest: str | None,
               counterfactual_manifest: str | None, name: str | None,
               run_dir: Path | None, resume: bool, overwrite: bool, **settings):
@@ -193,7 +193,7 @@ def train_cmd(profile: str | None, config_file: Path | None, synth_manifest: str
               help="Comma-separated: onnx (the whole inference path, grayscale [0, 1] in, class probabilities "
                    "out, dynamic batch; checked with onnx.checker and against ONNX Runtime on the run's test "
                    "images) and/or safetensors (weights without pickle, with config.json to rebuild the model).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing export in --out.")
+@overwrite_option("Replace an existing export in --out.")
 def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
     """Export a finished classifier run to take it elsewhere: model.onnx, model.safetensors +
     config.json, preprocess.json (how a file becomes the input), example.py (onnxruntime and Pillow
@@ -229,8 +229,8 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
               show_default=True, help="Class each Grad-CAM overlay explains.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Evaluate a run that has not finished (its best.pt may come from an early epoch).")
-@click.option("--overwrite", is_flag=True, help="Replace a finished evaluation of the same name.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@overwrite_option("Replace a finished evaluation of the same name.")
+@device_option()
 def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None, ignore_unknown: bool,
                  name: str | None, out: Path | None, cam_class: str, allow_unfinished: bool, overwrite: bool,
                  device: str):
@@ -276,7 +276,7 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
               show_default=True, help="Class each overlay explains.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Use a run that has not finished (its best.pt may come from an early epoch).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option()
 def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_file: Path | None,
                 cam_class: str, allow_unfinished: bool, device: str):
     """Classify PNG/JPEG/DICOM files: probabilities, predicted class and a Grad-CAM overlay each.
@@ -319,7 +319,7 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
               help="Most files per request; more get 413.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Serve a run that has not finished (its best.pt may come from an early epoch).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option()
 def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_files: int, allow_unfinished: bool,
               device: str):
     """Serve a web page (and a JSON API, POST /api/predict) where uploaded PNG/JPEG/DICOM files
@@ -380,7 +380,7 @@ def gate_check_cmd(dataset: str, out: Path | None):
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per timed step.")
 @click.option("--reps", type=int, default=3, show_default=True,
               help="Timed steps per measurement (the median is shown), after one warm-up step.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option()
 def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str):
     """Training and inference images/s and Grad-CAM ms/image per backbone (random weights)."""
     from .bench import bench_backbone

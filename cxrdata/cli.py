@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from runkit.errors import OneLineErrors
-from runkit.options import choices, comma_joined
+from runkit.options import choices, comma_joined, overwrite_option
 
 from . import cache
 from .dataset import read_rates
@@ -179,7 +179,7 @@ def manifests_cmd(metadata: Path | None, out: Path, seed: int):
 @click.option("--exclude", multiple=True, default=DEFAULT_EXCLUDE, show_default=True,
               help="Folder: skip files whose path (from SRC) matches this glob; repeatable.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing manifest of that name.")
+@overwrite_option("Replace an existing manifest of that name.")
 @click.option("--out", "--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for NAME.csv and NAME.json [default: $CXR_MANIFESTS or data_manifests/; elsewhere: pass "
                    "the CSV's path as the dataset] (--out-dir: its old name).")

@@ -10,7 +10,7 @@ import numpy as np
 from cxrdata import CXRDataset, Manifest, manifest_path
 
 from runkit.errors import OneLineErrors
-from runkit.options import int_list
+from runkit.options import device_option, int_list, overwrite_option
 from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
@@ -65,7 +65,7 @@ def gan_cli():
                    "an input run).")
 @click.option("--resume", is_flag=True, help="Continue the run from its checkpoint "
               "(settings must match, except iterations, device and the logging intervals).")
-@click.option("--overwrite", is_flag=True, help="Delete the run there first, finished or not.")
+@overwrite_option("Delete the run there first, finished or not.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_cmd(profile: str | None, config_file: Path | None, name: str | None, run_dir: Path | None, resume: bool,
               overwrite: bool, quiet: bool, **settings):
@@ -98,8 +98,8 @@ def train_cmd(profile: str | None, config_file: Path | None, name: str | None, r
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the parents.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: data/synthetic/<run name>].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing synthesis in --out.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@overwrite_option("Replace an existing synthesis in --out.")
+@device_option()
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: int, out: Path | None,
               overwrite: bool, device: str, quiet: bool):
@@ -132,7 +132,7 @@ def realism_cmd(folder: Path, network: Path, quiet: bool):
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_NETWORK, show_default=True,
               help="Weights file; its .sha256 is written beside it.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing network (a new version: old numbers "
+@overwrite_option("Replace an existing network (a new version: old numbers "
                                                 "no longer compare).")
 def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwrite: bool):
     """Rebuild the realism feature network: a small CNN trained to tell normal / covid / pneumonia
@@ -158,7 +158,7 @@ def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwri
 @click.option("--reps", type=click.IntRange(1), default=3, show_default=True,
               help="Timed iterations per size (median reported).")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed iterations first.")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: the profile's].")
+@device_option(None, "auto, cpu, cuda or cuda:N [default: the profile's].")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format [default: the profile's].")
 def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, device: str | None,
               channels_last: bool | None):

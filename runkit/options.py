@@ -83,3 +83,17 @@ def input_run(help: str, then: str | None = None):
         return click.option("--run", "run_option", type=click.Path(file_okay=False, path_type=Path),
                             default=None, help=help)(with_run)
     return decorate
+
+
+REDO = "Redo steps whose folders hold runs with other settings."  # --overwrite of a command that reuses steps
+
+
+def device_option(default: str | None = "auto", help: str = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N."):
+    """``--device``, as every command that runs a model takes it."""
+    return click.option("--device", default=default, show_default=default is not None, help=help)
+
+
+def overwrite_option(help: str = REDO):
+    """``--overwrite``: what it replaces, said by ``help`` (for a command that reuses finished steps,
+    :data:`REDO`)."""
+    return click.option("--overwrite", is_flag=True, help=help)

@@ -80,3 +80,16 @@ def test_every_backbone_option_offers_the_registered_backbones_and_nothing_else(
         assert isinstance(param.type, click.Choice) and list(param.type.choices) == list(BACKBONES), where
         assert all(name in param.help for name in BACKBONES), where
     assert BENCHED == tuple(BACKBONES)  # cxr perf bench and cxr classify bench time the same ones
+
+
+def test_device_and_overwrite_mean_the_same_in_every_command():
+    seen = {"--device": 0, "--overwrite": 0}
+    for path, command in commands(cxr):
+        for param in command.params:
+            if "--device" in param.opts:
+                seen["--device"] += 1
+                assert param.help.startswith("auto") and "cuda:N" in param.help, " ".join(path)
+            if "--overwrite" in param.opts:
+                seen["--overwrite"] += 1
+                assert param.is_flag and param.help, " ".join(path)
+    assert seen["--device"] >= 6 and seen["--overwrite"] >= 16

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from runkit.errors import OneLineErrors
+from runkit.options import device_option, overwrite_option
 from runkit.device import pick_device
 from runkit.machine import describe
 from runkit.rundir import runs_root
@@ -25,8 +26,7 @@ CORPUS = "corpus"  # --dataset value meaning every image of the corpus's metadat
 
 
 def segmenter_option(command):
-    command = click.option("--device", default="auto", show_default=True,
-                           help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")(command)
+    command = device_option()(command)
     return click.option("--segmenter", "segmenter_file", type=click.Path(dir_okay=False, path_type=Path),
                         default=None, help=f"Segmenter file [default: ${SEGMENTER_ENV}, else the shipped "
                                            f"one, {segmenter_path().name}].")(command)
@@ -80,10 +80,9 @@ def manifest_cmd(masks: Path | None, out: Path | None):
 @click.option("--lr", type=float, default=SegmenterSettings.lr, show_default=True, help="Adam's learning rate.")
 @click.option("--seed", type=int, default=SegmenterSettings.seed, show_default=True,
               help="Seed of the folds, the initialisation and the augmentation.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA with mixed precision when present, else CPU), cpu, cuda or cuda:N.")
+@device_option(help="auto (CUDA with mixed precision when present, else CPU), cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (finished folds are kept).")
-@click.option("--overwrite", is_flag=True, help="Delete an existing run in --out first.")
+@overwrite_option("Delete an existing run in --out first.")
 def train_cmd(out: Path | None, device: str, resume: bool, overwrite: bool, **settings):
     """Train the fold models on the human masks (about 18 min on 2 CPU cores at the defaults)."""
     out = out or runs_root("lungs", "segmenter")

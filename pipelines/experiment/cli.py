@@ -19,7 +19,7 @@ from pipelines.experiment.compare import RUNS_ROOT, CompareConfig, CompareError,
 from pipelines.experiment.counterfactual import PER_CLASS, make_counterfactual
 from pipelines.experiment.demo import DEMO
 from pipelines.experiment.report import headline_table
-from runkit.options import int_list, key_values
+from runkit.options import int_list, key_values, overwrite_option
 
 
 @click.group("experiment", cls=OneLineErrors)
@@ -72,7 +72,7 @@ def experiment_options(command):
         click.option("--name", default=None,
                      help="Experiment folder under runs/compare/ [default: from the settings]."),
         OUT_OPTION,
-        click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings."),
+        overwrite_option(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -128,7 +128,7 @@ def compare_cmd(name, out, overwrite, **options):
 @experiment_cli.command("demo")
 @click.option("--name", default=None, help="Experiment folder under runs/compare/ [default: demo].")
 @OUT_OPTION
-@click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings.")
+@overwrite_option()
 def demo_cmd(name, out, overwrite):
     """The whole experiment on the CPU demo settings (reuses finished steps when re-run)."""
     config = CompareConfig(seeds=DEMO["seeds"], classifier=DEMO["classifier"], gan=DEMO["gan"])
@@ -148,7 +148,7 @@ def demo_cmd(name, out, overwrite):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the images translated.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path(DEFAULT_COUNTERFACTUAL).parent,
               show_default=True, help="Folder of the set; --aug v3 reads its manifest.csv.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing set (and a GAN run with other settings).")
+@overwrite_option("Replace an existing set (and a GAN run with other settings).")
 def counterfactual_cmd(dataset, gan_run, gan_profile, gan_set, per_class, seed, out, overwrite):
     """The counterfactual set of --aug v3: a CycleGAN trained on non-covid training images to
     translate NIH ↔ the other sources (style, not disease) turns NIH normal and pneumonia

@@ -6,7 +6,7 @@ import click
 from runkit.errors import OneLineErrors
 
 from pipelines.experiment.demo import DEMO
-from runkit.options import choices, int_list, key_values
+from runkit.options import choices, int_list, key_values, overwrite_option
 from pipelines.studies.backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
 from pipelines.studies.choice import run_choice
 from pipelines.studies.lungs_only import run_lungs_only
@@ -34,7 +34,7 @@ def study_cli():
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
 @click.option("--name", default="demo", show_default=True, help="Folder under runs/mitigations/.")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
     """Train v1 with each shortcut mitigation over seeds (plus a lungs-hidden control each) and
     tabulate out-of-source covid false positives, internal accuracy, within-source accuracy,
@@ -51,7 +51,7 @@ def mitigations_cmd(variants, seeds, classifier_set, name, overwrite):
               help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
 @click.option("--name", default="shortcut-proof", show_default=True,
               help="Folder under runs/mitigations/ (the shortcut-proof table's runs are reused).")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def choose_v3_cmd(seeds, classifier_set, name, overwrite):
     """Choose v3's images per label and the adversary's weight on the validation split: the grid
     of images per label × reversal weight over seeds, each scored by (val accuracy + val ieee8023
@@ -68,7 +68,7 @@ def choose_v3_cmd(seeds, classifier_set, name, overwrite):
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Classifier setting for every run [default: the demo's: epochs=8, image_size=96]; repeatable.")
 @click.option("--name", default="lungs-only", show_default=True, help="Folder under runs/mitigations/.")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def lungs_only_cmd(seeds, classifier_set, name, overwrite):
     """Whole image or lungs only? v1 both ways over seeds, decided on the validation split by the rule
     written before the runs (score = (val accuracy + val ieee8023 covid-vs-pneumonia accuracy) / 2;
@@ -90,7 +90,7 @@ def lungs_only_cmd(seeds, classifier_set, name, overwrite):
 @click.option("--n", "n_synthetic", type=click.IntRange(min=1), default=100, show_default=True,
               help="Synthetic images per GAN (the same parents for every GAN).")
 @click.option("--name", default="cpu", show_default=True, help="Folder under runs/gan-variants/.")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def gan_variants_cmd(variants, seeds, profile, n_synthetic, name, overwrite):
     """Measure CycleGAN settings by the realism numbers: each variant over GAN seeds, N synthetic
     covid images each, Fréchet distance, precision, recall and checkerboard against the real
@@ -108,7 +108,7 @@ def gan_variants_cmd(variants, seeds, profile, n_synthetic, name, overwrite):
 @click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
               help="Override a CycleGAN setting of every run (default: the CPU profile); repeatable.")
 @click.option("--name", default="cpu", show_default=True, help="Folder under runs/precision/.")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def precision_cmd(seeds, n_synthetic, gan_set, name, overwrite):
     """Does bf16 train the CycleGAN as well as fp32? Trains it in both precisions for each seed,
     synthesises from each run, and tables the last losses, the synthesis metrics and the speed,
@@ -125,7 +125,7 @@ def precision_cmd(seeds, n_synthetic, gan_set, name, overwrite):
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds per candidate.")
 @click.option("--set", "classifier_set", multiple=True, metavar="KEY=VALUE",
               help="Override a setting of both candidates [default: the demo's classifier settings]; repeatable.")
-@click.option("--overwrite", is_flag=True, help="Redo runs whose folders hold other settings.")
+@overwrite_option()
 def choose_backbone_cmd(seeds, classifier_set, overwrite):
     """Should the cpu profile's classifier be EfficientNet-Lite0 (ImageNet, freeze then fine-tune) instead
     of resnet18 from scratch (it became the default by this study)? Trains both on cxr3 over the seeds and
@@ -155,7 +155,7 @@ def choose_backbone_cmd(seeds, classifier_set, overwrite):
                    "iterations=5000; repeatable.")
 @click.option("--name", default=None,
               help="Folder under runs/reproduce/ [default: the paper, or <paper>-<profile> for paper].")
-@click.option("--overwrite", is_flag=True, help="Redo steps whose folders hold runs with other settings.")
+@overwrite_option()
 def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, overwrite):
     """Train each paper's model under its own protocol (data, per-image split, augmentation, frozen
     ImageNet body and new head, optimiser, epochs, model choice), then audit it: (a) patients grouped
