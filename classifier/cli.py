@@ -10,7 +10,7 @@ import click
 from cxrdata import CLASSES, SPLITS
 from cxrdata.lungs.regions import REGION_HELP, REGIONS
 from runkit.errors import OneLineErrors
-from runkit.options import choices, device_option, input_run, overwrite_option
+from runkit.options import choices, device_option, input_run, overwrite_option, renamed_option
 from runkit.distributed import world_from_env
 from runkit.device import PRECISIONS, pick_device
 from runkit.rundir import read_json
@@ -68,14 +68,14 @@ def classify_cli():
                    "with --profile.")
 @_option("dataset", "Manifest name in data_manifests/ (cxr3, makris2020) or a CSV path.")
 @_option("aug", "v1: train split with classical augmentation; v2: v1 plus the synthetic covid images "
-                "of --synth; v3: v1 plus the counterfactual source translations of --counterfactual (each "
+                "of --synth; v3: v1 plus the counterfactual source translations of --counterfactual-set (each "
                 "image in another source's style, its label kept); v2+v3: both. Synthetic images join "
                 "the training split only.", type=click.Choice(AUGS))
 @click.option("--synth", "synth_manifest", default=None,
               help=f"v2: the synthesis run's manifest.csv (made by `make synth`). [default: {DEFAULT_SYNTH}]")
-@click.option("--counterfactual", "counterfactual_manifest", default=None,
-              help="v3: the counterfactual set's manifest.csv (made by `make counterfactual`). "
-                   f"[default: {DEFAULT_COUNTERFACTUAL}]")
+@renamed_option("--counterfactual-set", "counterfactual_manifest", old=("--counterfactual",), default=None,
+                help="v3: the counterfactual set's manifest.csv (made by `make counterfactual`). "
+                     f"[default: {DEFAULT_COUNTERFACTUAL}]")
 @_option("counterfactual_per_class", "v3: how many images of each label of the counterfactual set join "
                                     "the training split (the set's first N, so smaller sets are nested in "
                                     "larger); 0: all.", type=int)
@@ -144,8 +144,8 @@ def classify_cli():
               help="Run folder name under runs/classify/ [default: <dataset>-<aug>-<backbone>, "
                    "e.g. cxr3-v1-efficientnet_lite0; '-lungs-hidden' added with --hide-lungs, '-<region>' with "
                    "--region].")
-@click.option("--out", "--run-dir", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Exact run folder (overrides --name; --run-dir: its old name).")
+@renamed_option("--out", "run_dir", old=("--run-dir",), type=click.Path(file_okay=False, path_type=Path),
+                default=None, help="Exact run folder (overrides --name).")
 @click.option("--resume", is_flag=True, help="Continue the run from its last.pt (same settings; "
                                               "--epochs may grow).")
 @overwrite_option("Delete an existing run of that name first.")
@@ -225,8 +225,8 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
 @click.option("--name", default=None, help="Output folder under runs/evaluate/ [default: <run>-on-<data>].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Exact output folder (overrides --name); never inside RUN.")
-@click.option("--cam-class", type=click.Choice(("predicted",) + CLASSES), default="predicted",
-              show_default=True, help="Class each Grad-CAM overlay explains.")
+@click.option("--cam-class", type=click.Choice(("predicted", "true") + CLASSES), default="predicted",
+              show_default=True, help="Class each Grad-CAM overlay explains: predicted, true, or a class name.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Evaluate a run that has not finished (its best.pt may come from an early epoch).")
 @overwrite_option("Replace a finished evaluation of the same name.")
@@ -376,7 +376,8 @@ def gate_check_cmd(dataset: str, out: Path | None):
 @classify_cli.command("bench")
 @click.option("--backbones", default=",".join(BACKBONES), show_default=True,
               help="Comma-separated backbones to time.")
-@click.option("--size", type=int, default=224, show_default=True, help="Image side, px.")
+@renamed_option("--image-size", "size", old=("--size",), type=int, default=224, show_default=True,
+                help="Image side, px.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per timed step.")
 @click.option("--reps", type=int, default=3, show_default=True,
               help="Timed steps per measurement (the median is shown), after one warm-up step.")
@@ -400,8 +401,8 @@ def bench_cmd(backbones: str, size: int, batch_size: int, reps: int, device: str
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A trained classifier run folder (runs/classify/<name> or one inside runs/compare/).")
 @click.option("--dataset", default="cxr3", show_default=True, help="Manifest to find the patient's images in.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output PNG [default: <run>/progression-<patient>.png].")
+@renamed_option("--figure", "out", old=("--out",), type=click.Path(dir_okay=False, path_type=Path), default=None,
+                help="The PNG to write [default: <run>/progression-<patient>.png].")
 def progression_cmd(patient, run_dir, dataset, out):
     """One patient's images in time order with Grad-CAM overlays and predicted probabilities."""
     from cxrdata.manifest import Manifest, manifest_path

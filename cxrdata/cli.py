@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from runkit.errors import OneLineErrors
-from runkit.options import choices, comma_joined, overwrite_option
+from runkit.options import choices, comma_joined, overwrite_option, renamed_option
 
 from . import cache
 from .dataset import read_rates
@@ -22,9 +22,8 @@ VERIFY_SIZE = 8  # verify decodes every image in full; the resize after it only 
 
 
 def manifest_option(default: str = "cxr3"):
-    return click.option("--dataset", "--manifest", "-m", "manifest", default=default, show_default=True,
-                        help="Manifest name in data_manifests/ (cxr3 or makris2020) or a CSV path "
-                             "(--manifest and -m: the old names).")
+    return renamed_option("--dataset", "manifest", old=("--manifest", "-m"), default=default, show_default=True,
+                          help="Manifest name in data_manifests/ (cxr3 or makris2020) or a CSV path.")
 
 
 def require_data_root() -> Path:
@@ -50,9 +49,8 @@ def root_cmd():
 
 
 @data_cli.command("fetch")
-@click.option("--out", "--dest", "dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to build the corpus in [default: the data root, $CXR_DATA or data/cxr] (--dest: its old "
-                   "name).")
+@renamed_option("--out", "dest", old=("--dest",), type=click.Path(file_okay=False, path_type=Path), default=None,
+                help="Folder to build the corpus in [default: the data root, $CXR_DATA or data/cxr].")
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Comma-separated sources to fetch (cxr3 needs ieee8023, figure1 and nih; the "
                    "Makris split needs ieee8023 and kaggle-paediatric).")
@@ -180,9 +178,9 @@ def manifests_cmd(metadata: Path | None, out: Path, seed: int):
               help="Folder: skip files whose path (from SRC) matches this glob; repeatable.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @overwrite_option("Replace an existing manifest of that name.")
-@click.option("--out", "--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for NAME.csv and NAME.json [default: $CXR_MANIFESTS or data_manifests/; elsewhere: pass "
-                   "the CSV's path as the dataset] (--out-dir: its old name).")
+@renamed_option("--out", "out_dir", old=("--out-dir",), type=click.Path(file_okay=False, path_type=Path), default=None,
+                help="Folder for NAME.csv and NAME.json [default: $CXR_MANIFESTS or data_manifests/; elsewhere: "
+                     "pass the CSV's path as the dataset].")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the split.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_column, source_column, split_column,
@@ -210,10 +208,9 @@ def import_cmd(src, name, maps, keep_split, path_column, label_column, patient_c
 
 @data_cli.command("verify")
 @click.argument("positional", nargs=-1, metavar="[NAME]...")
-@click.option("--dataset", "--manifest", "-m", "names", multiple=True, default=None,
-              help="Manifest(s) to verify: a name in data_manifests/ (cxr3, makris2020, one made by cxr "
-                   "data import) or a CSV path; comma-separated or repeated (--manifest and -m: the old names) "
-                   "[default: cxr3, makris2020].")
+@renamed_option("--dataset", "names", old=("--manifest", "-m"), multiple=True, default=None,
+                help="Manifest(s) to verify: a name in data_manifests/ (cxr3, makris2020, one made by cxr "
+                     "data import) or a CSV path; comma-separated or repeated [default: cxr3, makris2020].")
 @click.option("--allow-duplicates", is_flag=True,
               help="Report a path listed twice or the same image bytes in two splits as a warning "
                    "instead of an error (one path with two labels is always an error).")
@@ -243,7 +240,8 @@ def verify_cmd(positional: tuple[str, ...], names: tuple[str, ...], allow_duplic
 @data_cli.command("bench")
 @manifest_option()
 @click.option("--split", default="train", show_default=True, help="Split to read.")
-@click.option("--size", type=int, default=224, show_default=True, help="Side of the square images, px.")
+@renamed_option("--image-size", "size", old=("--size",), type=int, default=224, show_default=True,
+                help="Side of the square images, px.")
 def bench_cmd(manifest: str, split: str, size: int):
     """Print images/s reading a split cold (decode + resize) and warm (from the cache)."""
     for name, seconds, n in read_rates(manifest, split, size):

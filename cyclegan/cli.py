@@ -10,7 +10,7 @@ import numpy as np
 from cxrdata import CXRDataset, Manifest, manifest_path
 
 from runkit.errors import OneLineErrors
-from runkit.options import device_option, int_list, overwrite_option
+from runkit.options import device_option, int_list, overwrite_option, renamed_option
 from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
@@ -21,6 +21,7 @@ from .train import RUNS_ROOT, train
 
 CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 CONFIG_FIELDS = [name for name in FIELDS if name != "profile"]
+OLD_NAMES = {"dataset": ("--manifest",), "image_size": ("--size",)}  # options renamed on 2026-12-04
 
 
 def profile_option(f, default: str | None = "cpu"):
@@ -38,12 +39,10 @@ def config_options(f):
         defaults = (f"default: {values['cpu']}" if len(set(map(str, values.values()))) == 1
                     else ", ".join(f"{p}: {v}" for p, v in values.items()))
         flag = name.replace("_", "-")
-        decls = ([f"--{flag}/--no-{flag}"] if spec.type == "bool" else
-                 ["--dataset", "--manifest"] if name == "dataset" else
-                 ["--image-size", "--size"] if name == "image_size" else [f"--{flag}"])  # old names kept
-        f = click.option(*decls, name, type=CLICK_TYPES[spec.type] if spec.type != "bool" else None,
-                         default=None, show_default=False,
-                         help=f"{HELP[name]} [{defaults}]")(f)
+        decls = [f"--{flag}/--no-{flag}"] if spec.type == "bool" else [f"--{flag}"]
+        f = renamed_option(*decls, name, old=OLD_NAMES.get(name, ()),
+                           type=CLICK_TYPES[spec.type] if spec.type != "bool" else None, default=None,
+                           show_default=False, help=f"{HELP[name]} [{defaults}]")(f)
     return f
 
 
@@ -60,9 +59,8 @@ def gan_cli():
                    "given override them. Not with --profile.")
 @config_options
 @click.option("--name", default=None, help="Run name: the run goes to runs/gan/<name> [default: the profile].")
-@click.option("--out", "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory anywhere, instead of --name (--run: its old name here; elsewhere --run names "
-                   "an input run).")
+@renamed_option("--out", "run_dir", old=("--run",), type=click.Path(file_okay=False, path_type=Path), default=None,
+                help="Run directory anywhere, instead of --name.")
 @click.option("--resume", is_flag=True, help="Continue the run from its checkpoint "
               "(settings must match, except iterations, device and the logging intervals).")
 @overwrite_option("Delete the run there first, finished or not.")
@@ -126,8 +124,8 @@ def realism_cmd(folder: Path, network: Path, quiet: bool):
 
 
 @gan_cli.command("features-train")
-@click.option("--dataset", "--manifest", "manifest", default="cxr3", show_default=True,
-              help="Manifest whose train split trains it (val chooses the epoch); --manifest: the old name.")
+@renamed_option("--dataset", "manifest", old=("--manifest",), default="cxr3", show_default=True,
+                help="Manifest whose train split trains it (val chooses the epoch).")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_NETWORK, show_default=True,
@@ -153,8 +151,8 @@ def features_train_cmd(manifest: str, epochs: int, seed: int, out: Path, overwri
 
 @gan_cli.command("bench")
 @profile_option
-@click.option("--size", "sizes", multiple=True, default=(",".join(map(str, BENCH_SIZES)),), show_default=True,
-              help="Image sizes in px, comma-separated (or the option repeated).")
+@renamed_option("--sizes", "sizes", old=("--size",), multiple=True, default=(",".join(map(str, BENCH_SIZES)),),
+                show_default=True, help="Image sizes in px, comma-separated (or the option repeated).")
 @click.option("--reps", type=click.IntRange(1), default=3, show_default=True,
               help="Timed iterations per size (median reported).")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed iterations first.")
@@ -167,6 +165,6 @@ def bench_cmd(profile: str, sizes: tuple[int, ...], reps: int, warmup: int, devi
     config = from_profile(profile, device=device, channels_last=channels_last)
     click.echo(f"CycleGAN {profile} profile: ngf {config.ngf}, {config.n_blocks} blocks, "
                f"batch {config.batch_size}, device {config.device}, channels_last {config.channels_last}")
-    for size in int_list(",".join(sizes), "--size"):
+    for size in int_list(",".join(sizes), "--sizes"):
         t = seconds_per_iteration(config, size, reps=reps, warmup=warmup)
         click.echo(f"  {size:4d} px: {t['median']:.3f} s/iter (min {t['min']:.3f}, max {t['max']:.3f})")

@@ -97,3 +97,44 @@ def overwrite_option(help: str = REDO):
     """``--overwrite``: what it replaces, said by ``help`` (for a command that reuses finished steps,
     :data:`REDO`)."""
     return click.option("--overwrite", is_flag=True, help=help)
+
+
+RENAMED_UNTIL = "2027-06-01"  # old option names keep working until then (CHANGELOG says so)
+
+
+class RenamedOption(click.Option):
+    """An option with old names (``old=``) that still parse, hidden from ``--help``; using one
+    prints one line naming the new spelling."""
+
+    def __init__(self, *args, old: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.old_names = tuple(old)
+
+    @property
+    def _old_dest(self) -> str:
+        return f"{self.name}__old_name"
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        if self.old_names:  # the old names, stored under their own key so that a use can be told
+            saved = self.opts, self.secondary_opts, self.name
+            self.opts, self.secondary_opts, self.name = list(self.old_names), [], self._old_dest
+            try:
+                super().add_to_parser(parser, ctx)
+            finally:
+                self.opts, self.secondary_opts, self.name = saved
+
+    def consume_value(self, ctx, opts):
+        if self._old_dest in opts:
+            click.echo(f"note: {'/'.join(self.old_names)} is now {self.opts[0]} (the old name works until "
+                       f"{RENAMED_UNTIL})", err=True)
+            given = opts[self._old_dest]
+            if self.multiple and self.name in opts:  # old and new spellings both repeated: all count
+                given = list(opts[self.name]) + list(given)
+            opts = {**opts, self.name: given}
+        return super().consume_value(ctx, opts)
+
+
+def renamed_option(*decls, old: tuple[str, ...], **kwargs):
+    """``click.option(*decls, **kwargs)`` that also accepts the ``old`` names (:class:`RenamedOption`)."""
+    return click.option(*decls, cls=RenamedOption, old=old, **kwargs)

@@ -85,7 +85,7 @@ def test_verify(files, monkeypatch):
     folder, expected, _ = files
     monkeypatch.setenv("CXR_DATA", str(folder.parent))
     (folder.parent / "metadata.csv").touch()  # marks the folder as a corpus
-    result = CliRunner().invoke(main, ["data", "verify", "-m", str(as_manifest(folder, expected))])
+    result = CliRunner().invoke(main, ["data", "verify", "--dataset", str(as_manifest(folder, expected))])
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.output.splitlines() if line.startswith("  ")]
     for name in expected:
@@ -136,10 +136,10 @@ def broken_run(tiny_run, tmp_path) -> Path:
 
 
 BAD_VALUES = [
-    (["data", "verify", "-m", "cxr9"], "cxr9.csv: manifest not found"),
-    (["data", "verify", "-m", "{tmp}/escape.csv"], "leads outside the data root"),
+    (["data", "verify", "--dataset", "cxr9"], "cxr9.csv: manifest not found"),
+    (["data", "verify", "--dataset", "{tmp}/escape.csv"], "leads outside the data root"),
     (["gan", "train", "--device", "banana"], "--device banana: not a device name"),
-    (["gan", "train", "--lr", "-1", "--run", "{tmp}/gan"], "lr"),
+    (["gan", "train", "--lr", "-1", "--out", "{tmp}/gan"], "lr"),
     (["gan", "bench", "--device", "banana"], "--device banana"),
     (["gan", "synth", "--run", "{tmp}/nowhere"], "nowhere"),
     (["classify", "train", "--device", "banana"], "--device banana"),
@@ -150,7 +150,7 @@ BAD_VALUES = [
     (["classify", "predict", "x.png", "--run", "{tmp}/nowhere", "--device", "cuda:7"], "--device cuda:7"),
     (["classify", "predict", "{image}", "--run", "{broken}"], "best.pt: not a readable checkpoint"),
     (["classify", "train", "--dataset", "{dataset}", "--image-size", "32", "--batch-size", "4", "--seed", "3",
-      "--epochs", "2", "--run-dir", "{broken}", "--resume"], "last.pt: not a readable checkpoint"),
+      "--epochs", "2", "--out", "{broken}", "--resume"], "last.pt: not a readable checkpoint"),
     (["classify", "evaluate", "{tmp}/nowhere", "cxr3"], "nowhere"),
     (["classify", "evaluate", "nowhere", "data", "--device", "banana"], "--device banana"),
     (["experiment", "compare", "--backbone", "resnet9000"], "resnet9000"),
@@ -186,7 +186,7 @@ def test_debug_shows_the_traceback(switch, monkeypatch):
     monkeypatch.delenv("CXR_DEBUG", raising=False)
     if not switch:
         monkeypatch.setenv("CXR_DEBUG", "1")
-    result = CliRunner().invoke(main, switch + ["data", "verify", "-m", "cxr9"])
+    result = CliRunner().invoke(main, switch + ["data", "verify", "--dataset", "cxr9"])
     assert isinstance(result.exception, ManifestError)
 
 

@@ -1,35 +1,12 @@
 """v1/v2 training sets: synthetic images only ever train, and missing data says what to run."""
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
-from PIL import Image
 
 from classifier.config import make_config
 from classifier.training.data import SYNTHETIC_SOURCE, SyntheticDataError, build_splits, read_synthetic
 from cxrdata import Manifest
-from cxrdata.manifest import sha256_of
-
-
-def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train", parents: str = "train") -> Path:
-    """A synthesis-style manifest: ``n`` real normal images of the ``parents`` split, mirrored, as
-    'synthetic' covid PNGs (keeping their patient ids), with paths relative to ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    records = []
-    for i, source in enumerate(manifest.select(split=parents, label="normal").records[:n]):
-        target = folder / "images" / f"synthetic-{i:03d}.png"
-        target.parent.mkdir(exist_ok=True)
-        with Image.open(source.file) as parent:  # new bytes, as a translated image has
-            parent.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(target)
-        records.append(dataclasses.replace(
-            source, path=f"images/{target.name}", label="covid", split=split, source=SYNTHETIC_SOURCE,
-            sha256=sha256_of(target), file=target,
-            extra={"image_id": f"synthetic-{i:03d}", "source_image": source.path}))
-    path = folder / "manifest.csv"
-    Manifest(records, name="synthetic").write(path, ["image_id", "source_image"])
-    return path
+from helpers import make_synthetic
 
 
 def test_v2_adds_synthetic_images_to_train_only(cxr3, tmp_path):

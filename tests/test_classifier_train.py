@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import timm
@@ -21,7 +22,7 @@ from cxrdata import ImageReadError
 from runkit import checkpoint
 from runkit.pretrained import LITE0_PACKAGE, LITE0_SHA256
 from runkit.rundir import RunExistsError, is_finished
-from test_classifier_data import make_synthetic
+from helpers import make_synthetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 
@@ -45,11 +46,18 @@ def read_rows(path):
         return list(csv.DictReader(fh))
 
 
-def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
-    settings, manifest = tiny
-    straight = train_classifier(make_config(epochs=3, **settings), tmp_path / "straight")  # with progress
-    run = train_classifier(make_config(epochs=2, **settings), tmp_path / "run", progress=False)
+@pytest.fixture(scope="module")
+def runs(tiny, tmp_path_factory):
+    """The tiny v2 run trained 3 epochs straight, and 2 epochs (to be resumed)."""
+    settings, _ = tiny
+    folder = tmp_path_factory.mktemp("runs")
+    straight = train_classifier(make_config(epochs=3, **settings), folder / "straight")  # with progress
+    return straight, train_classifier(make_config(epochs=2, **settings), folder / "run", progress=False)
 
+
+def test_a_tiny_v2_run_writes_every_output(tiny, runs):
+    _, manifest = tiny
+    _, run = runs
     for name in ("config.json", "best.pt", "last.pt", "train_images.csv", "metrics.json", "report.md",
                  "confusion.png", "predictions.csv", "gradcam.json", "finished.json"):
         assert (run / name).is_file(), name
@@ -83,20 +91,38 @@ def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
     last = checkpoint.load(run / "last.pt")
     assert last["epoch"] == 1 and {"optimizer", "rng", "history"} <= last.keys()
 
+
+def test_a_finished_run_is_neither_overwritten_nor_resumed_with_other_settings(tiny, runs):
+    settings, _ = tiny
+    _, run = runs
     with pytest.raises(RunExistsError, match="--resume"):
         train_classifier(make_config(epochs=2, **settings), run, progress=False)
     with pytest.raises(RunExistsError, match="different settings"):
         train_classifier(make_config(epochs=3, **{**settings, "seed": 8}), run, resume=True, progress=False)
-    train_classifier(make_config(epochs=3, **settings), run, resume=True, progress=False)
-    assert is_finished(run) and checkpoint.load(run / "last.pt")["epoch"] == 2
-    # 2 epochs + 1 resumed epoch = 3 straight epochs, bit for bit (seeded CPU run, RNG restored)
-    resumed, whole = checkpoint.load(run / "last.pt")["model"], checkpoint.load(straight / "last.pt")["model"]
-    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
-    assert read_rows(run / "predictions.csv") == read_rows(straight / "predictions.csv")
 
+
+def test_a_resumed_run_equals_one_trained_straight(tiny, runs, tmp_path):
+    settings, _ = tiny
+    straight, run = runs
+    resumed = shutil.copytree(run, tmp_path / "resumed")  # the fixture's run stays at 2 epochs
+    train_classifier(make_config(epochs=3, **settings), resumed, resume=True, progress=False)
+    assert is_finished(resumed) and checkpoint.load(resumed / "last.pt")["epoch"] == 2
+    # 2 epochs + 1 resumed epoch = 3 straight epochs, bit for bit (seeded CPU run, RNG restored)
+    ours, whole = checkpoint.load(resumed / "last.pt")["model"], checkpoint.load(straight / "last.pt")["model"]
+    assert all(torch.equal(ours[k], whole[k]) for k in whole)
+    assert read_rows(resumed / "predictions.csv") == read_rows(straight / "predictions.csv")
+
+
+def test_a_checkpoint_refuses_another_backbone(runs):
+    _, run = runs
     with pytest.raises(CheckpointMismatchError, match="efficientnet_lite0"):
         load_weights(build_model("resnet50"), checkpoint.load(run / "best.pt"), run / "best.pt")
 
+
+def test_predict_answers_as_the_test_split_and_skips_an_unreadable_file(tiny, runs, tmp_path):
+    _, manifest = tiny
+    _, run = runs
+    test = manifest.select(split="test")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     files = [test[0].file, broken, test[5].file]
@@ -105,10 +131,17 @@ def test_tiny_v2_run_writes_every_output_and_resumes_exactly(tiny, tmp_path):
     for result, file in [(results[0], files[0]), (results[2], files[2])]:
         assert result.file == file and result.overlay.is_file()
         assert abs(sum(result.probabilities.values()) - 1) < 1e-5
-    assert results[0].predicted == rows[0]["predicted"]
+    rows = read_rows(run / "predictions.csv")
+    assert [results[0].predicted, results[2].predicted] == [rows[0]["predicted"], rows[5]["predicted"]]
 
-    cli = CliRunner().invoke(classify_cli, ["predict", str(files[0]), str(broken), "--run", str(run),
-                                            "--out", str(tmp_path / "cli"), "--cam-class", "covid"])
+
+def test_the_predict_command_names_an_unreadable_file_and_fails(tiny, runs, tmp_path):
+    _, manifest = tiny
+    _, run = runs
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    cli = CliRunner().invoke(classify_cli, ["predict", str(manifest.select(split="test")[0].file), str(broken),
+                                            "--run", str(run), "--out", str(tmp_path / "cli"), "--cam-class", "covid"])
     assert cli.exit_code == 1
     assert "broken.png" in cli.output and "CAM for covid" in cli.output
 
@@ -138,7 +171,7 @@ def test_v2_without_synthetic_data_fails_before_creating_the_run(tiny, tmp_path)
     config = make_config(**{**settings, "synth_manifest": str(tmp_path / "none.csv")})
     cli = CliRunner().invoke(classify_cli, ["train", "--dataset", settings["dataset"], "--aug", "v2",
                                             "--synth", str(tmp_path / "none.csv"),
-                                            "--run-dir", str(tmp_path / "run")])
+                                            "--out", str(tmp_path / "run")])
     assert cli.exit_code == 1 and "make synth N=100" in cli.output
     assert not (tmp_path / "run").exists()
     assert config.aug == "v2"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import TINY_CLASSIFIER, TINY_GAN
 from conftest import few
 from cxrdata.manifest import Manifest, manifest_path
 from cxrdata.splits import EXTRA_COLUMNS
@@ -10,10 +11,6 @@ from classifier.evaluation.crosssource import corpus_manifest, out_of_source
 from pipelines.experiment.compare import CompareConfig, CompareError, run_compare
 from pipelines.experiment.report import headline_table
 from runkit.rundir import read_json
-
-TINY_CLASSIFIER = {"epochs": 1, "image_size": 32, "batch_size": 4}
-TINY_GAN = {"size": 32, "ngf": 8, "n_blocks": 2, "ndf": 8, "iterations": 3, "sample_every": 2,
-            "checkpoint_every": 2, "log_every": 1, "n_samples": 2}
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     result = runner.invoke(gan_cli, ["train", "--name", "tiny", "--dataset", str(tiny_csv), "--quiet", *TINY_ARGS])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "gan" / "tiny"
-    result = runner.invoke(gan_cli, ["train", "--run", "runs/gan/tiny", "--manifest", str(tiny_csv), "--quiet",
+    result = runner.invoke(gan_cli, ["train", "--out", "runs/gan/tiny", "--dataset", str(tiny_csv), "--quiet",
                                      *TINY_ARGS, "--iterations", "8", "--resume"])
     assert result.exit_code == 0, result.output
 
@@ -208,15 +208,15 @@ def test_cli_rejects_bad_settings_and_benches(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     assert "'cpu', 'paper'" in runner.invoke(gan_cli, ["train", "--profile", "gpu"]).output
-    bad = runner.invoke(gan_cli, ["train", "--size", "30"])
+    bad = runner.invoke(gan_cli, ["train", "--image-size", "30"])
     assert bad.exit_code == 1 and "size must be a multiple of 4" in bad.output
     for option, value, message in [("--lr", "-1", "lr must be positive"), ("--beta1", "1.5", "beta1 and beta2"),
                                    ("--lambda-cycle", "-2", "lambda_cycle")]:
-        refused = runner.invoke(gan_cli, ["train", option, value, "--run", str(tmp_path / "run")])
+        refused = runner.invoke(gan_cli, ["train", option, value, "--out", str(tmp_path / "run")])
         assert refused.exit_code == 1 and message in refused.output, refused.output
         assert not (tmp_path / "run").exists()  # nothing left that would block the corrected rerun
     help_text = runner.invoke(gan_cli, ["train", "--help"]).output
     assert "--lambda-identity" in help_text and "paper: 256" in help_text
-    bench = runner.invoke(gan_cli, ["bench", "--size", "32", "--reps", "1", "--warmup", "0"])
+    bench = runner.invoke(gan_cli, ["bench", "--sizes", "32", "--reps", "1", "--warmup", "0"])
     assert bench.exit_code == 0, bench.output
     assert "32 px:" in bench.output and "s/iter" in bench.output

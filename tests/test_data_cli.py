@@ -9,7 +9,7 @@ HEADER = "path,label,split,patient_id,source,sha256\n"
 
 
 def test_verify_passes_on_the_committed_makris_manifest(corpus):
-    result = CliRunner().invoke(data_cli, ["verify", "-m", "makris2020"])
+    result = CliRunner().invoke(data_cli, ["verify", "--dataset", "makris2020"])
     assert result.exit_code == 0, result.output
     assert "all files present" in result.output
 
@@ -20,7 +20,7 @@ def test_verify_names_missing_and_mismatched_files(corpus, tmp_path, monkeypatch
     rel = real.relative_to(corpus)
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + f"{rel},normal,train,p1,x,{'0' * 64}\nimages/nowhere.png,normal,train,p2,x,\n")
-    result = CliRunner().invoke(data_cli, ["verify", "-m", str(bad)])
+    result = CliRunner().invoke(data_cli, ["verify", "--dataset", str(bad)])
     assert result.exit_code == 1
     assert f"{real.name}: checksum mismatch" in result.output
     assert "nowhere.png: file not found" in result.output
@@ -43,7 +43,7 @@ def test_verify_reports_manifest_defects_in_one_line(corpus, tmp_path):
              "split.csv": (HEADER + "x.png,normal,holdout,p,s,\n", "line 2: unknown split 'holdout'")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
-        result = CliRunner().invoke(data_cli, ["verify", "-m", str(tmp_path / name)])
+        result = CliRunner().invoke(data_cli, ["verify", "--dataset", str(tmp_path / name)])
         assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1, result.output
-    result = CliRunner().invoke(data_cli, ["verify", "-m", "cxr9"])
+    result = CliRunner().invoke(data_cli, ["verify", "--dataset", "cxr9"])
     assert result.exit_code == 1 and "cxr9.csv: manifest not found" in result.output

@@ -91,7 +91,7 @@ def one_process_at_batch_two(tiny_csv, tmp_path_factory) -> dict:
 
 
 def two_ranks_at_batch_one(run: Path, tiny_csv: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return torchrun("gan", "train", "--run", str(run), "--manifest", str(tiny_csv), "--quiet",
+    return torchrun("gan", "train", "--out", str(run), "--dataset", str(tiny_csv), "--quiet",
                     "--batch-size", "1", "--iterations", "4", *gan_args(), float64=True, env=env)
 
 
@@ -138,12 +138,12 @@ def rank_pid(parent: int, local_rank: int) -> int | None:
 
 
 def test_sigterm_to_one_rank_stops_both_and_resume_matches_an_uninterrupted_run(tiny_csv, tmp_path):
-    args = ["--manifest", str(tiny_csv), "--quiet", "--batch-size", "1", "--iterations", "40",
+    args = ["--dataset", str(tiny_csv), "--quiet", "--batch-size", "1", "--iterations", "40",
             *gan_args(pool_size=3, sample_every=4)]
-    straight = torchrun("gan", "train", "--run", str(tmp_path / "straight"), *args)
+    straight = torchrun("gan", "train", "--out", str(tmp_path / "straight"), *args)
     assert straight.returncode == 0, straight.stdout
     run = tmp_path / "split"
-    launcher = torchrun("gan", "train", "--run", str(run), *args, wait=False)
+    launcher = torchrun("gan", "train", "--out", str(run), *args, wait=False)
     deadline = time.monotonic() + 120
     while not (run / "samples" / "iter_000004.png").exists():  # training is under way
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read()
@@ -156,13 +156,13 @@ def test_sigterm_to_one_rank_stops_both_and_resume_matches_an_uninterrupted_run(
     assert 4 <= saved["iteration"] < 40 and saved["world_size"] == 2
     assert f"interrupted at iteration {saved['iteration']};" in output
 
-    resumed = torchrun("gan", "train", "--run", str(run), "--resume", *args)
+    resumed = torchrun("gan", "train", "--out", str(run), "--resume", *args)
     assert resumed.returncode == 0, resumed.stdout
     a, b = load(tmp_path / "straight" / "checkpoint.pt"), load(run / "checkpoint.pt")
     assert b["iteration"] == 40
     assert largest_difference(a, b)[0] == 0  # the same computation on the same machine: to the bit
 
-    one_process = CliRunner().invoke(gan_cli, ["train", "--run", str(run), "--resume", *args, "--iterations", "41"])
+    one_process = CliRunner().invoke(gan_cli, ["train", "--out", str(run), "--resume", *args, "--iterations", "41"])
     assert one_process.exit_code == 1
     assert "written by 2 process(es), resumed with 1; resume with --nproc_per_node 2" in one_process.output
 
@@ -174,7 +174,7 @@ def test_sigterm_to_one_rank_stops_both_and_resume_matches_an_uninterrupted_run(
 ])
 def test_two_rank_classifier_writes_once_and_its_metrics_equal_a_later_evaluation(backbone, tiny_csv, tmp_path):
     run = tmp_path / "run"
-    result = torchrun("classify", "train", "--dataset", str(tiny_csv), "--run-dir", str(run), "--epochs", "2",
+    result = torchrun("classify", "train", "--dataset", str(tiny_csv), "--out", str(run), "--epochs", "2",
                       "--image-size", "32", "--batch-size", "2", "--no-cross-source", *backbone)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Test accuracy") == 1
@@ -203,7 +203,7 @@ def test_bad_set_ups_are_named(tiny_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
-    result = CliRunner().invoke(gan_cli, ["train", "--run", str(tmp_path / "g"), "--manifest", str(tiny_csv),
+    result = CliRunner().invoke(gan_cli, ["train", "--out", str(tmp_path / "g"), "--dataset", str(tiny_csv),
                                           *gan_args(), "--iterations", "1"])
     assert result.exit_code == 1
     assert "WORLD_SIZE=2 but MASTER_ADDR, MASTER_PORT not set: start it with torchrun" in result.output

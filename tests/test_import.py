@@ -16,7 +16,7 @@ from cxrdata import Manifest
 from cxrdata.cli import data_cli
 from cxrdata.importing import DataImportError, import_dataset
 from pipelines.experiment.compare import CompareConfig, run_compare
-from test_compare import TINY_CLASSIFIER, TINY_GAN
+from helpers import TINY_CLASSIFIER, TINY_GAN
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 
@@ -105,7 +105,7 @@ def test_a_two_class_folder_needs_a_map_then_trains_on_the_classes_it_has(cxr3, 
     result = import_dataset(src, "covidgr", maps=("P=covid", "N=normal"), out_dir=tmp_path, progress=False)
     assert json.loads(result.path.with_suffix(".json").read_text())["classes"] == ["normal", "covid"]
     run = tmp_path / "run"
-    trained = CliRunner().invoke(classify_cli, ["train", "--dataset", str(result.path), "--run-dir", str(run),
+    trained = CliRunner().invoke(classify_cli, ["train", "--dataset", str(result.path), "--out", str(run),
                                                 "--epochs", "1", "--image-size", "32", "--batch-size", "4",
                                                 "--no-cross-source"])
     assert trained.exit_code == 0, trained.output

@@ -52,7 +52,7 @@ def test_a_cyclegan_step_computes_in_the_chosen_precision(precision, dtype, one_
 def test_runs_record_the_precision_they_used_and_may_resume_with_another(cxr3, tmp_path, one_thread):
     manifest = tmp_path / "tiny.csv"
     (few(cxr3, "train", 3) + few(cxr3, "val", 1) + few(cxr3, "test", 1)).write(manifest)
-    args = ["--run", str(tmp_path / "gan"), "--manifest", str(manifest), "--image-size", "32", "--ngf", "8",
+    args = ["--out", str(tmp_path / "gan"), "--dataset", str(manifest), "--image-size", "32", "--ngf", "8",
             "--n-blocks", "2", "--ndf", "8", "--n-samples", "1", "--quiet"]
     result = CliRunner().invoke(gan_cli, ["train", *args, "--iterations", "2", "--precision", "bf16"])
     assert result.exit_code == 0, result.output
@@ -67,9 +67,9 @@ def test_runs_record_the_precision_they_used_and_may_resume_with_another(cxr3, t
 def test_bad_precisions_are_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         make_config("cpu", precision="fp8")
-    result = CliRunner().invoke(classify_cli, ["train", "--precision", "fp8", "--run-dir", str(tmp_path / "c")])
+    result = CliRunner().invoke(classify_cli, ["train", "--precision", "fp8", "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "'fp8' is not one of 'auto', 'fp32', 'bf16'" in result.output
-    result = CliRunner().invoke(gan_cli, ["train", "--precision", "fp8", "--run", str(tmp_path / "g")])
+    result = CliRunner().invoke(gan_cli, ["train", "--precision", "fp8", "--out", str(tmp_path / "g")])
     assert result.exit_code == 1 and "precision must be one of auto, fp32, bf16, got 'fp8'" in result.output
     assert not (tmp_path / "g").exists() and not (tmp_path / "c").exists()
 

@@ -96,7 +96,7 @@ def test_bad_shortcut_settings_are_one_line_errors_before_training(cxr3, mixed_s
               "counterfactual manifest not found; v3 needs a source-translation CycleGAN's images: run `make "
               "counterfactual`")]
     for args, message in cases:
-        result = runner.invoke(classify_cli, ["train", *args, "--run-dir", str(tmp_path / "run"), "--epochs", "1"])
+        result = runner.invoke(classify_cli, ["train", *args, "--out", str(tmp_path / "run"), "--epochs", "1"])
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 

@@ -44,7 +44,7 @@ def read_synthetic(path: Path | str, aug: str = "v2") -> Manifest:
         if aug == "v3":
             raise SyntheticDataError(f"{path}: counterfactual manifest not found; v3 needs a source-translation "
                                      f"CycleGAN's images: run `{COUNTERFACTUAL_COMMAND}` first (or pass "
-                                     "--counterfactual PATH)")
+                                     "--counterfactual-set PATH)")
         raise SyntheticDataError(f"{path}: synthetic manifest not found; v2 needs synthetic covid "
                                  f"images: run `{SYNTH_COMMAND}` first (or pass --synth PATH)")
     synthetic = Manifest.read(path, root=path.parent)

@@ -19,7 +19,7 @@ from pipelines.experiment.compare import RUNS_ROOT, CompareConfig, CompareError,
 from pipelines.experiment.counterfactual import PER_CLASS, make_counterfactual
 from pipelines.experiment.demo import DEMO
 from pipelines.experiment.report import headline_table
-from runkit.options import int_list, key_values, overwrite_option
+from runkit.options import int_list, key_values, overwrite_option, renamed_option
 
 
 @click.group("experiment", cls=OneLineErrors)
@@ -58,10 +58,10 @@ def experiment_options(command):
         click.option("--holdout-source", default=None, metavar="SOURCE",
                      help="Leave this image source (e.g. figure1, ieee8023) out of training, validation and "
                           "test; its images are then classified out of source by every model."),
-        click.option("--no-lung-controls", "--no-lungs-hidden", "no_lung_controls", is_flag=True,
-                     help="Skip the lung controls: v1 retrained (first replicate) with the central box blacked out, "
-                          "with the segmenter's lungs removed, on the lungs only, and on their outline alone "
-                          "(--no-lungs-hidden: the old name)."),
+        renamed_option("--no-lung-controls", "no_lung_controls", old=("--no-lungs-hidden",), is_flag=True,
+                       help="Skip the lung controls: v1 retrained (first replicate) with the central box blacked "
+                            "out, with the segmenter's lungs removed, on the lungs only, and on their outline "
+                            "alone."),
         click.option("--counterfactual", is_flag=True,
                      help="Also train v3 (v1 + counterfactual source translations, labels kept) and v2+v3 on every "
                           "replicate, with a source-translation CycleGAN trained on its training split only; the "

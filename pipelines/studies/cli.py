@@ -6,7 +6,7 @@ import click
 from runkit.errors import OneLineErrors
 
 from pipelines.experiment.demo import DEMO
-from runkit.options import choices, int_list, key_values, overwrite_option
+from runkit.options import choices, int_list, key_values, overwrite_option, renamed_option
 from pipelines.studies.backbone_choice import RUNS_ROOT as BACKBONE_CHOICE_ROOT, run_backbone_choice
 from pipelines.studies.choice import run_choice
 from pipelines.studies.lungs_only import run_lungs_only
@@ -85,8 +85,8 @@ def lungs_only_cmd(seeds, classifier_set, name, overwrite):
               help="Comma-separated CycleGAN variants (" + "; ".join(f"{k}: {v}" for k, v in GAN_VARIANTS.items())
                    + ").")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated GAN seeds per variant.")
-@click.option("--profile", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
-              help="CycleGAN settings the variants change.")
+@renamed_option("--gan-profile", "profile", old=("--profile",), type=click.Choice(["cpu", "paper"]), default="cpu",
+                show_default=True, help="CycleGAN settings the variants change.")
 @click.option("--n", "n_synthetic", type=click.IntRange(min=1), default=100, show_default=True,
               help="Synthetic images per GAN (the same parents for every GAN).")
 @click.option("--name", default="cpu", show_default=True, help="Folder under runs/gan-variants/.")
