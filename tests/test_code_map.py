@@ -35,3 +35,13 @@ def test_the_map_names_every_module_and_only_modules_that_exist(package):
     have = modules(package)
     assert not have - named, f"docs/architecture.md's {package} row does not name {sorted(have - named)}"
     assert not named - have, f"docs/architecture.md's {package} row names missing modules {sorted(named - have)}"
+
+
+@pytest.mark.parametrize("package", ["cyclegan", "classifier", "pipelines"])
+def test_each_package_names_its_entry_points_and_each_one_resolves(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__ and all(callable(getattr(module, name)) for name in module.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        module.nothing
