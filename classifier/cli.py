@@ -18,7 +18,8 @@ from runkit.rundir import read_json
 from classifier.training.augment import AugmentSettings
 from .config import (AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run,
                      make_config)
-from classifier.model.backbones import BACKBONES, HEADS, backbone_names
+from classifier.model.backbones import HEADS
+from classifier.model.registry import backbone_names, BACKBONES
 
 
 RUN_HELP = ("A finished run folder (runs/classify/<name>, one inside runs/compare/, or a folder made by "

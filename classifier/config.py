@@ -11,7 +11,8 @@ from runkit.device import PRECISIONS
 from runkit.rundir import read_settings
 
 from classifier.training.augment import AugmentSettings
-from classifier.model.backbones import BACKBONES, HEADS
+from classifier.model.backbones import HEADS
+from classifier.model.registry import BACKBONES
 
 AUGS = ("v1", "v2", "v3", "v2+v3")
 SELECTIONS = ("best-val", "last")

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from classifier.evaluation.gradcam import GradCAM, border_area, border_share
-from classifier.model.backbones import build_model, freeze_backbone
+from classifier.model.backbones import build_model
+from classifier.model.freezing import freeze_backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

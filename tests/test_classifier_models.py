@@ -6,12 +6,18 @@ import urllib.error
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 import classifier.training.augment as aug
 import classifier.model.backbones as models
+import classifier.model.checkpoints as checkpoints
+import classifier.model.freezing as freezing
+import classifier.model.registry as registry
 import classifier.model.weights as weights
 from classifier.config import ConfigError, make_config
-from classifier.model.backbones import BACKBONES, WeightsError, build_model
+from classifier.evaluation.gradcam import GradCAM
+from classifier.model.backbones import build_model, WeightsError
+from classifier.model.registry import BACKBONES
 from classifier.model.inputs import hide_centre
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,7 +44,7 @@ def test_grayscale_is_repeated_and_imagenet_normalised():
     image = torch.full((1, 1, 4, 4), 0.5)
     out = layer(image)
     assert out.shape == (1, 3, 4, 4)
-    for channel, (mean, std) in enumerate(zip(models.IMAGENET_MEAN, models.IMAGENET_STD)):
+    for channel, (mean, std) in enumerate(zip(registry.IMAGENET_MEAN, registry.IMAGENET_STD)):
         torch.testing.assert_close(out[0, channel], torch.full((4, 4), (0.5 - mean) / std))
     with pytest.raises(ValueError, match="1-channel"):
         layer(torch.rand(1, 3, 4, 4))
@@ -77,21 +83,21 @@ def test_imagenet_weights_offline_say_which_file_to_place_where(monkeypatch, tmp
 
 def test_freezing_trains_the_head_then_the_top_blocks():
     model = build_model("resnet18", "none")
-    models.freeze_backbone(model)
+    freezing.freeze_backbone(model)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"backbone.fc.weight", "backbone.fc.bias"}
-    models.set_training_mode(model)
+    freezing.set_training_mode(model)
     assert not model.backbone.bn1.training and model.training  # frozen BN keeps its statistics
-    top = models.unfreeze_top(model, 1)
+    top = freezing.unfreeze_top(model, 1)
     assert {id(p) for p in top} == {id(p) for p in model.backbone.layer4.parameters()}
     assert all(p.requires_grad for p in model.backbone.layer4.parameters())
     assert not any(p.requires_grad for p in model.backbone.layer3.parameters())
 
 
 def test_checkpoint_of_another_backbone_is_refused():
-    saved = models.checkpoint_payload(build_model("resnet18"))
-    with pytest.raises(models.CheckpointMismatchError, match="backbone='resnet18'.*backbone='resnet50'"):
-        models.load_weights(build_model("resnet50"), saved, "best.pt")
+    saved = checkpoints.checkpoint_payload(build_model("resnet18"))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="backbone='resnet18'.*backbone='resnet50'"):
+        checkpoints.load_weights(build_model("resnet50"), saved, "best.pt")
 
 
 def test_augmentation_keeps_shape_and_repeats_with_the_seed():
@@ -169,3 +175,33 @@ def test_train_help_explains_flips_and_profiles():
 
     text = CliRunner().invoke(classify_cli, ["train", "--help"], terminal_width=200).output
     assert "MIRROR ANATOMY" in text and "[cpu: efficientnet_lite0; paper: vgg16]" in text
+
+
+class Toy(nn.Module):
+    """A backbone of two convolutions and a 1000-class head, as a library model would come."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(16, 1000)
+
+    def forward(self, x):
+        return self.fc(self.blocks(x).mean((2, 3)))
+
+
+def test_a_new_backbone_is_one_registry_entry(monkeypatch):
+    monkeypatch.setitem(registry.BACKBONES, "toy", registry.Backbone(head="fc", cam_layer="blocks.2", trunk="blocks",
+                                                                     builder=Toy))
+    assert "toy" in registry.backbone_names()
+    model = build_model("toy", "none", head="mlp64", region="lungs-only")
+    images = torch.rand(2, 1, 32, 32)
+    assert model(images).shape == (2, 3) and len(model.trunk_blocks()) == 2
+    freezing.freeze_backbone(model)
+    assert freezing.unfreeze_top(model, 1) == list(model.trunk_blocks()[-1].parameters())
+    with GradCAM(model) as cam:
+        maps, _ = cam(images, torch.tensor([0, 1]))
+    assert maps.shape == (2, 32, 32)
+    again = checkpoints.model_from_checkpoint(checkpoints.checkpoint_payload(model), "toy.pt").eval()
+    assert torch.equal(again(images), model.eval()(images)) and again.region == "lungs-only"
+    with pytest.raises(WeightsError, match="toy: no ImageNet weights"):
+        build_model("toy", "imagenet")

@@ -15,7 +15,8 @@ from classifier.inference.export import export_run
 from classifier.inference.input_gate import checker_for_run
 from classifier.inference.predict import Predictor, predict_files
 from classifier.inference.runs import known_patients
-from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
+from classifier.model.backbones import build_model
+from classifier.model.checkpoints import CheckpointMismatchError, load_weights
 from classifier.training.train import train_classifier
 from conftest import few
 from cxrdata import CXRDataset, read_grayscale

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from classifier.cli import classify_cli
 from classifier.config import make_config
-from classifier.model.backbones import CheckpointMismatchError, build_model, load_weights
+from classifier.model.backbones import build_model
+from classifier.model.checkpoints import CheckpointMismatchError, load_weights
 from classifier.inference.predict import predict_files
 from classifier.inference.runs import RunNotUsableError
 from classifier.training.train import train_classifier

@@ -89,7 +89,7 @@ def test_the_experiment_folder_is_named_or_given(monkeypatch, tmp_path):
 
 
 def test_every_backbone_option_offers_the_registered_backbones_and_nothing_else():
-    from classifier.model.backbones import BACKBONES
+    from classifier.model.registry import BACKBONES
     from pipelines.perf.bench import BACKBONES as BENCHED
 
     offered = {" ".join(path): param for path, command in commands(cxr) for param in command.params

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from classifier.cli import classify_cli
 from classifier.inference.export import (ExportError, check_onnx, export_run, write_onnx,
                                          write_safetensors)
-from classifier.model.backbones import BACKBONES, build_model
+from classifier.model.backbones import build_model
+from classifier.model.registry import BACKBONES
 from classifier.inference.predict import predict_files
 from classifier.inference.runs import RunNotUsableError, load_exported
 from cxrdata.manifest import sha256_of

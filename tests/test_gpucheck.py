@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from classifier.model.backbones import BACKBONES
+from classifier.model.registry import BACKBONES
 
 from cxrdata import Manifest
 from fake_reference import fake_reference

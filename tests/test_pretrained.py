@@ -15,7 +15,8 @@ from PIL import Image
 from skimage import data as photos
 
 from classifier.config import make_config
-from classifier.model.backbones import BACKBONES, build_model
+from classifier.model.backbones import build_model
+from classifier.model.registry import BACKBONES
 from classifier.training.train import train_classifier
 from classifier.model.weights import LITE0_SHA256, WeightsError, imagenet_timm, lite0_file
 from conftest import few

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.model.backbones import build_model, load_weights, model_from_checkpoint, checkpoint_payload
+from classifier.model.backbones import build_model
+
+from classifier.model.checkpoints import checkpoint_payload, load_weights, model_from_checkpoint
 from classifier.model.inputs import equalize_histogram
 from classifier.training.shortcuts import restyle, source_balanced_weights
 

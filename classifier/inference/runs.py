@@ -12,7 +12,9 @@ from cxrdata.manifest import manifest_dir, manifest_path, patients_by_sha256
 from runkit import checkpoint
 from runkit.rundir import CONFIG, FINISHED, RUNTIME, check_not_locked, is_finished, read_json
 
-from classifier.model.backbones import CXRClassifier, build_model, model_from_checkpoint
+from classifier.model.backbones import build_model, CXRClassifier
+
+from classifier.model.checkpoints import model_from_checkpoint
 from classifier.model.weights import describe_weights
 
 

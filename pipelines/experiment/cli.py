@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from classifier.config import DEFAULT_COUNTERFACTUAL
-from classifier.model.backbones import BACKBONES, backbone_names
+from classifier.model.registry import backbone_names, BACKBONES
 from runkit.errors import OneLineErrors
 from runkit.device import PRECISIONS
 from runkit.distributed import world_from_env

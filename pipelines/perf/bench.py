@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from classifier.model.backbones import BACKBONES as REGISTERED
+from classifier.model.registry import BACKBONES as REGISTERED
 from runkit import machine
 from runkit.device import native_bf16
 from runkit.rundir import runs_root

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from classifier.bench import bench_backbone
-from classifier.model.backbones import BACKBONES
+from classifier.model.registry import BACKBONES
 from cxrdata import Manifest, Record, manifest_path, read_grayscale
 from cxrdata.images import fit_square
 from cxrdata.manifest import sha256_of, sidecar_path

