@@ -27,7 +27,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class ClassifierConfig:
-    """Everything a training run depends on (saved as the run's config.json)."""
+    """Everything a training run depends on (saved as the run's config.json).
+
+    A new run's settings come from a profile (:func:`make_config`, default ``cpu``); the field
+    defaults below are what a setting means when a config.json written before it existed lacks it
+    (a run from before ``region`` saw the whole image), so they stay as they were and are not a profile.
+    """
 
     dataset: str = "cxr3"  # manifest name in data_manifests/ or a CSV path
     aug: str = "v1"  # v1: train split + classical augmentation; v2: v1 + synthetic covid images;

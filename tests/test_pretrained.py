@@ -40,7 +40,7 @@ def imagenet_input(rgb: np.ndarray, mean, std, size: int = 224) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def lite0():
-    return imagenet_timm("efficientnet_lite0", "tf_efficientnet_lite0").eval()
+    return imagenet_timm("efficientnet_lite0").eval()
 
 
 def test_imagenet_known_answers_on_photographs(lite0):

