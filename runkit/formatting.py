@@ -42,10 +42,11 @@ def interval(d: dict | None) -> str:
     return MISSING if d is None else f"{pct(d['estimate'])} [{pct(d['low'])}, {pct(d['high'])}]"
 
 
-def markdown_table(header: list[str], rows) -> list[str]:
+def markdown_table(header: list[str], rows, right: tuple[int, ...] = ()) -> list[str]:
     """A markdown table's lines: the header, the rule, one line per row (cells as given, ``None`` as
-    :data:`MISSING`)."""
+    :data:`MISSING`); the columns numbered in ``right`` are right-aligned."""
     def line(cells) -> str:
         return "| " + " | ".join(MISSING if c is None else str(c) for c in cells) + " |"
 
-    return [line(header), "| " + " | ".join("---" for _ in header) + " |", *(line(row) for row in rows)]
+    rule = "| " + " | ".join("---:" if i in right else "---" for i in range(len(header))) + " |"
+    return [line(header), rule, *(line(row) for row in rows)]

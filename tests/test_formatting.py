@@ -16,4 +16,5 @@ def test_known_answers():
 def test_a_markdown_table_has_its_header_rule_and_rows_with_missing_cells_dashed():
     assert markdown_table(["a", "b"], [[1, None], ["x", 2.5]]) == ["| a | b |", "| --- | --- |", "| 1 | – |",
                                                                    "| x | 2.5 |"]
+    assert markdown_table(["n", "x"], [[3, "a"]], right=(0,))[1] == "| ---: | --- |"
     assert interval({"estimate": 0.934, "low": 0.88, "high": 0.978}) == "93.4 [88.0, 97.8]" and interval(None) == "–"

@@ -23,7 +23,7 @@ import numpy as np
 from cxrdata import CLASSES, CXRDataset, Manifest, data_root
 
 from classifier.evaluation.metrics import wilson_interval
-from runkit.formatting import pct, rate_with_ci
+from runkit.formatting import markdown_table, pct, rate_with_ci
 
 COVID = "covid"
 MIN_PER_CLASS = 5  # images per class a source needs in the test split for a within-source accuracy
@@ -127,24 +127,22 @@ def cross_source_markdown(block: dict | str) -> list[str]:
             f"({block['n']} images). A model that learned the disease answers them like any other image; "
             "one that learned the source calls them by their source.", "",
             f"**Out-of-source covid false-positive rate: {rate_with_ci(block['covid_false_positive'])}** of the "
-            "non-covid images there called covid (Wilson 95% interval).", "",
-            "| source | true class | n | " + " | ".join(f"called {c} %" for c in CLASSES) + " |",
-            "| --- | --- | --- |" + " --- |" * len(CLASSES)]
-    for source, classes in block["sources"].items():
-        for label, entry in classes.items():
-            out.append(f"| {source} | {label} | {entry['n']} | " + " | ".join(
-                f"{pct(entry['predicted'][c]['rate'])} [{pct(entry['predicted'][c]['ci95'][0])}, "
-                f"{pct(entry['predicted'][c]['ci95'][1])}]" for c in CLASSES) + " |")
+            "non-covid images there called covid (Wilson 95% interval).", ""]
+    out += markdown_table(["source", "true class", "n", *(f"called {c} %" for c in CLASSES)],
+                          [[source, label, entry["n"], *(f"{pct(entry['predicted'][c]['rate'])} "
+                                                         f"[{pct(entry['predicted'][c]['ci95'][0])}, "
+                                                         f"{pct(entry['predicted'][c]['ci95'][1])}]" for c in CLASSES)]
+                           for source, classes in block["sources"].items() for label, entry in classes.items()])
     return out + ["", "Per-image predictions: `cross_source.csv`. Paediatric images differ from adult ones, "
                   "so 'normal' or 'pneumonia' answers there are debatable; 'covid' is wrong for every one.", ""]
 
 
 def per_source_markdown(block: dict) -> list[str]:
-    out = ["## Per source (test split)", "", "| source | n | accuracy % [95% CI] | recall per class % |",
-           "| --- | --- | --- | --- |"]
-    for source, entry in block.items():
-        recalls = ", ".join(f"{c} {pct(r['rate'])} ({r['k']}/{r['n']})" for c, r in entry["recall"].items())
-        out.append(f"| {source} | {entry['accuracy']['n']} | {rate_with_ci(entry['accuracy'])} | {recalls} |")
+    out = ["## Per source (test split)", ""] + markdown_table(
+        ["source", "n", "accuracy % [95% CI]", "recall per class %"],
+        [[source, entry["accuracy"]["n"], rate_with_ci(entry["accuracy"]),
+          ", ".join(f"{c} {pct(r['rate'])} ({r['k']}/{r['n']})" for c, r in entry["recall"].items())]
+         for source, entry in block.items()])
     within = {s: e["within_source"] for s, e in block.items() if "within_source" in e}
     if within:
         out += ["", "**Within one source** (the source cannot give these answers away):"]

@@ -21,7 +21,7 @@ from cxrdata.lungs import default_segmenter, lung_masks
 from runkit import device as devices, rundir
 from runkit.resources import memory_guard
 from runkit.rundir import RunExistsError, runs_root
-from runkit.formatting import decimal, pct
+from runkit.formatting import decimal, markdown_table, pct
 
 import classifier.evaluation.crosssource as crosssource
 
@@ -169,17 +169,11 @@ def markdown(out_dir: Path, m: dict) -> str:
             f"({m['covid_false_positive']['k']}/{m['covid_false_positive']['n']}).", ""]
     if absent:
         out += [f"Absent from these data (no images; recall and ROC AUC undefined): {', '.join(absent)}.", ""]
-    out += ["| class | n | recall % [95% CI] | precision % | specificity % | ROC AUC |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    for name, s in test["per_class"].items():
-        if name in absent:
-            out.append(f"| {name} | 0 | absent | {pct(s['precision'])} | "
-                       f"{pct(s['specificity'])} | absent |")
-            continue
-        ci = s["recall_ci95"]
-        out.append(f"| {name} | {s['support']} | {pct(s['recall'])} [{pct(ci[0])}, "
-                   f"{pct(ci[1])}] | {pct(s['precision'])} | "
-                   f"{pct(s['specificity'])} | {decimal(s['roc_auc'])} |")
+    out += markdown_table(
+        ["class", "n", "recall % [95% CI]", "precision %", "specificity %", "ROC AUC"],
+        [[name, 0, "absent", pct(s["precision"]), pct(s["specificity"]), "absent"] if name in absent else
+         [name, s["support"], f"{pct(s['recall'])} [{pct(s['recall_ci95'][0])}, {pct(s['recall_ci95'][1])}]",
+          pct(s["precision"]), pct(s["specificity"]), decimal(s["roc_auc"])] for name, s in test["per_class"].items()])
     out += [""] + report.confusion_markdown(test["confusion_matrix"]) + [""]
     if len(m["per_source"]) > 1:
         out += crosssource.per_source_markdown(m["per_source"])

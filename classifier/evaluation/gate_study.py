@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cxrdata import Manifest, manifest_path, read_grayscale
 from cxrdata.images import ImageReadError, stretch_to_uint8
 from runkit import rundir
+from runkit.formatting import markdown_table, pct
 
 from classifier.evaluation.crosssource import corpus_manifest
 from classifier.evaluation.metrics import wilson_interval
@@ -199,17 +200,16 @@ def measure(dataset: str = "cxr3", out_dir: Path | None = None, progress: bool =
 
 
 def markdown(result: dict) -> str:
-    def row(name: str, r: dict) -> str:
-        return (f"| {name} | {r['k']}/{r['n']} | {100 * r['rate']:.1f} % "
-                f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] |")
+    def row(name: str, r: dict) -> list:
+        return [name, f"{r['k']}/{r['n']}", f"{pct(r['rate'])} % [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}]"]
 
     lines = [f"# Input quality gate on {result['dataset']}", "",
-             f"Threshold {result['threshold']:.3f} (the 99th percentile of the validation split's scores).", "",
-             "| real held-out chest X-rays | flagged | false-flag rate [95 % CI] |", "| --- | --- | --- |"]
-    lines += [row(name, r) for name, r in result["false_flags"].items()]
-    lines += ["", "| non-CXR images | flagged | detection rate [95 % CI] |", "| --- | --- | --- |"]
-    lines += [row(name, r) for name, r in result["detections"].items()]
-    lines += [row("**all non-CXR images**", result["detection_all"]), ""]
+             f"Threshold {result['threshold']:.3f} (the 99th percentile of the validation split's scores).", ""]
+    lines += markdown_table(["real held-out chest X-rays", "flagged", "false-flag rate [95 % CI]"],
+                            [row(name, r) for name, r in result["false_flags"].items()])
+    lines += [""] + markdown_table(["non-CXR images", "flagged", "detection rate [95 % CI]"],
+                                   [row(name, r) for name, r in result["detections"].items()]
+                                   + [row("**all non-CXR images**", result["detection_all"])]) + [""]
     for category, names in result["missed"].items():
         if names:
             lines.append(f"- missed ({category}): {', '.join(names)}")

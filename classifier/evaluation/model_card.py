@@ -14,7 +14,7 @@ from cxrdata import CLASSES
 from cxrdata.lungs.regions import REGION_NOTES
 from cxrdata.manifest import sha256_of
 from runkit.rundir import read_json, write_bytes
-from runkit.formatting import pct, rate_with_ci
+from runkit.formatting import decimal, markdown_table, pct, rate_with_ci
 
 from classifier.model.weights import describe_weights
 
@@ -47,16 +47,15 @@ def _training_counts(run_dir: Path) -> tuple[dict, Counter, int]:
 
 def _results(test: dict) -> list[str]:
     low, high = test["accuracy_ci95"]
-    lines = [f"Accuracy {pct(test['accuracy'])} % on {test['n']} test images (95 % CI {pct(low)}–{pct(high)} %).", "",
-             "| class (%) | precision | recall [95 % CI] | specificity | F1 | ROC AUC | test images |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for c in CLASSES:
         s = test["per_class"][c]
         ci = f" [{pct(s['recall_ci95'][0])}–{pct(s['recall_ci95'][1])}]" if s.get("recall_ci95") else ""
-        auc = "–" if s["roc_auc"] is None else f"{s['roc_auc']:.3f}"
-        lines.append(f"| {c} | {pct(s['precision'])} | {pct(s['recall'])}{ci} | {pct(s['specificity'])} | "
-                     f"{pct(s['f1'])} | {auc} | {s['support']} |")
-    return lines
+        rows.append([c, pct(s["precision"]), f"{pct(s['recall'])}{ci}", pct(s["specificity"]), pct(s["f1"]),
+                     decimal(s["roc_auc"]), s["support"]])
+    return ([f"Accuracy {pct(test['accuracy'])} % on {test['n']} test images (95 % CI {pct(low)}–{pct(high)} %).", ""]
+            + markdown_table(["class (%)", "precision", "recall [95 % CI]", "specificity", "F1", "ROC AUC",
+                              "test images"], rows))
 
 
 def _source_reading(block) -> list[str]:
@@ -72,12 +71,10 @@ def _source_reading(block) -> list[str]:
                else "rarely calls non-covid images from unseen sources covid")
     lines = [f"Non-covid images from sources the training set lacks for their class, called covid: "
              f"{rate_with_ci(rate)}. "
-             f"In plain words: this model {verdict}.", "", "| source | true class | images | called covid % |",
-             "| --- | --- | --- | --- |"]
-    for source, labels in block["sources"].items():
-        for label, entry in labels.items():
-            lines.append(f"| {source} | {label} | {entry['n']} | {pct(entry['predicted']['covid']['rate'])} |")
-    return lines
+             f"In plain words: this model {verdict}.", ""]
+    return lines + markdown_table(["source", "true class", "images", "called covid %"],
+                                  [[source, label, entry["n"], pct(entry["predicted"]["covid"]["rate"])]
+                                   for source, labels in block["sources"].items() for label, entry in labels.items()])
 
 
 def _audit(metrics: dict) -> list[str]:
@@ -136,10 +133,9 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
              f"finished {finished_at} UTC.", "",
              "## Training data", "",
              f"Manifest `{config['dataset']}`; training split: {sum(per_label.values())} images of {patients} patients "
-             f"({metrics.get('synthetic_train_images', 0)} synthetic).", "",
-             "| split | " + " | ".join(CLASSES) + " |", "| --- " * (len(CLASSES) + 1) + "|"]
-    lines += [f"| {split} | " + " | ".join(str(counts.get(c, 0)) for c in CLASSES) + " |"
-              for split, counts in balance.items()]
+             f"({metrics.get('synthetic_train_images', 0)} synthetic).", ""]
+    lines += markdown_table(["split", *CLASSES], [[split, *(counts.get(c, 0) for c in CLASSES)]
+                                                  for split, counts in balance.items()])
     lines += ["", "Training images by source: " + "; ".join(f"{label} from {source}: {n}" for (label, source), n
                                                           in sorted(per_source_label.items())) + ".", "",
               "## Results on the test split", ""] + _results(metrics["test"])
@@ -163,7 +159,8 @@ def write_model_card(run_dir: Path | str, path: Path | str, export_dir: Path | N
                      if onnx["checked"] else f"ONNX check skipped: {onnx['why']}.")
     if export_dir is not None:
         files = sorted(p for p in export_dir.rglob("*") if p.is_file() and p != path)
-        lines += ["", "## Files (sha256)", "", "| file | sha256 |", "| --- | --- |"]
-        lines += [f"| {p.relative_to(export_dir).as_posix()} | `{sha256_of(p)}` |" for p in files]
+        lines += ["", "## Files (sha256)", ""]
+        lines += markdown_table(["file", "sha256"], [[p.relative_to(export_dir).as_posix(), f"`{sha256_of(p)}`"]
+                                                     for p in files])
     write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path

@@ -13,7 +13,7 @@ from PIL import Image
 from cxrdata import CLASSES, Manifest
 
 from runkit.rundir import write_csv
-from runkit.formatting import decimal
+from runkit.formatting import decimal, markdown_table
 
 from classifier.evaluation.crosssource import cross_source_markdown, per_source_markdown, source_caveat
 from classifier.model.weights import describe_weights
@@ -88,9 +88,8 @@ def save_grid(path: Path, tiles: list[np.ndarray], captions: list[str], title: s
 
 def confusion_markdown(matrix: list[list[int]]) -> list[str]:
     """The confusion-matrix section: a table (rows true, columns predicted) and confusion.png."""
-    return (["## Confusion matrix (rows true, columns predicted)", "",
-             "| true \\ predicted | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
-            + [f"| {name} | " + " | ".join(str(n) for n in row) + " |" for name, row in zip(CLASSES, matrix)]
+    return (["## Confusion matrix (rows true, columns predicted)", ""]
+            + markdown_table(["true \\ predicted", *CLASSES], [[name, *row] for name, row in zip(CLASSES, matrix)])
             + ["", "![confusion matrix](confusion.png)"])
 
 
@@ -112,23 +111,19 @@ def report_markdown(summary: dict) -> str:
         f"{summary['training']['epochs_run']} run, chosen on the validation split.", "",
         "One test set: differences between runs smaller than the interval width are not findings; "
         "compare runs with paired tests on predictions.csv.", "",
-        "## Class balance", "", "| split | " + " | ".join(CLASSES) + " |",
-        "| --- |" + " --- |" * len(CLASSES)]
-    for split, counts in summary["class_balance"].items():
-        lines.append(f"| {split} | " + " | ".join(str(counts[c]) for c in CLASSES) + " |")
+        "## Class balance", ""]
+    lines += markdown_table(["split", *CLASSES], [[split, *(counts[c] for c in CLASSES)]
+                                                  for split, counts in summary["class_balance"].items()])
     if summary["synthetic_train_images"]:
         lines += ["", f"Train includes {summary['synthetic_train_images']} synthetic images "
                   "(listed in train_images.csv)."]
-    lines += ["", "## Per class (test)", "",
-              "| class | precision | recall (sensitivity) | specificity | F1 | ROC AUC (one-vs-rest) | n |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, s in test["per_class"].items():
-        if name not in test["classes_present"]:
-            lines.append(f"| {name} | absent from the test split (no images): not scored, not in the macro "
-                         f"mean | | | | | 0 |")
-            continue
-        lines.append(f"| {name} | {decimal(s['precision'])} | {decimal(s['recall'])} | {decimal(s['specificity'])} "
-                     f"| {decimal(s['f1'])} | {decimal(s['roc_auc'])} | {s['support']} |")
+    lines += ["", "## Per class (test)", ""]
+    lines += markdown_table(
+        ["class", "precision", "recall (sensitivity)", "specificity", "F1", "ROC AUC (one-vs-rest)", "n"],
+        [[name, decimal(s["precision"]), decimal(s["recall"]), decimal(s["specificity"]), decimal(s["f1"]),
+          decimal(s["roc_auc"]), s["support"]] if name in test["classes_present"] else
+         [name, "absent from the test split (no images): not scored, not in the macro mean", "", "", "", "", 0]
+         for name, s in test["per_class"].items()])
     m = test["macro"]
     lines.append(f"| **macro** | {decimal(m['precision'])} | {decimal(m['recall'])} | {decimal(m['specificity'])} "
                  f"| {decimal(m['f1'])} | {decimal(m['roc_auc'])} | {test['n']} |")
@@ -145,13 +140,12 @@ def report_markdown(summary: dict) -> str:
               "The second measure asks the question directly: the share of CAM mass inside the lungs (the "
               "lung segmenter's masks, in the frame the model sees), beside the lungs' share of the image. A "
               "model reading the lungs puts more of its map there than their area; one reading the "
-              "surroundings, less.", "",
-              "| true class | mean border share | mean share inside the lungs | lungs' share of the image |",
-              "| --- | --- | --- | --- |"]
-    for name, value in cam["mean_border_share_by_true_class"].items():
-        inside = cam.get("mean_lung_share_by_true_class", {}).get(name)
-        area = cam.get("mean_lung_area_by_true_class", {}).get(name)
-        lines.append(f"| {name} | {decimal(value)} | {decimal(inside)} | {decimal(area)} |")
+              "surroundings, less.", ""]
+    lines += markdown_table(
+        ["true class", "mean border share", "mean share inside the lungs", "lungs' share of the image"],
+        [[name, decimal(value), decimal(cam.get("mean_lung_share_by_true_class", {}).get(name)),
+          decimal(cam.get("mean_lung_area_by_true_class", {}).get(name))]
+         for name, value in cam["mean_border_share_by_true_class"].items()])
     lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
               "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
     return "\n".join(lines + ["## Caveat", "", source_caveat(summary["train_sources"]), ""])

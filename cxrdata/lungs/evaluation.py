@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from runkit.formatting import decimal, pct
+from runkit.formatting import decimal, markdown_table, pct
 from runkit.rundir import write_csv, write_json
 
 from ..manifest import Manifest, Record
@@ -98,23 +98,21 @@ def report_markdown(summary: dict, segmenter: Segmenter, command: str, machine: 
              f"{segmenter.folds} fold models (U-Net, EfficientNet-Lite0 encoder from ImageNet, "
              f"{segmenter.image_size} px), each scored on the patients it never saw. Command `{command}`; "
              f"{machine}; {date}.", "",
-             "## On the human masks (V7 Labs), held-out patients", "",
-             "| source and label | images | patients | Dice mean ± sd | Dice median | Dice 5th pct | "
-             f"below {DICE_AIM} | HD95 px median [IQR] |", "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
-    for group, s in summary["held_out"].items():
-        d, h = s["dice"], s["hd95_px"]
-        lines.append(f"| {group} | {s['images']} | {s['patients']} | {decimal(d['mean'])} ± {decimal(d['sd'])} | "
-                     f"{decimal(d['median'])} | {decimal(d['p05'])} | {s['below_aim']} | "
-                     f"{h['median']:.1f} [{h['p25']:.1f}, {h['p75']:.1f}] |")
+             "## On the human masks (V7 Labs), held-out patients", ""]
+    lines += markdown_table(
+        ["source and label", "images", "patients", "Dice mean ± sd", "Dice median", "Dice 5th pct", f"below {DICE_AIM}",
+         "HD95 px median [IQR]"],
+        [[group, s["images"], s["patients"], f"{decimal(s['dice']['mean'])} ± {decimal(s['dice']['sd'])}",
+          decimal(s["dice"]["median"]), decimal(s["dice"]["p05"]), s["below_aim"],
+          f"{s['hd95_px']['median']:.1f} [{s['hd95_px']['p25']:.1f}, {s['hd95_px']['p75']:.1f}]"]
+         for group, s in summary["held_out"].items()], right=(1, 2, 4, 5, 6))
     lines += ["", "HD95: 95th-percentile boundary distance in pixels of the corpus image (longer side ≤ 512 px).", "",
-              "## Where no human drew lungs", "",
-              "| source and label | images | lung area % median [5th, 95th pct] | pieces (count: images) | "
-              "implausible |", "| --- | ---: | --- | --- | ---: |"]
-    for group, s in summary["elsewhere"].items():
-        f = s["fraction"]
-        pieces = ", ".join(f"{k}: {n}" for k, n in s["pieces"].items())
-        lines.append(f"| {group} | {s['images']} | {pct(f['median'])} [{pct(f['p05'])}, "
-                     f"{pct(f['p95'])}] | {pieces} | {s['implausible']} |")
+              "## Where no human drew lungs", ""]
+    lines += markdown_table(
+        ["source and label", "images", "lung area % median [5th, 95th pct]", "pieces (count: images)", "implausible"],
+        [[group, s["images"], f"{pct(s['fraction']['median'])} [{pct(s['fraction']['p05'])}, "
+                              f"{pct(s['fraction']['p95'])}]", ", ".join(f"{k}: {n}" for k, n in s["pieces"].items()),
+          s["implausible"]] for group, s in summary["elsewhere"].items()], right=(1, 4))
     lines += ["", "![32 random images without human masks, predicted lungs outlined](overlays.png)", ""]
     return "\n".join(lines)
 

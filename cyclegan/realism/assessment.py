@@ -12,6 +12,7 @@ import torch
 from cyclegan.realism.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
 from cyclegan.realism.measures import checkerboard, distribution_realism
+from runkit.formatting import markdown_table
 
 GRID_PAIRS = 8
 
@@ -118,12 +119,10 @@ def realism_lines(metrics: dict) -> list[str]:
 
     lines = [f"Feature network `{r['feature_network']['file']}` (sha256 {r['feature_network']['sha256'][:12]}…); "
              f"{r['images_per_set']} images per set against {r['reference_images']} real target images "
-             "(one random half of them; the floor is the other half).", "",
-             "| images | Fréchet distance ↓ | precision ↑ | recall ↑ | checkerboard (mean) ↓ |",
-             "| --- | --- | --- | --- | --- |"]
-    for name in rows:
-        lines.append(f"| {name} | {cell(fd, name)} | {cell(pr, name, 'precision')} | {cell(pr, name, 'recall')} | "
-                     f"{checker[name]['mean']:.2f} |")
+             "(one random half of them; the floor is the other half).", ""]
+    lines += markdown_table(["images", "Fréchet distance ↓", "precision ↑", "recall ↑", "checkerboard (mean) ↓"],
+                            [[name, cell(fd, name), cell(pr, name, "precision"), cell(pr, name, "recall"),
+                              f"{checker[name]['mean']:.2f}"] for name in rows])
     notes = [block["skipped"] for block in (fd, pr) if "skipped" in block]
     fid = r["inception_fid"]
     notes.append("Inception FID: " + (fid if isinstance(fid, str) else

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxrdata.lungs.regions import REGION_NOTES
-from runkit.formatting import pct
+from runkit.formatting import markdown_table, pct
 from runkit.rundir import read_json
 
 from pipelines.experiment import analysis
@@ -60,13 +60,9 @@ def controls_markdown(controls: dict, v1: dict | None = None) -> list[str]:
     """A table of control summaries (``name → control_summary``), with the v1 model's row (``v1``: a
     summary of the same shape) first when given."""
     rows = ([(V1, v1)] if v1 else []) + list(controls.items())
-    out = ["| control | what the model sees | accuracy % [95 % CI] | commonest class % | out-of-source covid "
-           "calls % | Grad-CAM inside the lungs % (lungs' area %) | verdict |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, c in rows:
-        fp = c.get("out_of_source_covid_fp")
-        out.append(f"| {name} | {c['sees']} | {pct(c['accuracy'])} "
-                   f"[{pct(c['accuracy_ci95'][0])}, {pct(c['accuracy_ci95'][1])}] | {pct(c.get('chance'))} | "
-                   f"{pct(fp['rate']) if fp else '–'} | {pct(c.get('cam_share_in_lungs'))} "
-                   f"({pct(c.get('lung_area'))}) | {c.get('verdict', '–')} |")
-    return out
+    cells = [[name, c["sees"], f"{pct(c['accuracy'])} [{pct(c['accuracy_ci95'][0])}, {pct(c['accuracy_ci95'][1])}]",
+              pct(c.get("chance")), pct((c.get("out_of_source_covid_fp") or {}).get("rate")),
+              f"{pct(c.get('cam_share_in_lungs'))} ({pct(c.get('lung_area'))})", c.get("verdict")] for name, c in rows]
+    return markdown_table(["control", "what the model sees", "accuracy % [95 % CI]", "commonest class %",
+                           "out-of-source covid calls %", "Grad-CAM inside the lungs % (lungs' area %)", "verdict"],
+                          cells)

@@ -11,7 +11,7 @@ from pathlib import Path
 from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import current_names, read_json, write_json
-from runkit.formatting import mean_sd, pct, signed_interval, signed_pct
+from runkit.formatting import markdown_table, mean_sd, pct, signed_interval, signed_pct
 
 from classifier.evaluation.crosssource import source_caveat, source_mix
 from classifier.training.data import SYNTHETIC_SOURCE
@@ -101,20 +101,17 @@ def _counterfactual_section(result: dict) -> list[str]:
     out = ["## Counterfactual source translations (v3)", "",
            "v3 = v1 plus source translations with labels kept (NIH images in the other sources' style, covid "
            "images in NIH style; `make counterfactual`), v2+v3 both sets. Each arm against v1, on the same test "
-           "images and seeds; intervals resample test patients.", "",
-           "| arm | accuracy % | − v1 [95% CI] | covid recall − v1 [95% CI] | out-of-source covid FP % "
-           "| − v1 [95% CI] | "
-           f"{WITHIN} covid vs pneumonia % |", "| --- | --- | --- | --- | --- | --- | --- |",
-           f"| v1 | {mean_sd(v1)} | | | "
-           + (f"{pct(result['out_of_source']['v1']['mean'])}" if isinstance(result["out_of_source"], dict) else "–")
-           + " | | |"]
-    for arm, r in cf.items():
-        oos = r["out_of_source"]
-        out.append(f"| {arm} | {mean_sd(r['accuracy'])} | "
-                   f"{signed_interval(r['delta']['accuracy'])} | {signed_interval(r['delta']['covid_recall'])} | "
-                   f"{pct(oos['rate']['mean']) if oos else '–'} | {signed_interval(oos['delta']) if oos else '–'} | "
-                   f"{pct(r['within_source_accuracy']) if r['within_source_accuracy'] is not None else '–'} |")
-    return out + [""]
+           "images and seeds; intervals resample test patients.", ""]
+    v1_oos = pct(result["out_of_source"]["v1"]["mean"]) if isinstance(result["out_of_source"], dict) else None
+    rows = [["v1", mean_sd(v1), "", "", v1_oos, "", ""]]
+    rows += [[arm, mean_sd(r["accuracy"]), signed_interval(r["delta"]["accuracy"]),
+              signed_interval(r["delta"]["covid_recall"]),
+              r["out_of_source"] and pct(r["out_of_source"]["rate"]["mean"]),
+              r["out_of_source"] and signed_interval(r["out_of_source"]["delta"]), pct(r["within_source_accuracy"])]
+             for arm, r in cf.items()]
+    return out + markdown_table(["arm", "accuracy %", "− v1 [95% CI]", "covid recall − v1 [95% CI]",
+                                 "out-of-source covid FP %", "− v1 [95% CI]", f"{WITHIN} covid vs pneumonia %"],
+                                rows) + [""]
 
 
 def _sweep(config, replicates, pairs) -> list[dict]:
@@ -172,23 +169,19 @@ def headline_table(result: dict) -> str:
         values = [r[model][key] for r in reps if r[model][key] is not None]
         return sum(values) / len(values) if values else None
 
-    lines = ["| | v1 (classical) | v2 (+ synthetic) | v2 − v1 [95% CI] |", "| --- | --- | --- | --- |",
-             f"| accuracy, mean ± sd over {a['v1_accuracy']['n']} replicate(s) | "
-             f"{mean_sd(a['v1_accuracy'])} | "
-             f"{mean_sd(a['v2_accuracy'])} | "
-             f"{signed_interval(pooled['accuracy'])} |",
-             f"| covid recall (sensitivity) | {pct(mean_of('covid_recall', 'v1'))} | "
-             f"{pct(mean_of('covid_recall', 'v2'))} | {signed_interval(pooled['covid_recall'])} |",
-             f"| covid precision | {pct(mean_of('covid_precision', 'v1'))} | "
-             f"{pct(mean_of('covid_precision', 'v2'))} | {signed_interval(pooled['covid_precision'])} |",
-             f"| McNemar exact test (pooled discordant pairs) | {pooled['mcnemar']['only_a_right']} right only "
-             f"under v1 | {pooled['mcnemar']['only_b_right']} right only under v2 | "
-             f"p = {pooled['mcnemar']['p_value']:.3g} |"]
+    rows = [[f"accuracy, mean ± sd over {a['v1_accuracy']['n']} replicate(s)", mean_sd(a["v1_accuracy"]),
+             mean_sd(a["v2_accuracy"]), signed_interval(pooled["accuracy"])],
+            ["covid recall (sensitivity)", pct(mean_of("covid_recall", "v1")), pct(mean_of("covid_recall", "v2")),
+             signed_interval(pooled["covid_recall"])],
+            ["covid precision", pct(mean_of("covid_precision", "v1")), pct(mean_of("covid_precision", "v2")),
+             signed_interval(pooled["covid_precision"])],
+            ["McNemar exact test (pooled discordant pairs)", f"{pooled['mcnemar']['only_a_right']} right only under v1",
+             f"{pooled['mcnemar']['only_b_right']} right only under v2", f"p = {pooled['mcnemar']['p_value']:.3g}"]]
     oos = result.get("out_of_source")
     if isinstance(oos, dict):
-        lines.append(f"| out-of-source covid false positives ({oos['n']} images never trained on; lower is better) | "
-                     f"{mean_sd(oos['v1'])} | {mean_sd(oos['v2'])} | {signed_interval(oos['delta'])} |")
-    return "\n".join(lines)
+        rows.append([f"out-of-source covid false positives ({oos['n']} images never trained on; lower is better)",
+                     mean_sd(oos["v1"]), mean_sd(oos["v2"]), signed_interval(oos["delta"])])
+    return "\n".join(markdown_table(["", "v1 (classical)", "v2 (+ synthetic)", "v2 − v1 [95% CI]"], rows))
 
 
 def markdown(result: dict, replicates, out_dir: Path) -> str:
@@ -207,14 +200,12 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
            "(below): Wilson 95%.", ""]
     out += _data_section(result, cfg)
     out += _settings_section(result, replicates)
-    out += ["## Results per replicate", "", "| replicate | v1 accuracy [95% CI] | v2 accuracy [95% CI] | "
-            "v2 − v1 | v1 covid recall | v2 covid recall |", "| --- | --- | --- | --- | --- | --- |"]
-    for r in result["replicates"]:
-        v1, v2 = r["v1"], r["v2"]
-        out.append(f"| {r['replicate']} | {pct(v1['accuracy'])} [{pct(v1['accuracy_ci95'][0])}, "
-                   f"{pct(v1['accuracy_ci95'][1])}] | {pct(v2['accuracy'])} [{pct(v2['accuracy_ci95'][0])}, "
-                   f"{pct(v2['accuracy_ci95'][1])}] | {signed_pct(r['delta_accuracy'])} | "
-                   f"{pct(v1['covid_recall'])} | {pct(v2['covid_recall'])} |")
+    out += ["## Results per replicate", ""] + markdown_table(
+        ["replicate", "v1 accuracy [95% CI]", "v2 accuracy [95% CI]", "v2 − v1", "v1 covid recall", "v2 covid recall"],
+        [[r["replicate"], *(f"{pct(r[m]['accuracy'])} [{pct(r[m]['accuracy_ci95'][0])}, "
+                            f"{pct(r[m]['accuracy_ci95'][1])}]" for m in ("v1", "v2")),
+          signed_pct(r["delta_accuracy"]), pct(r["v1"]["covid_recall"]), pct(r["v2"]["covid_recall"])]
+         for r in result["replicates"]])
     spread = result["across_replicates"]["delta_accuracy"]
     out += ["", f"Paired differences over replicates: mean {signed_pct(spread['mean'])}, sd {pct(spread['std'])}, "
             f"range {signed_pct(spread['min'])} to {signed_pct(spread['max'])} points. Per-class precision, recall, "
@@ -223,9 +214,9 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
             f"![v1 confusion]({link(first.runs['v1'] / 'confusion.png')}) "
             f"![v2 confusion]({link(first.runs['v2'] / 'confusion.png')})", ""]
     if result["sweep"]:
-        out += ["## Accuracy difference by number of synthetic images", "", "| N synthetic | v2 − v1 [95% CI] |",
-                "| --- | --- |"]
-        out += [f"| {p['n']} | {signed_interval(p['delta_accuracy'])} |" for p in result["sweep"]] + [""]
+        out += ["## Accuracy difference by number of synthetic images", ""]
+        out += markdown_table(["N synthetic", "v2 − v1 [95% CI]"],
+                              [[p["n"], signed_interval(p["delta_accuracy"])] for p in result["sweep"]]) + [""]
     out += _out_of_source_section(result)
     if "counterfactual" in result:
         out += _counterfactual_section(result)
@@ -243,9 +234,8 @@ def _data_section(result: dict, cfg: dict) -> list[str]:
     counts = result["data"]["counts"]
     out = ["## Data", "", f"Dataset `{cfg['dataset']}`, {result['data']['patients']} patients, split by "
            "patient (no patient in two splits)" + (f"; {cfg['folds']}-fold grouped cross-validation, counts of "
-                                                   "the first fold" if cfg["folds"] else "") + ".", "",
-           "| split | " + " | ".join(CLASSES) + " |", "| --- |" + " --- |" * len(CLASSES)]
-    out += [f"| {split} | " + " | ".join(str(by[c]) for c in CLASSES) + " |" for split, by in counts.items()]
+                                                   "the first fold" if cfg["folds"] else "") + ".", ""]
+    out += markdown_table(["split", *CLASSES], [[split, *(by[c] for c in CLASSES)] for split, by in counts.items()])
     out += ["", f"**Caveat.** {source_caveat(result['data']['train_sources'])} Synthetic images are used for "
             "training only; their parents are training images of the same split, and the GAN learned from "
             "training images only.", ""]
@@ -282,28 +272,26 @@ def _out_of_source_section(result: dict) -> list[str]:
     out += [f"Every classifier also classified the corpus images from sources its training set lacks for some "
             f"class ({', '.join(oos['sources'])}; {oos['n']} non-covid images, never trained on). Calling them covid "
             "is wrong whatever else they show, so the share called covid measures how much a model answers "
-            "by image source rather than by disease.", "",
-            "| replicate | v1 covid false positives % [95% CI] | v2 % [95% CI] |", "| --- | --- | --- |"]
-    for r in oos["per_replicate"]:
-        out.append(f"| {r['replicate']} | " + " | ".join(
-            f"{pct(r[m]['rate'])} [{pct(r[m]['ci95'][0])}, {pct(r[m]['ci95'][1])}]" for m in ("v1", "v2")) + " |")
+            "by image source rather than by disease.", ""]
+    out += markdown_table(["replicate", "v1 covid false positives % [95% CI]", "v2 % [95% CI]"],
+                          [[r["replicate"], *(f"{pct(r[m]['rate'])} [{pct(r[m]['ci95'][0])}, {pct(r[m]['ci95'][1])}]"
+                                              for m in ("v1", "v2"))] for r in oos["per_replicate"]])
     out += ["", f"v2 − v1, pooled over replicates: {signed_interval(oos['delta'])} points (bootstrap over patients)."]
     for name, control in result.get("lung_controls", {}).items():
         if control["out_of_source_covid_fp"]:
             out.append(f"The {name} control calls {pct(control['out_of_source_covid_fp']['rate'])}% of them covid.")
     out += ["", "**Per source (internal test split, pooled over replicates).** Accuracy within one source cannot "
-            "come from the source:", "", "| source | test images | v1 accuracy % | v2 accuracy % | within one source: "
-            "v1 / v2 % |", "| --- | --- | --- | --- | --- |"]
+            "come from the source:", ""]
     v1, v2 = result["per_source"]["v1"], result["per_source"]["v2"]
     replicates = len(result["replicates"])
-    for source in v1:
-        within = (f"{' vs '.join(v1[source]['within_source']['classes'])}: "
-                  f"{pct(v1[source]['within_source']['accuracy']['rate'])} / "
-                  f"{pct(v2[source]['within_source']['accuracy']['rate'])}" if "within_source" in v1[source] else "–")
-        out.append(f"| {source} | {v1[source]['accuracy']['n'] // replicates} | "
-                   f"{pct(v1[source]['accuracy']['rate'])} | "
-                   f"{pct(v2[source]['accuracy']['rate'])} | {within} |")
-    return out + [""]
+    rows = [[source, v1[source]["accuracy"]["n"] // replicates, pct(v1[source]["accuracy"]["rate"]),
+             pct(v2[source]["accuracy"]["rate"]),
+             f"{' vs '.join(v1[source]['within_source']['classes'])}: "
+             f"{pct(v1[source]['within_source']['accuracy']['rate'])} / "
+             f"{pct(v2[source]['within_source']['accuracy']['rate'])}" if "within_source" in v1[source] else None]
+            for source in v1]
+    return out + markdown_table(["source", "test images", "v1 accuracy %", "v2 accuracy %",
+                                 "within one source: v1 / v2 %"], rows) + [""]
 
 
 def _gan_section(result: dict, first, link) -> list[str]:
@@ -338,10 +326,10 @@ def _audit_section(result: dict, first, link) -> list[str]:
            f"each side, which covers {pct(share['v1']['border_area'])}% of the image (a map spread evenly would "
            f"put that share there). v1: {pct(share['v1']['mean'])}%, v2: {pct(share['v2']['mean'])}% (mean "
            "over test images and replicates). Much more than the area share means attention on borders, "
-           "text markers and edges rather than the lungs.", "",
-           "| true class | v1 border share % | v2 border share % |", "| --- | --- | --- |"]
-    out += [f"| {c} | {pct(share['v1']['by_true_class'][c])} | {pct(share['v2']['by_true_class'][c])} |"
-            for c in CLASSES]
+           "text markers and edges rather than the lungs.", ""]
+    out += markdown_table(["true class", "v1 border share %", "v2 border share %"],
+                          [[c, pct(share["v1"]["by_true_class"][c]), pct(share["v2"]["by_true_class"][c])]
+                           for c in CLASSES])
     if "lung_controls" in result:
         out += ["", "**Lung controls.** The v1 recipe retrained and tested (first replicate) on part of each image. "
                 "The lungs come from the lung segmenter (human-drawn masks, cross-fitted so that no image is "
@@ -368,12 +356,12 @@ def _progression_section(result: dict, link) -> list[str]:
 def _papers_section(result: dict) -> list[str]:
     ours = result["across_replicates"]
     c = result["settings"]["classifier"]
-    out = ["## Beside the published numbers", "", "| source | setting | model | accuracy % |",
-           "| --- | --- | --- | --- |"]
-    out += [f"| {paper} | {setting} | {model} | {pct(acc)} |" for paper, setting, model, acc in PAPERS]
-    out += [f"| this run | v1 | {c['backbone']} ({c['weights']}) | {pct(ours['v1_accuracy']['mean'])} |",
-            f"| this run | v2 (+{result['config']['n_synthetic']}) | {c['backbone']} ({c['weights']}) | "
-            f"{pct(ours['v2_accuracy']['mean'])} |", "",
+    rows = [[paper, setting, model, pct(acc)] for paper, setting, model, acc in PAPERS]
+    rows += [["this run", "v1", f"{c['backbone']} ({c['weights']})", pct(ours["v1_accuracy"]["mean"])],
+             ["this run", f"v2 (+{result['config']['n_synthetic']})", f"{c['backbone']} ({c['weights']})",
+              pct(ours["v2_accuracy"]["mean"])]]
+    out = ["## Beside the published numbers", ""] + markdown_table(["source", "setting", "model", "accuracy %"], rows)
+    out += ["",
             f"Differences in setup: {PAPER_SETUP} Here: dataset `{result['config']['dataset']}`, patient-level "
             f"splits, {c['image_size']} px, weights {c['weights']}, {c['epochs']} epochs on a CPU. Their numbers are "
             "not a target: the paediatric-vs-adult contrast lets a model separate covid by age.", ""]

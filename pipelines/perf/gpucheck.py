@@ -44,6 +44,7 @@ from cyclegan.train import train as train_gan
 from runkit import machine
 from runkit.checkpoint import atomic_save, load
 from runkit.device import native_bf16
+from runkit.formatting import markdown_table
 
 DATA_DIR = Path("gpu-check-data")
 GAN_STEPS = 5000  # the paper's iterations, projected from the measured rate
@@ -286,31 +287,30 @@ def run_check(out: Path, data: Path | None = None, quick: bool = False, referenc
 def markdown(result: dict) -> str:
     steps = result["steps"]
     lines = [f"# gpu-check: {result['device']}", "", f"torch {result['torch']}" + (" — quick (tiny sizes): checks "
-             "code paths, not speed" if result["quick"] else ""), "", "| step | seconds |", "| --- | --- |"]
-    lines += [f"| {name} | {s['seconds']:.1f} |" for name, s in steps.items()]
+             "code paths, not speed" if result["quick"] else ""), ""]
+    lines += markdown_table(["step", "seconds"], [[name, f"{s['seconds']:.1f}"] for name, s in steps.items()])
     checks = steps["cuda_checks"]["result"]
     lines += ["", "## CUDA checks", ""]
     details = {name: ", ".join(f"{k} {v}" for k, v in c.items() if k != "ok" and not isinstance(v, dict))
                for name, c in checks.items() if name != "skipped"}
     lines += ([f"skipped: {checks['skipped']}"] if "skipped" in checks else
               [f"- {name}: {'ok' if c['ok'] else '**FAILED**'} ({details[name]})" for name, c in checks.items()])
-    lines += ["", "## CycleGAN speed", "", "| arch | px | precision | batch | s/iter | images/s | peak GPU MiB |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in steps["gan_speed"]["result"]:
-        peak = "" if r["peak_gpu_mib"] is None else f"{r['peak_gpu_mib']:.0f}"
-        lines.append(f"| {r['arch']} | {r['size']} | {r['precision']} | {r['batch']} | "
-                     f"{r['seconds_per_iteration']:.4f} | {r['images_per_s']:.1f} | {peak} |")
+    lines += ["", "## CycleGAN speed", ""] + markdown_table(
+        ["arch", "px", "precision", "batch", "s/iter", "images/s", "peak GPU MiB"],
+        [[r["arch"], r["size"], r["precision"], r["batch"], f"{r['seconds_per_iteration']:.4f}",
+          f"{r['images_per_s']:.1f}", "" if r["peak_gpu_mib"] is None else f"{r['peak_gpu_mib']:.0f}"]
+         for r in steps["gan_speed"]["result"]])
     t = steps["gan_training"]["result"]
     lines += ["", "## CycleGAN training", "", f"{t['iterations']} iterations at {t['size']} px in {t['seconds']:.1f} s "
               f"({t['seconds_per_iteration']:.3f} s/iter): 5000 iterations would take "
               f"{t['projected_5000_iterations_minutes']:.1f} min." + (" Samples: ![samples](gan-samples.png)"
                                                                     if t["sample_grid"] else "")]
-    lines += ["", "## Classifier backbones", "", "| backbone | train img/s | inference img/s | Grad-CAM ms/img |",
-              "| --- | --- | --- | --- |"]
-    for name, r in steps["classifier_speed"]["result"].items():
-        lines.append(f"| {name} | " + (f"{r['train_images_per_s']:.1f} | {r['inference_images_per_s']:.1f} | "
-                                       f"{r['gradcam_ms_per_image']:.2f} |" if "skipped" not in r else
-                                       f"{r['skipped']} | | |"))
+    lines += ["", "## Classifier backbones", ""] + markdown_table(
+        ["backbone", "train img/s", "inference img/s", "Grad-CAM ms/img"],
+        [[name, r["skipped"], "", ""] if "skipped" in r else
+         [name, f"{r['train_images_per_s']:.1f}", f"{r['inference_images_per_s']:.1f}",
+          f"{r['gradcam_ms_per_image']:.2f}"]
+         for name, r in steps["classifier_speed"]["result"].items()])
     return "\n".join(lines) + "\n"
 
 

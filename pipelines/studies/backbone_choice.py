@@ -19,7 +19,7 @@ from runkit.rundir import read_json, runs_root
 from pipelines.studies.choice import validation_scores, validation_spreads, write_choice
 from pipelines.studies.mitigations import measure
 from pipelines.experiment.stats import spread
-from runkit.formatting import mean_sd
+from runkit.formatting import markdown_table, mean_sd
 from pipelines.experiment.steps import ensure_timed
 
 RUNS_ROOT = runs_root("choose-backbone")
@@ -72,15 +72,16 @@ def run_backbone_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path = 
 
 def table(result: dict) -> str:
     ms = mean_sd
-    lines = ["| candidate | val accuracy % | val ieee8023 covid vs pneumonia % | score % | train time s | "
-             "(test) accuracy % | (test) covid recall % | (test) within ieee8023 % | (paediatric) out-of-source "
-             "covid FP % |", "| --- " * 9 + "|"]
+    rows = []
     for name, c in result["cells"].items():
         t = c["not_used_by_the_rule"]
         mark = " **(chosen)**" if name == result["chosen"] else ""
-        lines.append(f"| {name}{mark} | {ms(c['val_accuracy'])} | {ms(c['val_within_source_accuracy'])} | "
-                     f"{ms(c['score'])} | {ms(c['seconds'], 1)} | {ms(t['test_accuracy'])} | {ms(t['covid_recall'])} | "
-                     f"{ms(t['within_source_accuracy'])} | {ms(t['out_of_source_covid_fp'])} |")
+        rows.append([f"{name}{mark}", ms(c["val_accuracy"]), ms(c["val_within_source_accuracy"]), ms(c["score"]),
+                     ms(c["seconds"], 1), ms(t["test_accuracy"]), ms(t["covid_recall"]),
+                     ms(t["within_source_accuracy"]), ms(t["out_of_source_covid_fp"])])
+    lines = markdown_table(["candidate", "val accuracy %", "val ieee8023 covid vs pneumonia %", "score %",
+                            "train time s", "(test) accuracy %", "(test) covid recall %", "(test) within ieee8023 %",
+                            "(paediatric) out-of-source covid FP %"], rows)
     return "\n".join(lines) + (
         f"\n\nSeeds {', '.join(map(str, result['seeds']))}; mean ± sd over seeds. {CHALLENGER} wins when its score "
         f"is more than {100 * result['margin']:g} point above {DEFAULT}'s and its training time at most "

@@ -20,7 +20,7 @@ from runkit.rundir import is_finished, read_json, write_json
 from pipelines.studies.mitigations import (CHOICE_COUNTS, CHOICE_WEIGHTS, VARIANTS, WITHIN, choice_variant, measure,
                                            train_variant)
 from pipelines.experiment.stats import spread
-from runkit.formatting import mean_sd
+from runkit.formatting import markdown_table, mean_sd
 
 TIE = 0.01  # one point of score
 
@@ -90,15 +90,16 @@ def run_choice(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwrite:
 
 def table(result: dict) -> str:
     ms = mean_sd
-    lines = ["| cell | per label | weight | val accuracy % | val ieee8023 covid vs pneumonia % | score % | "
-             "(test) accuracy % | (test) covid recall % | (paediatric) out-of-source covid FP % |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for name, c in result["cells"].items():
         t = c["not_used_by_the_rule"]
         mark = " **(chosen)**" if name == result["chosen"] else ""
-        lines.append(f"| {name}{mark} | {c['count'] or 'all'} | {c['weight']:g} | {ms(c['val_accuracy'])} | "
-                     f"{ms(c['val_within_source_accuracy'])} | {ms(c['score'])} | {ms(t['test_accuracy'])} | "
-                     f"{ms(t['covid_recall'])} | {ms(t['out_of_source_covid_fp'])} |")
+        rows.append([f"{name}{mark}", c["count"] or "all", f"{c['weight']:g}", ms(c["val_accuracy"]),
+                     ms(c["val_within_source_accuracy"]), ms(c["score"]), ms(t["test_accuracy"]),
+                     ms(t["covid_recall"]), ms(t["out_of_source_covid_fp"])])
+    lines = markdown_table(["cell", "per label", "weight", "val accuracy %", "val ieee8023 covid vs pneumonia %",
+                            "score %", "(test) accuracy %", "(test) covid recall %",
+                            "(paediatric) out-of-source covid FP %"], rows)
     return "\n".join(lines) + (f"\n\nSeeds {', '.join(map(str, result['seeds']))}; score = (val accuracy + val "
                                f"within-source accuracy) / 2, mean ± sd over seeds; ties within "
                                f"{100 * result['tie']:g} point go to fewer images, then a smaller weight. The "

@@ -21,7 +21,7 @@ from cyclegan.config import from_profile
 from cyclegan.realism.assessment import save_rows_figure
 from cyclegan.train import train as train_gan
 from runkit.rundir import read_json, runs_root, write_json
-from runkit.formatting import decimal, mean_sd
+from runkit.formatting import decimal, markdown_table, mean_sd
 
 from pipelines.experiment.stats import spread
 from pipelines.experiment.steps import ensure, ensure_synthesis
@@ -116,11 +116,8 @@ def table(results: dict) -> str:
     def mean(s: dict | None) -> str:
         return decimal(s and s["mean"], 2)
 
-    lines = ["| variant | Fréchet distance ↓ (floor; parents) | precision ↑ | recall ↑ | checkerboard ↓ (floor) | "
-             "training min |", "| --- | --- | --- | --- | --- | --- |"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {ms(r['frechet_distance'])} ({mean(r['frechet_floor'])}; "
-                     f"{mean(r['frechet_parents'])}) | {ms(r['precision'])} | {ms(r['recall'])} | "
-                     f"{ms(r['checkerboard'])} ({mean(r['checkerboard_floor'])}) | "
-                     f"{ms(r['training_minutes'], 1)}{' (resumed)' if r['resumed'] else ''} |")
-    return "\n".join(lines) + "\n"
+    rows = [[name, f"{ms(r['frechet_distance'])} ({mean(r['frechet_floor'])}; {mean(r['frechet_parents'])})",
+             ms(r["precision"]), ms(r["recall"]), f"{ms(r['checkerboard'])} ({mean(r['checkerboard_floor'])})",
+             f"{ms(r['training_minutes'], 1)}{' (resumed)' if r['resumed'] else ''}"] for name, r in results.items()]
+    return "\n".join(markdown_table(["variant", "Fréchet distance ↓ (floor; parents)", "precision ↑", "recall ↑",
+                                     "checkerboard ↓ (floor)", "training min"], rows)) + "\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from runkit.formatting import mean_sd
+from runkit.formatting import markdown_table, mean_sd
 
 from pipelines.studies.choice import scored, write_choice
 from pipelines.studies.mitigations import VARIANTS, train_variant
@@ -46,16 +46,17 @@ def run_lungs_only(settings: dict, seeds: tuple[int, ...], out_dir: Path, overwr
 
 def table(result: dict) -> str:
     ms = mean_sd
-    lines = ["| what the model sees | val accuracy % | val ieee8023 covid vs pneumonia % | score % | (test) accuracy % "
-             "| (test) covid recall % | (test) ieee8023 covid vs pneumonia % | (paediatric) out-of-source covid "
-             "calls % |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for name, v in result["variants"].items():
         t = v["not_used_by_the_rule"]
         mark = " **(chosen)**" if name == result["chosen"] else ""
         label = "whole image (framing, today's default)" if name == FULL else "lungs only"
-        lines.append(f"| {label}{mark} | {ms(v['val_accuracy'])} | {ms(v['val_within_source_accuracy'])} | "
-                     f"{ms(v['score'])} | {ms(t['test_accuracy'])} | {ms(t['covid_recall'])} | "
-                     f"{ms(t['within_source_accuracy'])} | {ms(t['out_of_source_covid_fp'])} |")
+        rows.append([f"{label}{mark}", ms(v["val_accuracy"]), ms(v["val_within_source_accuracy"]), ms(v["score"]),
+                     ms(t["test_accuracy"]), ms(t["covid_recall"]), ms(t["within_source_accuracy"]),
+                     ms(t["out_of_source_covid_fp"])])
+    lines = markdown_table(["what the model sees", "val accuracy %", "val ieee8023 covid vs pneumonia %", "score %",
+                            "(test) accuracy %", "(test) covid recall %", "(test) ieee8023 covid vs pneumonia %",
+                            "(paediatric) out-of-source covid calls %"], rows)
     return "\n".join(lines) + (f"\n\nSeeds {', '.join(map(str, result['seeds']))}; score = (val accuracy + val "
                                "within-source accuracy) / 2, mean ± sd over seeds; lungs only wins unless its score "
                                f"is more than {100 * result['tie']:g} point below the whole image's. The columns in "

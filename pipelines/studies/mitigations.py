@@ -16,7 +16,7 @@ from tqdm import tqdm
 from classifier.config import make_config
 from classifier.training.train import train_classifier
 from runkit.rundir import read_json, runs_root, write_json
-from runkit.formatting import mean_sd
+from runkit.formatting import markdown_table, mean_sd, pct
 
 from pipelines.experiment.analysis import chance_level, false_positive, read_predictions
 from pipelines.experiment.stats import spread
@@ -135,15 +135,11 @@ def _rate(measured: dict | None) -> float | None:
 
 def table(results: dict) -> str:
     ms = mean_sd
-    lines = ["| mitigation | out-of-source covid FP % | internal test accuracy % | covid recall % | ieee8023 covid vs "
-             "pneumonia accuracy % | border share % | central box hidden: accuracy % (chance) | central box hidden: "
-             "out-of-source covid FP % |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in results.items():
-        h = r["lungs_hidden"]
-        hidden_fp = h["out_of_source_covid_fp"]
-        lines.append(f"| {name} | {ms(r['out_of_source_covid_fp'])} | {ms(r['test_accuracy'])} | "
-                     f"{ms(r['covid_recall'])} | {ms(r['within_source_accuracy'])} | {ms(r['border_share'])} | "
-                     f"{100 * h['accuracy']:.1f} ({100 * h['chance']:.1f}) | "
-                     + ("–" if hidden_fp is None else f"{100 * hidden_fp:.1f}") + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[name, ms(r["out_of_source_covid_fp"]), ms(r["test_accuracy"]), ms(r["covid_recall"]),
+             ms(r["within_source_accuracy"]), ms(r["border_share"]),
+             f"{pct(r['lungs_hidden']['accuracy'])} ({pct(r['lungs_hidden']['chance'])})",
+             pct(r["lungs_hidden"]["out_of_source_covid_fp"])] for name, r in results.items()]
+    return "\n".join(markdown_table(["mitigation", "out-of-source covid FP %", "internal test accuracy %",
+                                     "covid recall %", "ieee8023 covid vs pneumonia accuracy %", "border share %",
+                                     "central box hidden: accuracy % (chance)",
+                                     "central box hidden: out-of-source covid FP %"], rows)) + "\n"

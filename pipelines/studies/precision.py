@@ -16,6 +16,7 @@ from cyclegan.config import from_profile
 from cyclegan.model import LOSS_NAMES
 from cyclegan.synth import synthesize
 from cyclegan.train import train as train_gan
+from runkit.formatting import markdown_table
 from runkit.rundir import read_json, runs_root, write_json
 
 from pipelines.experiment.steps import ensure
@@ -68,13 +69,14 @@ def table(rows: list[dict]) -> str:
     by = {p: [r for r in rows if r["precision"] == p] for p in PRECISIONS}
     seeds = ", ".join(str(r["seed"]) for r in by["fp32"])
     lines = [f"CycleGAN CPU profile, seeds {seeds}; losses: mean over the last {LAST_SHARE:.0%} of logged "
-             "iterations; synthesis: mean over the synthetic images.", "",
-             "| measure | fp32 per seed | fp32 mean [min, max] | bf16 per seed | bf16 mean | within fp32 spread |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "iterations; synthesis: mean over the synthetic images.", ""]
+    rows = []
     for m in measures:
         fp32, bf16 = [r[m] for r in by["fp32"]], [r[m] for r in by["bf16"]]
         inside = "—" if m == "s/iter" else ("yes" if min(fp32) <= statistics.fmean(bf16) <= max(fp32) else "**no**")
-        lines.append(f"| {m} | {', '.join(f'{v:.4g}' for v in fp32)} | {statistics.fmean(fp32):.4g} "
-                     f"[{min(fp32):.4g}, {max(fp32):.4g}] | {', '.join(f'{v:.4g}' for v in bf16)} | "
-                     f"{statistics.fmean(bf16):.4g} | {inside} |")
+        rows.append([m, ", ".join(f"{v:.4g}" for v in fp32),
+                     f"{statistics.fmean(fp32):.4g} [{min(fp32):.4g}, {max(fp32):.4g}]",
+                     ", ".join(f"{v:.4g}" for v in bf16), f"{statistics.fmean(bf16):.4g}", inside])
+    lines += markdown_table(["measure", "fp32 per seed", "fp32 mean [min, max]", "bf16 per seed", "bf16 mean",
+                             "within fp32 spread"], rows)
     return "\n".join(lines) + "\n"
