@@ -160,8 +160,10 @@ def load_inception() -> nn.Module | str:
 def inception_features(net: nn.Module, images: np.ndarray) -> np.ndarray:
     """2048-d pool features (float64) of uint8 ``(N, S, S)`` images: grey copied to RGB, 299 px,
     ImageNet normalisation."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    from torchvision.models import Inception_V3_Weights
+
+    preset = Inception_V3_Weights.IMAGENET1K_V1.transforms()  # the weights' own normalisation
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (preset.mean, preset.std))
     out = []
     for i in range(0, len(images), 16):
         x = torch.as_tensor(images[i:i + 16]).unsqueeze(1).float().div(255.0)
