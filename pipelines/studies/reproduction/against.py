@@ -22,6 +22,7 @@ CONSISTENT = "consistent with the paper"
 BELOW = "below the paper's interval"
 ABOVE = "above the paper's interval"
 CANNOT_TELL = "cannot tell at this test size"
+OTHER_BACKBONES = {"accuracy_resnet50": "ResNet50", "accuracy_efficientnetb0": "EfficientNetB0"}
 RULE = ("below (above): our interval lies wholly under (over) the paper's; consistent: each figure lies inside "
         "the other's interval; otherwise the two test sizes cannot tell")
 
@@ -87,6 +88,10 @@ def against_paper(protocol: Protocol, runs: dict[str, list]) -> dict:
     rows = [_row("accuracy", figures["accuracy"], figures["test_images"], ours["protocol"]["accuracy"])]
     if "accuracy_v2" in figures and "v2" in ours:
         rows.append(_row("accuracy, v2", figures["accuracy_v2"], figures["test_images"], ours["v2"]["accuracy"]))
+    for key, name in OTHER_BACKBONES.items():  # the paper's other backbones against our one protocol
+        if key in figures:
+            rows.append(_row(f"accuracy, the paper's {name}", figures[key], figures["test_images"],
+                             ours["protocol"]["accuracy"]))
     for suffix, kind in (("", "protocol"), ("_v2", "v2")):
         for metric in ("precision", "recall"):
             for c, value in figures.get(metric + suffix, {}).items():
