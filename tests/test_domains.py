@@ -55,7 +55,7 @@ def test_bad_domains_are_named_before_training(mixed_sources_csv, cxr3, tmp_path
         with pytest.raises(DomainError, match=message.replace("(", r"\(").replace(")", r"\)")):
             select_domains(manifest, domain_a, domain_b, **extra)
     result = CliRunner().invoke(gan_cli, ["train", "--out", str(tmp_path / "g"), "--dataset", str(mixed_sources_csv),
-                                          "--domain-b", "source=figure2", "--iterations", "1", "--size", "32"])
+                                          "--domain-b", "source=figure2", "--iterations", "1", "--image-size", "32"])
     assert result.exit_code == 1 and "--domain-b 'source=figure2': unknown source figure2" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "g").exists()
 

@@ -92,7 +92,7 @@ def test_bad_shortcut_settings_are_one_line_errors_before_training(cxr3, mixed_s
     runner = CliRunner()
     cases = [(["--dataset", str(one_source), "--source-adversary", "1"], "every class comes from a single source"),
              (["--dataset", str(mixed_sources_csv), "--source-adversary", "-1"], "source_adversary must be >= 0"),
-             (["--dataset", str(mixed_sources_csv), "--aug", "v3", "--counterfactual", str(tmp_path / "none.csv")],
+             (["--dataset", str(mixed_sources_csv), "--aug", "v3", "--counterfactual-set", str(tmp_path / "none.csv")],
               "counterfactual manifest not found; v3 needs a source-translation CycleGAN's images: run `make "
               "counterfactual`")]
     for args, message in cases:
