@@ -284,7 +284,7 @@ def test_a_read_only_destination_fails_before_any_download(stand_in, tmp_path):
     (["--jobs", "0"], "Invalid value for '--jobs'"),
 ])
 def test_bad_options_are_named(tmp_path, args, message):
-    result = CliRunner().invoke(data_cli, ["fetch", "--dest", str(tmp_path / "x"), *args])
+    result = CliRunner().invoke(data_cli, ["fetch", "--out", str(tmp_path / "x"), *args])
     assert result.exit_code == 2 and message in result.output
 
 
@@ -298,7 +298,7 @@ def test_hostile_metadata_paths_are_refused(tmp_path):
         writer = csv.DictWriter(fh, fields)
         writer.writeheader()
         writer.writerow(row)
-    result = CliRunner().invoke(data_cli, ["fetch", "--dest", str(tmp_path / "x"), "--metadata", str(bad)])
+    result = CliRunner().invoke(data_cli, ["fetch", "--out", str(tmp_path / "x"), "--metadata", str(bad)])
     assert result.exit_code == 1 and "line 2" in result.output and "bare file name" in result.output
 
 

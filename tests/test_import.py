@@ -92,7 +92,7 @@ def test_the_radiography_database_layout_maps_names_skips_masks_and_unreadable_f
     for split, share in (("train", 0.7), ("val", 0.1), ("test", 0.2)):  # the project's grouped split
         assert abs(len(result.manifest.select(split=split)) / 30 - share) <= 0.1, split
     strict = CliRunner().invoke(data_cli, ["import", str(src), "--name", "strict", "--strict", "--quiet",
-                                           "--out-dir", str(tmp_path)])
+                                           "--out", str(tmp_path)])
     assert strict.exit_code == 1 and "broken.png" in strict.output and "--strict: nothing written" in strict.output
 
 
@@ -143,7 +143,7 @@ def test_a_csv_with_patient_ids_groups_patients_and_bad_input_is_one_line(cxr3, 
         assert split_of.setdefault(r.patient_id, r.split) == r.split  # no patient in two splits
 
     runner = CliRunner()
-    base = ["--path-column", "file", "--label-column", "finding", "--quiet", "--out-dir", str(tmp_path / "out")]
+    base = ["--path-column", "file", "--label-column", "finding", "--quiet", "--out", str(tmp_path / "out")]
     outside = write_csv(src / "outside.csv", [{**rows[0], "file": "../../etc/passwd"}])
     missing = write_csv(src / "missing.csv", [{**rows[0], "file": "img/normal/nowhere.png"}])
     twice = write_csv(src / "twice.csv", [rows[0], {**rows[0], "finding": "COVID"}])
@@ -162,6 +162,6 @@ def test_a_csv_with_patient_ids_groups_patients_and_bad_input_is_one_line(cxr3, 
     (tmp_path / "empty").mkdir()
     empty = runner.invoke(data_cli, ["import", str(tmp_path / "empty"), "--name", "bad", *base])
     assert empty.exit_code == 1 and "no image files found" in empty.output
-    clash = runner.invoke(data_cli, ["import", *base, "--out-dir", str(Path("data_manifests").resolve()), str(table),
+    clash = runner.invoke(data_cli, ["import", *base, "--out", str(Path("data_manifests").resolve()), str(table),
                                      "--name", "cxr3"])
     assert clash.exit_code == 1 and "exists; choose another --name or pass --overwrite" in clash.output
