@@ -15,13 +15,14 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
 
 import classifier.evaluation.crosssource as crosssource
 from cxrdata.lungs.human import build_mask_manifest
 from cxrdata.manifest import Manifest, data_root, manifest_path
 from cxrdata.splits import write_manifests
 from runkit.machine import describe
+
+from helpers import single_thread
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 RAW_SAMPLES = FIXTURES / "raw-samples"
@@ -89,10 +90,8 @@ def quick_out_of_source(small_corpus, monkeypatch):
 @pytest.fixture
 def one_thread():
     """Tiny models run faster on one thread, above all on a 2-core machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -124,13 +123,10 @@ def tiny_run(cxr3, small_corpus, tmp_path_factory) -> tuple[Path, Manifest]:
     manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)
     manifest.write(folder / "tiny.csv", ["image_id"])
     config = make_config(dataset=str(folder / "tiny.csv"), image_size=32, batch_size=4, epochs=1, seed=3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
+    with single_thread(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(crosssource, "corpus_manifest", lambda root=None: small_corpus)
         patch.setenv("CXR_CACHE", str(folder / "cache"))
         run = train_classifier(config, folder / "run", progress=False)
-    torch.set_num_threads(threads)
     return run, manifest
 
 

@@ -3,7 +3,10 @@ images, and the tiny settings of the experiment tests."""
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from PIL import Image
 
@@ -33,3 +36,15 @@ def make_synthetic(folder: Path, manifest: Manifest, n: int, split: str = "train
     path = folder / "manifest.csv"
     Manifest(records, name="synthetic").write(path, ["image_id", "source_image"])
     return path
+
+
+@contextmanager
+def single_thread():
+    """torch on one thread inside the block: tiny models run faster so on a 2-core machine, and two
+    runs to be compared bit for bit must use the same thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -23,7 +23,7 @@ from cxrdata import ImageReadError
 from runkit import checkpoint
 from runkit.pretrained import LITE0_PACKAGE, LITE0_SHA256
 from runkit.rundir import RunExistsError, is_finished
-from helpers import make_synthetic
+from helpers import make_synthetic, single_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 
@@ -49,11 +49,13 @@ def read_rows(path):
 
 @pytest.fixture(scope="module")
 def runs(tiny, tmp_path_factory):
-    """The tiny v2 run trained 3 epochs straight, and 2 epochs (to be resumed)."""
+    """The tiny v2 run trained 3 epochs straight, and 2 epochs (to be resumed), on one thread as the
+    tests that resume it (a module fixture is made before the function fixture one_thread)."""
     settings, _ = tiny
     folder = tmp_path_factory.mktemp("runs")
-    straight = train_classifier(make_config(epochs=3, **settings), folder / "straight")  # with progress
-    return straight, train_classifier(make_config(epochs=2, **settings), folder / "run", progress=False)
+    with single_thread():
+        straight = train_classifier(make_config(epochs=3, **settings), folder / "straight")  # with progress
+        return straight, train_classifier(make_config(epochs=2, **settings), folder / "run", progress=False)
 
 
 def test_a_tiny_v2_run_writes_every_output(tiny, runs):
