@@ -14,7 +14,7 @@ from runkit.options import device_option, int_list, overwrite_option, renamed_op
 from runkit.distributed import world_from_env
 
 from .bench import BENCH_SIZES, seconds_per_iteration
-from .config import FIELDS, HELP, PROFILES, from_profile, from_run
+from .config import FIELDS, HELP, PROFILES, REGIONS, from_profile, from_run
 from .realism.features import DEFAULT_NETWORK, INPUT_SIZE, train_feature_network
 from .synth import DIRECTIONS, remeasure, synthesize
 from .train import RUNS_ROOT, train
@@ -94,18 +94,21 @@ def train_cmd(profile: str | None, config_file: Path | None, name: str | None, r
                    "'label=covid' or 'source=nih;label=pneumonia') [default: the direction's source domain]. "
                    "A synthetic image keeps its parent's label unless the run is a label translation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed that picks the parents.")
+@click.option("--region", type=click.Choice(REGIONS), default=None,
+              help="The region the run was trained on (full or lungs), to be sure of it: another is refused "
+                   "[default: the run's]. A lungs run pastes the translated lungs into each parent.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: data/synthetic/<run name>].")
 @overwrite_option("Replace an existing synthesis in --out.")
 @device_option()
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: int, out: Path | None,
-              overwrite: bool, device: str, quiet: bool):
+def synth_cmd(run_dir: Path, n: int, direction: str, images: str | None, seed: int, region: str | None,
+              out: Path | None, overwrite: bool, device: str, quiet: bool):
     """Translate N real training images with one of the run's generators (default: normal →
     covid with G_A), writing PNGs, manifest.csv (each image's parent, its label and source, the
     direction, the run) and a report (JSON + PNG)."""
     out = synthesize(run_dir, n, seed=seed, out=out, overwrite=overwrite, device=device,
-                     direction=direction, images=images, progress=not quiet)
+                     direction=direction, images=images, region=region, progress=not quiet)
     click.echo(f"{n} synthetic images in {out}; manifest {out / 'manifest.csv'}; report {out / 'report.json'}")
 
 

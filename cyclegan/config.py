@@ -11,6 +11,7 @@ from runkit.rundir import current_names, read_settings, register_renames, settin
 from .domains import parse_filter
 from .networks import UPSAMPLES
 
+REGIONS = ("full", "lungs")  # what of each image both generators and both discriminators see
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
 # The CycleGAN's settings took the classifier's words (2026-12-04): old run folders read as new ones.
 register_renames({"manifest": "dataset", "size": "image_size"})
@@ -25,6 +26,7 @@ class GANConfig:
     domain_a: str = "label=normal"
     domain_b: str = "label=covid"
     labels: str = ""
+    region: str = "full"
     image_size: int = 96
     load_size: int = 0
     flip: bool = True
@@ -78,6 +80,8 @@ class GANConfig:
             parse_filter(text, option, self.labels)  # the syntax now; the images when they are read
         if self.upsample not in UPSAMPLES:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {self.upsample!r}")
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -133,6 +137,9 @@ HELP = {  # the `cxr gan train` option help, one per field but profile
                 "every synthetic image keeps its parent's label.",
     "labels": "Restrict both domains to these labels, comma-separated (e.g. normal,pneumonia); empty: no "
               "restriction.",
+    "region": "What the networks see: full (the whole image) or lungs (each image cropped to the square around "
+              "its predicted lungs, dilated, and black outside them; generator outputs are confined to the lungs, so "
+              "neither loss can use what lies outside; synthesis pastes the translated lungs back into the parent).",
     "image_size": "Training crop size in px (a multiple of 4, >= 32).",
     "load_size": "Size images are loaded at before the random crop; 0 = image_size × 286/256 as in "
                  "the reference.",

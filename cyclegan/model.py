@@ -17,6 +17,7 @@ from runkit import distributed
 from runkit.device import adam, autocast, grad_scaler
 
 from .config import GANConfig
+from .data import confine
 from .losses import LSGANLoss
 from .networks import PatchDiscriminator, ResnetGenerator, init_weights
 from .pool import ImagePool
@@ -68,12 +69,16 @@ class GeneratorPass(nn.Module):
         super().__init__()
         self.G_A, self.G_B = G_A, G_B
 
-    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool,
+                mask_A: torch.Tensor | None = None, mask_B: torch.Tensor | None = None):
         # A generator's translation and identity passes run as one batch: instance norm is
         # per image, so the result equals two calls, with fewer and larger matrix products.
+        # With masks (the lungs region) every output is black outside its input's lungs.
         fake_B, idt_A = _generate(self.G_A, real_A, real_B if identity else None)
         fake_A, idt_B = _generate(self.G_B, real_B, real_A if identity else None)
-        return fake_B, idt_A, fake_A, idt_B, self.G_B(fake_B), self.G_A(fake_A)
+        fake_B, idt_B, fake_A, idt_A = (confine(fake_B, mask_A), confine(idt_B, mask_A), confine(fake_A, mask_B),
+                                        confine(idt_A, mask_B))
+        return fake_B, idt_A, fake_A, idt_B, confine(self.G_B(fake_B), mask_A), confine(self.G_A(fake_A), mask_B)
 
 
 class DiscriminatorPass(nn.Module):
@@ -95,6 +100,7 @@ def _generate(net: nn.Module, source: torch.Tensor, same_domain: torch.Tensor | 
     if same_domain is None:
         return net(source), None
     return net(torch.cat([source, same_domain])).chunk(2)
+
 
 
 class CycleGAN:
@@ -140,15 +146,21 @@ class CycleGAN:
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    def prepare_masks(self, *masks: torch.Tensor | None) -> list[torch.Tensor | None]:
+        return [None if m is None else self.prepare(m) for m in masks]
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor, mask_A: torch.Tensor | None = None,
+             mask_B: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One iteration: G step with both D frozen, then D step on pooled fakes. Returns the
         detached loss terms (means over all ranks); raises :class:`NonFiniteLossError` before any
-        update they would spoil."""
+        update they would spoil. ``mask_A``, ``mask_B`` (the lungs region): what of each image is
+        lung; every generator output is confined to its input's."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
+        masks = self.prepare_masks(mask_A, mask_B)
         cfg = self.config
         identity = cfg.lambda_identity > 0
         with autocast(self.device, self.config.precision):
-            fake_B, idt_A, fake_A, idt_B, rec_A, rec_B = self.generators(real_A, real_B, identity)
+            fake_B, idt_A, fake_A, idt_B, rec_A, rec_B = self.generators(real_A, real_B, identity, *masks)
         self._set_discriminators_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
         with autocast(self.device, self.config.precision):
@@ -199,21 +211,25 @@ class CycleGAN:
         return values
 
     @torch.no_grad()
-    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor, mask_A: torch.Tensor | None = None,
+                  mask_B: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """``real A, fake B, rec A, real B, fake A, rec B`` for image grids (fp32, on CPU)."""
         real_A, real_B = self.prepare(real_A), self.prepare(real_B)
+        mask_A, mask_B = self.prepare_masks(mask_A, mask_B)
         with autocast(self.device, self.config.precision):
-            fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
-            rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
+            fake_B, fake_A = confine(self.G_A(real_A), mask_A), confine(self.G_B(real_B), mask_B)
+            rec_A, rec_B = confine(self.G_B(fake_B), mask_A), confine(self.G_A(fake_A), mask_B)
         return tuple(t.float().cpu() for t in (real_A, fake_B, rec_A, real_B, fake_A, rec_B))
 
     @torch.no_grad()
-    def translate_A(self, real_A: torch.Tensor, batch: int = 16) -> torch.Tensor:
-        """G_A's translations of ``real_A`` (fp32, on CPU), in batches."""
+    def translate_A(self, real_A: torch.Tensor, mask_A: torch.Tensor | None = None, batch: int = 16) -> torch.Tensor:
+        """G_A's translations of ``real_A`` (fp32, on CPU), in batches, confined to ``mask_A`` if given."""
         out = []
         for start in range(0, len(real_A), batch):
+            part = slice(start, start + batch)
+            mask = None if mask_A is None else self.prepare(mask_A[part])
             with autocast(self.device, self.config.precision):
-                out.append(self.G_A(self.prepare(real_A[start:start + batch])).float().cpu())
+                out.append(confine(self.G_A(self.prepare(real_A[part])), mask).float().cpu())
         return torch.cat(out)
 
     def state_dict(self) -> dict:

@@ -2,6 +2,11 @@
 default, or B → A with G_B), with a manifest that records each image's parent (its path, id,
 label and source), the direction, the checkpoint, the run and the seed, and a report.
 
+A run of the ``lungs`` region translates each parent's lung view and pastes it back into the parent
+with a feathered edge (:func:`composite`): outside the dilated lungs a synthetic image is its parent,
+pixel for pixel. Parents without plausible lungs are skipped, named in the report, and replaced by
+the next ones drawn.
+
 The images translated are by default the source domain's own training images; ``images`` chooses
 others (a filter as in :mod:`.domains`, over the training split only: a GAN never sees, and never
 translates, a validation or test image). A synthetic image's label is its parent's, unless the run
@@ -18,6 +23,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from cxrdata import CXRDataset, Manifest, Record, manifest_path
+from cxrdata.lungs import default_segmenter, feathered, from_lungs_view, lung_masks, lung_problem, lungs_view
+from cxrdata.lungs.cache import fitted_masks
 from cxrdata.manifest import sha256_of
 from runkit.checkpoint import load
 from runkit.device import autocast, pick_device
@@ -33,7 +40,7 @@ from .train import CHECKPOINT
 
 SYNTH_ROOT = Path("data") / "synthetic"
 EXTRA_COLUMNS = ("parent_path", "parent_image_id", "parent_label", "parent_source", "direction",
-                 "checkpoint_sha256", "gan_run", "seed")
+                 "checkpoint_sha256", "gan_run", "seed", "region", "blend_mask")
 BATCH = 8
 DIRECTIONS = {"a2b": ("G_A", "domain_a", "domain_b"), "b2a": ("G_B", "domain_b", "domain_a")}
 
@@ -65,13 +72,32 @@ def load_generator(run_dir: Path | str, device: torch.device,
     return generator.to(device).eval(), config, checkpoint
 
 
-def choose_parents(candidates: Manifest, n: int, seed: int) -> list[int]:
-    """``n`` distinct indices into ``candidates``, drawn with ``seed``."""
+def choose_parents(candidates: Manifest, n: int, seed: int, unusable: dict[int, str] | None = None
+                   ) -> tuple[list[int], list[str]]:
+    """``n`` distinct indices into ``candidates``, drawn with ``seed``, passing over those in
+    ``unusable`` (index → why); returns them and one line per image passed over."""
     if n <= 0:
         raise ValueError(f"--n must be positive, got {n}")
-    if n > len(candidates):
-        raise ValueError(f"--n {n} exceeds the {len(candidates)} training images to translate in {candidates.name}")
-    return torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    unusable = unusable or {}
+    usable = len(candidates) - len(unusable)
+    if n > usable:
+        raise ValueError(f"--n {n} exceeds the {usable} training images to translate in {candidates.name}"
+                         + (f" ({len(unusable)} more have no plausible lungs)" if unusable else ""))
+    chosen, skipped = [], []
+    for index in torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed)).tolist():
+        if len(chosen) == n:
+            break
+        if index in unusable:
+            skipped.append(f"{candidates[index].path}: {unusable[index]}")
+        else:
+            chosen.append(index)
+    return chosen, skipped
+
+
+def implausible_lungs(pool: Manifest, progress: bool = True) -> dict[int, str]:
+    """The images of ``pool`` whose predicted lungs are implausible, with the reason."""
+    problems = (lung_problem(mask) for mask in lung_masks(pool, default_segmenter(), progress))
+    return {i: problem for i, problem in enumerate(problems) if problem}
 
 
 def candidates(manifest: Manifest, config: GANConfig, direction: str, images: str | None) -> Manifest:
@@ -84,6 +110,31 @@ def candidates(manifest: Manifest, config: GANConfig, direction: str, images: st
     if not len(kept):
         raise DomainError(f"--images {images!r}: selects no training images of {manifest.name}")
     return kept
+
+
+@torch.no_grad()
+def composite(generator: torch.nn.Module, parents: np.ndarray, masks: np.ndarray, device: torch.device,
+              progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The lungs region's synthesis: each uint8 parent's lung view (its bool ``masks``, at its size)
+    translated, confined to the lungs, put back in the parent's frame and blended in with
+    :func:`cxrdata.lungs.feathered` weights. Returns the uint8 images, equal to their parents
+    wherever the weight is 0 (outside the dilated lungs), and the weights."""
+    images = torch.from_numpy(parents).float().div(255).unsqueeze(1)
+    lungs = torch.from_numpy(masks).float().unsqueeze(1)
+    view, kept = lungs_view(images, lungs)
+    translated = torch.from_numpy(translate(generator, as_uint8(view), device, progress)).float().div(255)
+    # normalised back-warp: the black outside the view's lungs does not bleed into their edge
+    back = from_lungs_view(translated.unsqueeze(1) * kept, lungs)
+    cover = from_lungs_view(kept, lungs)
+    back = torch.where(cover > 0, back / cover.clamp_min(1e-6), images)
+    weights = feathered(lungs)
+    blended = as_uint8(images * (1 - weights) + back * weights)
+    return np.where(weights.squeeze(1).numpy() == 0, parents, blended), weights.squeeze(1).numpy()
+
+
+def as_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, 1, S, S)`` floats in [0, 1] → uint8 ``(N, S, S)``."""
+    return images.squeeze(1).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 @torch.no_grad()
@@ -100,20 +151,32 @@ def translate(generator: torch.nn.Module, images: np.ndarray, device: torch.devi
 
 def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | None = None,
                overwrite: bool = False, device: str = "auto", direction: str = "a2b", images: str | None = None,
-               progress: bool = True) -> Path:
+               region: str | None = None, progress: bool = True) -> Path:
     """Write ``n`` synthetic PNGs to ``<out>/<label>/``, ``<out>/manifest.csv`` (read it with
     ``Manifest.read(csv, root=csv.parent)``), ``report.json`` and ``report.png``; returns ``out``
-    (default ``data/synthetic/<run name>``). Nothing is left behind on error."""
+    (default ``data/synthetic/<run name>``). ``region``, when given, must be the run's. Nothing is
+    left behind on error."""
     out = Path(out or default_out_dir(run_dir))
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a synthesis; pass --overwrite to replace it or choose --out")
     torch_device = pick_device(device)
     generator, config, checkpoint = load_generator(run_dir, torch_device, direction)
+    if region is not None and region != config.region:
+        raise ValueError(f"--region {region}: {run_dir} was trained on the {config.region} region and synthesises "
+                         f"only in it; train a --region {region} run for that")
+    lungs = config.region == "lungs"
     manifest = Manifest.read(manifest_path(config.dataset))
     pool = candidates(manifest, config, direction, images)
-    parents = Manifest([pool[i] for i in choose_parents(pool, n, seed)], name=f"{manifest.name}-parents")
+    chosen, skipped = choose_parents(pool, n, seed, implausible_lungs(pool, progress) if lungs else None)
+    for line in skipped:
+        print(f"skipped, no plausible lungs: {line}")
+    parents = Manifest([pool[i] for i in chosen], name=f"{manifest.name}-parents")
     parent_images = CXRDataset(parents, config.image_size, progress=progress).images
-    synthetic = translate(generator, parent_images, torch_device, progress)
+    if lungs:
+        masks = fitted_masks(parents, config.image_size, default_segmenter(), progress)
+        synthetic, weights = composite(generator, parent_images, masks, torch_device, progress)
+    else:
+        synthetic, weights = translate(generator, parent_images, torch_device, progress), None
     _, source_domain, target_domain = DIRECTIONS[direction]
     target_filter = getattr(config, target_domain)
     target = select_domains(manifest, config.domain_a, config.domain_b, config.labels)[direction == "a2b"]
@@ -123,10 +186,11 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
     with staged_folder(out) as staging:
         provenance = {"direction": f"{direction}: {getattr(config, source_domain)} → {target_filter}",
                       "checkpoint_sha256": sha256_of(checkpoint), "gan_run": Path(run_dir).resolve().name,
-                      "seed": str(seed)}
+                      "seed": str(seed), "region": config.region}
         records = [_write_image(staging, out, parent, image,
-                                target_label(parent.label, target_filter, label_translation), provenance)
-                   for parent, image in zip(parents, synthetic)]
+                                target_label(parent.label, target_filter, label_translation), provenance,
+                                None if weights is None else weights[i])
+                   for i, (parent, image) in enumerate(zip(parents, synthetic))]
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
@@ -135,6 +199,7 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
             "dataset": config.dataset, "translated": images or getattr(config, source_domain),
             "target": {"filter": target_filter, "labels": config.labels},
             "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
+            "skipped_no_plausible_lungs": skipped,
             "metrics": synthesis_metrics(parent_images, synthetic, target_images)}, out.name)
     return out
 
@@ -151,10 +216,21 @@ def write_report(folder: Path, report: dict, title: str) -> None:
              f"{report['checkpoint_sha256'][:12]}…), parents drawn with seed {report['seed']} from "
              f"{report['translated']} in {report['dataset']}'s training split, at {report['image_size']} px. Labels "
              f"written: {', '.join(f'{k} {v}' for k, v in report['labels'].items())}.", "",
+             *_region_lines(report),
              "## Realism", "", *realism_lines(report["metrics"]),
              "![parents (top) and their synthetic images (bottom)](report.png)", "",
              "Every measurement, with the pixel distances and histograms, is in `report.json`.", ""]
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _region_lines(report: dict) -> list[str]:
+    if report.get("region", "full") != "lungs":
+        return []
+    skipped = report.get("skipped_no_plausible_lungs", [])
+    return ["Region **lungs**: each parent's lungs were translated and pasted back with a feathered edge; outside "
+            "the dilated lungs every synthetic image is its parent, pixel for pixel (the blending masks are in "
+            f"`masks/`). Parents passed over for implausible lungs: {len(skipped)}"
+            + (" (" + "; ".join(skipped) + ")." if skipped else "."), ""]
 
 
 def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progress: bool = True) -> dict:
@@ -201,12 +277,19 @@ def _target_from_run(folder: Path, report: dict) -> dict:
 
 
 def _write_image(staging: Path, out: Path, parent: Record, image: np.ndarray, label: str,
-                 provenance: dict) -> Record:
+                 provenance: dict, weights: np.ndarray | None = None) -> Record:
+    """One synthetic PNG and its record; with ``weights`` (the lungs region) also the blending
+    mask it was pasted in with, as ``masks/<parent>-blend.png`` (0-255)."""
     parent_id = parent.extra.get("image_id") or Path(parent.path).stem
     relative = f"{label}/{parent_id}-synthetic.png"
     (staging / label).mkdir(exist_ok=True)
     Image.fromarray(image).save(staging / relative)
+    blend = ""
+    if weights is not None:
+        blend = f"masks/{parent_id}-blend.png"
+        (staging / "masks").mkdir(exist_ok=True)
+        Image.fromarray(np.round(weights * 255).astype(np.uint8)).save(staging / blend)
     return Record(path=relative, label=label, split="train", patient_id=parent.patient_id,
                   source="synthetic", sha256=sha256_of(staging / relative), file=out / relative,
                   extra={"parent_path": parent.path, "parent_image_id": parent_id, "parent_label": parent.label,
-                         "parent_source": parent.source, **provenance})
+                         "parent_source": parent.source, **provenance, "blend_mask": blend})

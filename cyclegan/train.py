@@ -58,14 +58,14 @@ class RealismProbe:
     def __init__(self, domain_A: Domain, domain_B: Domain, count: int):
         self.net, _ = load_feature_network()
         self.real_A = domain_A.fixed(count)
-        real_B = to_uint8(domain_B.fixed(len(domain_B))).squeeze(1).numpy()
+        real_B = to_uint8(domain_B.fixed(len(domain_B)).images).squeeze(1).numpy()
         self.features_B = cxr_features(self.net, real_B)
-        self.features_A = cxr_features(self.net, to_uint8(self.real_A).squeeze(1).numpy())
+        self.features_A = cxr_features(self.net, to_uint8(self.real_A.images).squeeze(1).numpy())
         self.checkerboard_B = checkerboard(real_B)["mean"]
         self.skipped = None
 
     def log(self, model: CycleGAN, writer: SummaryWriter, step: int) -> None:
-        fake_B = to_uint8(model.translate_A(self.real_A)).squeeze(1).numpy()
+        fake_B = to_uint8(model.translate_A(*self.real_A)).squeeze(1).numpy()
         measured = distribution_realism(cxr_features(self.net, fake_B), self.features_B, self.features_A)
         names = {"synthetic": "fake_B", "parents (baseline)": "real_A", "real target, other half (floor)": "floor"}
         for measure, block in (("frechet", measured["frechet_distance"]), ("pr", measured["precision_recall"])):
@@ -171,7 +171,8 @@ def _loop(model: CycleGAN, domain_A: Domain, domain_B: Domain, data_rng: torch.G
     with deferred_interrupts() as stop:
         for iteration in bar:
             try:
-                losses = model.step(domain_A.batch(**draw), domain_B.batch(**draw))
+                batch_A, batch_B = domain_A.batch(**draw), domain_B.batch(**draw)
+                losses = model.step(batch_A.images, batch_B.images, batch_A.masks, batch_B.masks)
             except NonFiniteLossError as exc:
                 kept = f"{checkpoint} (iteration {saved_at})" if saved_at else "no checkpoint yet"
                 raise NonFiniteLossError(f"{exc} at iteration {iteration + 1}; training stopped, "
@@ -206,7 +207,8 @@ class _MainRankLog:
         if done % cfg.log_every == 0 or last:
             self._scalars(done, losses, bar)
         if done % cfg.sample_every == 0 or last:
-            grid = sample_grid(self.model.translate(*self.fixed))
+            (real_A, mask_A), (real_B, mask_B) = self.fixed
+            grid = sample_grid(self.model.translate(real_A, real_B, mask_A, mask_B))
             self.writer.add_image("samples/" + " | ".join(GRID_COLUMNS), grid, done)
             save_image(grid, self.samples / f"iter_{done:06d}.png")
         if self.probe and (done % cfg.realism_every == 0 or last):

@@ -107,8 +107,8 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tm
 
     def nan_on_third_iteration(self, *args, **kwargs):
         calls.append(1)
-        images = real_batch(self, *args, **kwargs)
-        return images * float("nan") if len(calls) >= 5 else images  # 2 calls per iteration
+        crops = real_batch(self, *args, **kwargs)
+        return crops._replace(images=crops.images * float("nan")) if len(calls) >= 5 else crops  # 2 a step
 
     monkeypatch.setattr(Domain, "batch", nan_on_third_iteration)
     with pytest.raises(NonFiniteLossError, match=r"at iteration 3; .*checkpoint.pt \(iteration 2\)"):

@@ -86,9 +86,38 @@ def apply_region(images: torch.Tensor, masks: torch.Tensor, region: str, margin:
         return images
     if region == "outline":
         return (masks >= 0.5).to(images.dtype)
-    grown = dilated(masks, margin).to(images.dtype)
     if region == "lungs-removed":
-        return images * (1 - grown)
+        return images * (1 - dilated(masks, margin).to(images.dtype))
+    return lungs_view(images, masks, margin)[0]
+
+
+def lungs_view(images: torch.Tensor, masks: torch.Tensor, margin: float = MARGIN) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, 1, H, W)`` images in [0, 1] cropped to the square around their dilated lungs, black
+    outside them (the ``lungs-only`` region), and what of the view is lung (the dilated mask in
+    that frame, 0 / 1)."""
+    grown = dilated(masks, margin).to(images.dtype)
     grid = sampling_grid(lung_box(grown).to(images), *images.shape[-2:])
     kept = F.grid_sample(grown, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return F.grid_sample(images * grown, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * kept
+    view = F.grid_sample(images * grown, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * kept
+    return view, kept
+
+
+def from_lungs_view(views: torch.Tensor, masks: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
+    """Views made by :func:`lungs_view` from these ``masks`` put back in the images' own frame
+    (the inverse of the crop; outside the lungs' square, 0)."""
+    theta = lung_box(dilated(masks, margin)).to(views)
+    scale, centre = theta[:, :, :2], theta[:, :, 2:]
+    inverse = torch.cat([torch.linalg.inv(scale), -torch.linalg.inv(scale) @ centre], dim=2)
+    grid = sampling_grid(inverse, *views.shape[-2:])
+    return F.grid_sample(views, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def feathered(masks: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
+    """Blending weights for lungs pasted back into their image: 0 outside the dilated lungs exactly,
+    rising over the dilation margin to 1 at the lungs' own edge and inside."""
+    grown = dilated(masks, margin)
+    radius = round(margin * min(masks.shape[-2:]))
+    if radius == 0:
+        return grown
+    share = F.avg_pool2d(grown, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    return (2 * share - 1).clamp(0, 1) * grown
