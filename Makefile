@@ -70,12 +70,12 @@ demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds
 N ?= 100
 SEEDS ?= 0,1,2
 FOLDS ?= 0
-compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT, CF=1 (v3, v2+v3).
+compare: corpus  ## v1 vs v2 with intervals: NPROC, PRECISION, N, SEEDS, FOLDS, BACKBONE, DATASET, GAN_RUN, SWEEP_N, PROFILE, HOLDOUT, CF=1 (v3, v2+v3), LUNG_GAN=1 (v2-lungs).
 	$(TRAIN) experiment compare --dataset $(DATASET) --n $(N) --seeds $(SEEDS) --folds $(FOLDS) \
 	  $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(PROFILE),--profile $(PROFILE) --gan-profile $(PROFILE)) \
 	  $(if $(GAN_RUN),--gan-run $(GAN_RUN)) $(if $(SWEEP_N),--sweep $(SWEEP_N)) \
 	  $(if $(HOLDOUT),--holdout-source $(HOLDOUT)) $(if $(PRECISION),--precision $(PRECISION)) \
-	  $(if $(filter 1,$(CF)),--counterfactual) $(COMPARE_ARGS)
+	  $(if $(filter 1,$(CF)),--counterfactual) $(if $(filter 1,$(LUNG_GAN)),--lung-gan) $(COMPARE_ARGS)
 
 gan-train: PROFILE ?= cpu
 gan-train: corpus  ## Train the CycleGAN: NPROC, PRECISION, PROFILE=cpu|paper, DATASET, GAN_RUN (default runs/gan/<profile>), GAN_ARGS.

@@ -66,6 +66,11 @@ def experiment_options(command):
                      help="Also train v3 (v1 + counterfactual source translations, labels kept) and v2+v3 on every "
                           "replicate, with a source-translation CycleGAN trained on its training split only; the "
                           "report sets them beside v1 (docs/results/2026-11-generalisation.md). One process only."),
+        click.option("--lung-gan", is_flag=True,
+                     help="Also train v2-lungs on every replicate: v1 + covid images synthesised by a lungs-region "
+                          "CycleGAN (trained on the replicate's training split, same settings) that changes only the "
+                          "lungs of each normal parent and keeps the rest of it, pixel for pixel; the report sets "
+                          "v2 and v2-lungs beside v1."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Arithmetic of every training step (the CycleGAN and the classifiers): fp32, bf16 "
                           "or auto; see `cxr classify train --help` [default: each profile's, auto]."),
@@ -81,7 +86,7 @@ def experiment_options(command):
 
 def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profile, gan_profile, gan_run,
                  classifier_set, gan_set, sweep, holdout_source, no_lung_controls, counterfactual,
-                 precision) -> CompareConfig:
+                 lung_gan, precision) -> CompareConfig:
     classifier, gan = key_values(classifier_set, "--set"), key_values(gan_set, "--gan-set")
     if backbone:
         classifier["backbone"] = backbone
@@ -93,7 +98,7 @@ def build_config(dataset, n_synthetic, seeds, folds, backbone, classifier_profil
                              gan_profile=gan_profile, gan=gan,
                              gan_run=str(gan_run) if gan_run else None, sweep=int_list(sweep, "--sweep"),
                              holdout_source=holdout_source, lung_controls=not no_lung_controls,
-                             counterfactual=counterfactual)
+                             counterfactual=counterfactual, lung_gan=lung_gan)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -54,6 +54,7 @@ class CompareConfig:
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
     counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (experiment.counterfactual)
+    lung_gan: bool = False  # also v2-lungs: synthetic covid from a lungs-region CycleGAN (parents kept outside the lungs)
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
@@ -111,7 +112,16 @@ class Replicate:
     gan_run: Path | None = None
     synthetic: Path | None = None  # the synthesis folder (manifest.csv inside)
     counterfactual: Path | None = None  # the v3 set's folder (its source-translation GAN beside it)
-    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v1-<lung control>"
+    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v2-lungs", "v1-<control>"
+
+    @property
+    def lung_gan_run(self) -> Path:
+        """The lungs-region CycleGAN of this replicate's split (beside its full-image one)."""
+        return self.synthetic.parent / self.synthetic.name.replace("synthetic", "gan-lungs")
+
+    @property
+    def lung_synthetic(self) -> Path:
+        return self.synthetic.parent / self.synthetic.name.replace("synthetic", "synthetic-lungs")
 
 
 def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, overwrite: bool = False,
@@ -132,6 +142,8 @@ def run_compare(config: CompareConfig, out_dir: Path | str | None = None, *, ove
         for replicate in steps:
             steps.set_postfix_str(replicate.name)
             _gan_and_synthesis(config, replicate, out_dir, overwrite, progress, log)
+            if config.lung_gan:
+                _lung_gan_and_synthesis(config, replicate, overwrite, progress, log)
             if config.counterfactual:
                 make_counterfactual(replicate.manifest, replicate.counterfactual, gan_run=_source_gan(replicate),
                                     gan_profile=config.gan_profile, gan=config.gan, overwrite=overwrite,
@@ -191,7 +203,9 @@ def _holdout_manifest(config: CompareConfig, out_dir: Path) -> str:
 
 def _check_or_write_config(out_dir: Path, config: CompareConfig, overwrite: bool) -> None:
     path = out_dir / "config.json"
-    if path.is_file() and not overwrite and not same_settings(read_json(path), config.to_dict()):
+    # a setting added since the experiment ran reads as its default (what that experiment did)
+    defaults = {f.name: f.default for f in dataclasses.fields(CompareConfig) if f.default is not dataclasses.MISSING}
+    if path.is_file() and not overwrite and not same_settings({**defaults, **read_json(path)}, config.to_dict()):
         raise CompareError(f"{out_dir} holds an experiment with other settings; pass --overwrite to redo "
                            "it, or choose another --name")
     write_json(path, config.to_dict())
@@ -211,11 +225,29 @@ def _gan_and_synthesis(config, replicate: Replicate, out_dir, overwrite, progres
                         lambda: _ensure_synthesis(config, replicate, overwrite, progress, log))
 
 
-def _check_gan_split(replicate: Replicate) -> None:
+def _lung_gan_and_synthesis(config, replicate: Replicate, overwrite, progress, log) -> None:
+    """The lungs-region CycleGAN of the replicate's training split (the same profile and settings as
+    the full-image one) and its synthesis, with the same count and parent seed."""
+    gan_config = from_profile(config.gan_profile, **{**config.gan, "dataset": replicate.manifest, "region": "lungs"})
+    _, how = ensure(replicate.lung_gan_run, gan_config.to_dict(),
+                    lambda d, **kw: train_gan(gan_config, d, progress=progress, **kw), overwrite=overwrite)
+    log(f"lungs-region GAN {replicate.lung_gan_run}: {how}")
+    _check_gan_split(replicate, replicate.lung_gan_run)
+
+    def synthesis() -> None:
+        how = ensure_synthesis(replicate.lung_gan_run, replicate.lung_synthetic, config.n_synthetic, config.synth_seed,
+                               overwrite=overwrite, progress=progress)
+        log(f"synthesis {replicate.lung_synthetic}: " + ("reused" if how == "reused" else f"{config.n_synthetic} images"))
+
+    distributed.on_main(distributed.world_from_env(), synthesis)
+
+
+def _check_gan_split(replicate: Replicate, gan_run: Path | None = None) -> None:
     """The GAN must have learned from this replicate's training split only."""
-    gan_manifest = read_settings(replicate.gan_run / "config.json")["dataset"]
+    gan_run = gan_run or replicate.gan_run
+    gan_manifest = read_settings(gan_run / "config.json")["dataset"]
     if manifest_path(gan_manifest).resolve() != manifest_path(replicate.manifest).resolve():
-        raise CompareError(f"gan_run {replicate.gan_run} was trained on {gan_manifest!r} but the "
+        raise CompareError(f"gan_run {gan_run} was trained on {gan_manifest!r} but the "
                            f"experiment uses {replicate.manifest!r}: its images may include this "
                            "experiment's test patients; train a GAN on the same dataset")
 
@@ -261,6 +293,9 @@ def _classifiers(config, replicate: Replicate, out_dir, overwrite, progress, log
         subset = distributed.on_main(distributed.world_from_env(), lambda: synthetic_subset(replicate, n))
         _classifier_run(config, replicate, out_dir, name, overwrite, progress, log, aug="v2",
                         synth_manifest=str(subset))
+    if config.lung_gan:
+        _classifier_run(config, replicate, out_dir, "v2-lungs", overwrite, progress, log, aug="v2",
+                        synth_manifest=str(replicate.lung_synthetic / "manifest.csv"))
     if config.counterfactual:
         counterfactual = str(replicate.counterfactual / "manifest.csv")
         _classifier_run(config, replicate, out_dir, "v3", overwrite, progress, log, aug="v3",
@@ -280,4 +315,5 @@ def _describe(replicate: Replicate) -> dict:
     return {"name": replicate.name, "manifest": replicate.manifest, "seed": replicate.seed,
             "gan_run": str(replicate.gan_run), "synthetic": str(replicate.synthetic),
             "counterfactual": str(replicate.counterfactual) if replicate.runs.get("v3") else None,
+            "lung_synthetic": str(replicate.lung_synthetic) if replicate.runs.get("v2-lungs") else None,
             "runs": {k: str(v) for k, v in replicate.runs.items()}}
