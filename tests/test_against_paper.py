@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from pipelines.experiment.stats import Interval, bootstrap_ratio
 from pipelines.studies.reproduction import PROTOCOLS
 from pipelines.studies.reproduction.against import (ABOVE, BELOW, CANNOT_TELL, CONSISTENT, against_paper,

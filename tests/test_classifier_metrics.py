@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from classifier.evaluation.metrics import average_ranks, classification_metrics, wilson_interval
+from classifier.evaluation.metrics import average_ranks, classification_metrics
+from runkit.intervals import wilson_interval
 
 
 def test_wilson_interval_known_values():

@@ -139,3 +139,30 @@ def test_counterfactual_arms_stand_beside_v1_with_the_same_statistics(mixed_sour
     again = []
     run_compare(config, tmp_path / "exp", progress=False, log=again.append)
     assert not [m for m in again if m.endswith(": ran")], again  # every step reused
+
+
+@pytest.mark.integration
+def test_lung_gan_arm_stands_beside_v1_and_v2_with_the_validation_rule(mixed_sources_csv, tmp_path):
+    config = CompareConfig(dataset=str(mixed_sources_csv), n_synthetic=2, seeds=(0,), classifier=TINY_CLASSIFIER,
+                           gan={**TINY_GAN, "realism_every": 0}, lung_controls=False, lung_gan=True)
+    out = run_compare(config, tmp_path / "exp", progress=False, log=lambda *a: None)
+    runs = read_json(out / "replicates.json")[0]["runs"]
+    assert set(runs) == {"v1", "v2", "v2-lungs"}
+    lungs_gan = read_json(out / "gan-lungs" / "config.json")
+    assert lungs_gan["region"] == "lungs" and lungs_gan["dataset"] == str(mixed_sources_csv)
+    trained = read_json(out / "classify" / "seed0-v2-lungs" / "config.json")
+    assert trained["synth_manifest"] == str(out / "synthetic-lungs" / "manifest.csv")
+    report = read_json(out / "report.json")
+    block = report["lung_gan"]
+    assert set(block["arms"]) == {"v2", "v2-lungs"}
+    assert block["arms"]["v2"]["delta"] == report["pooled"]  # the v2 row is the experiment's own
+    choice = block["choice"]
+    validation = {arm: read_json(out / "classify" / f"seed0-{arm}" / "metrics.json")["training"]
+                  for arm in ("v2", "v2-lungs")}
+    for arm, training in validation.items():
+        kept = [h for h in training["history"] if h["epoch"] == training["best_epoch"]][0]
+        assert choice["mean_validation_accuracy"][arm] == kept["val_accuracy"]
+    means = choice["mean_validation_accuracy"]
+    assert choice["picked"] == ("v2-lungs" if means["v2-lungs"] >= means["v2"] else "v2")
+    assert block["synthesis"]["region"] == "lungs"
+    assert "## Synthetic covid that keeps its hospital (v2-lungs)" in (out / "report.md").read_text()

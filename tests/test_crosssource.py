@@ -7,7 +7,7 @@ import pytest
 
 from classifier.evaluation.crosssource import (corpus_manifest, covid_false_positive, out_of_source, per_source,
                                     predicted_distribution, source_caveat, source_mix)
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 
 
 def test_cxr3_out_of_source_images_are_the_284_paediatric_ones(corpus, cxr3):

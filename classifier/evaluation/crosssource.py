@@ -22,7 +22,7 @@ import numpy as np
 
 from cxrdata import CLASSES, CXRDataset, Manifest, data_root
 
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from runkit.formatting import markdown_table, pct, rate_with_ci
 
 COVID = "covid"

@@ -19,7 +19,7 @@ from runkit import rundir
 from runkit.formatting import markdown_table, pct
 
 from classifier.evaluation.crosssource import corpus_manifest
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from classifier.inference.input_gate import QualityGate, gate_for
 
 SKIMAGE_SAMPLES = ("astronaut", "binary_blobs", "brick", "camera", "cell", "checkerboard", "chelsea", "clock",

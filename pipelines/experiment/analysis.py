@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import classifier.evaluation.crosssource as crosssource
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from cxrdata import CLASSES
 from runkit.rundir import read_json
 

@@ -54,7 +54,7 @@ class CompareConfig:
     sweep: tuple[int, ...] = ()  # further synthetic-image counts to train v2 with
     holdout_source: str | None = None  # leave this source out of every split; its images test out of source
     counterfactual: bool = False  # also v3 and v2+v3: counterfactual source translations (experiment.counterfactual)
-    lung_gan: bool = False  # also v2-lungs: synthetic covid from a lungs-region CycleGAN (parents kept outside the lungs)
+    lung_gan: bool = False  # also v2-lungs: covid made by a lungs-region CycleGAN (parents kept outside the lungs)
 
     def __post_init__(self):
         self.seeds, self.sweep = tuple(self.seeds), tuple(self.sweep)
@@ -112,7 +112,8 @@ class Replicate:
     gan_run: Path | None = None
     synthetic: Path | None = None  # the synthesis folder (manifest.csv inside)
     counterfactual: Path | None = None  # the v3 set's folder (its source-translation GAN beside it)
-    runs: dict[str, Path] = field(default_factory=dict)  # "v1", "v2", "v2-n50", "v3", "v2+v3", "v2-lungs", "v1-<control>"
+    # "v1", "v2", "v2-n50", "v3", "v2+v3", "v2-lungs", "v1-<lung control>"
+    runs: dict[str, Path] = field(default_factory=dict)
 
     @property
     def lung_gan_run(self) -> Path:
@@ -237,7 +238,8 @@ def _lung_gan_and_synthesis(config, replicate: Replicate, overwrite, progress, l
     def synthesis() -> None:
         how = ensure_synthesis(replicate.lung_gan_run, replicate.lung_synthetic, config.n_synthetic, config.synth_seed,
                                overwrite=overwrite, progress=progress)
-        log(f"synthesis {replicate.lung_synthetic}: " + ("reused" if how == "reused" else f"{config.n_synthetic} images"))
+        made = "reused" if how == "reused" else f"{config.n_synthetic} images"
+        log(f"synthesis {replicate.lung_synthetic}: {made}")
 
     distributed.on_main(distributed.world_from_env(), synthesis)
 

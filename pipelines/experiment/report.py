@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from cxrdata import CLASSES
 from cxrdata.manifest import Manifest, manifest_path
 from runkit.rundir import current_names, read_json, write_json
@@ -73,6 +75,12 @@ def write_report(config, replicates, out_dir: Path) -> Path:
         result["lung_controls_v1"] = control_summary(V1, first.runs["v1"])
     if "v3" in first.runs:
         result["counterfactual"] = {arm: _arm_against_v1(replicates, pairs, arm) for arm in ("v2", "v3", "v2+v3")}
+    if "v2-lungs" in first.runs:
+        with_lungs = [(v2, analysis.read_predictions(r.runs["v2-lungs"])) for r, (_, v2) in zip(replicates, pairs)]
+        result["lung_gan"] = {"arms": {arm: _arm_against_v1(replicates, pairs, arm) for arm in ("v2", "v2-lungs")},
+                              "v2-lungs minus v2": analysis.delta_statistics(with_lungs),
+                              "choice": lung_gan_choice(replicates),
+                              "synthesis": read_json(first.lung_synthetic / "report.json")}
     result["sweep"] = _sweep(config, replicates, pairs)
     result["progression"] = _progression(first, out_dir)
     write_json(out_dir / "report.json", result)
@@ -96,22 +104,60 @@ def _arm_against_v1(replicates, pairs, arm: str) -> dict:
             "within_source_accuracy": within["accuracy"]["rate"] if within else None}
 
 
+def _arms_table(result: dict, arms: dict) -> list[str]:
+    """Each arm beside v1: accuracy, the paired differences with McNemar, the out-of-source rate and
+    the within-source accuracy."""
+    v1 = result["across_replicates"]["v1_accuracy"]
+    v1_oos = pct(result["out_of_source"]["v1"]["mean"]) if isinstance(result["out_of_source"], dict) else None
+    rows = [["v1", mean_sd(v1), "", "", "", v1_oos, "", ""]]
+    rows += [[arm, mean_sd(r["accuracy"]), signed_interval(r["delta"]["accuracy"]),
+              f"{r['delta']['mcnemar']['p_value']:.2g}", signed_interval(r["delta"]["covid_recall"]),
+              r["out_of_source"] and pct(r["out_of_source"]["rate"]["mean"]),
+              r["out_of_source"] and signed_interval(r["out_of_source"]["delta"]), pct(r["within_source_accuracy"])]
+             for arm, r in arms.items()]
+    return markdown_table(["arm", "accuracy %", "− v1 [95% CI]", "McNemar p", "covid recall − v1 [95% CI]",
+                           "out-of-source covid FP %", "− v1 [95% CI]", f"{WITHIN} covid vs pneumonia %"], rows)
+
+
 def _counterfactual_section(result: dict) -> list[str]:
-    cf, v1 = result["counterfactual"], result["across_replicates"]["v1_accuracy"]
     out = ["## Counterfactual source translations (v3)", "",
            "v3 = v1 plus source translations with labels kept (NIH images in the other sources' style, covid "
            "images in NIH style; `make counterfactual`), v2+v3 both sets. Each arm against v1, on the same test "
            "images and seeds; intervals resample test patients.", ""]
-    v1_oos = pct(result["out_of_source"]["v1"]["mean"]) if isinstance(result["out_of_source"], dict) else None
-    rows = [["v1", mean_sd(v1), "", "", v1_oos, "", ""]]
-    rows += [[arm, mean_sd(r["accuracy"]), signed_interval(r["delta"]["accuracy"]),
-              signed_interval(r["delta"]["covid_recall"]),
-              r["out_of_source"] and pct(r["out_of_source"]["rate"]["mean"]),
-              r["out_of_source"] and signed_interval(r["out_of_source"]["delta"]), pct(r["within_source_accuracy"])]
-             for arm, r in cf.items()]
-    return out + markdown_table(["arm", "accuracy %", "− v1 [95% CI]", "covid recall − v1 [95% CI]",
-                                 "out-of-source covid FP %", "− v1 [95% CI]", f"{WITHIN} covid vs pneumonia %"],
-                                rows) + [""]
+    return out + _arms_table(result, result["counterfactual"]) + [""]
+
+
+def best_validation_accuracy(run_dir: Path) -> float:
+    """The validation accuracy of the epoch a classifier run kept."""
+    training = read_json(Path(run_dir) / "metrics.json")["training"]
+    return next(h["val_accuracy"] for h in training["history"] if h["epoch"] == training["best_epoch"])
+
+
+def lung_gan_choice(replicates) -> dict:
+    """The demo's rule (docs/results/2026-12-07-lung-gan.md), on the validation split only: v2-lungs
+    if its mean validation accuracy over replicates is at least v2's."""
+    means = {arm: float(np.mean([best_validation_accuracy(r.runs[arm]) for r in replicates]))
+             for arm in ("v2", "v2-lungs")}
+    return {"mean_validation_accuracy": means, "picked": "v2-lungs" if means["v2-lungs"] >= means["v2"] else "v2"}
+
+
+def _lung_gan_section(result: dict, link, first) -> list[str]:
+    block = result["lung_gan"]
+    choice = block["choice"]["mean_validation_accuracy"]
+    out = ["## Synthetic covid that keeps its hospital (v2-lungs)", "",
+           "v2-lungs = v1 plus as many covid images from a lungs-region CycleGAN (`--region lungs`, trained on the "
+           "same training split with the same settings): each normal parent's lungs translated and pasted back, "
+           "everything outside the dilated lungs the parent's own pixels. Each arm against v1, on the same test "
+           "images and seeds; intervals resample test patients.", ""]
+    out += _arms_table(result, block["arms"])
+    out += ["", f"v2-lungs − v2: {signed_interval(block['v2-lungs minus v2']['accuracy'])} points, McNemar p = "
+            f"{block['v2-lungs minus v2']['mcnemar']['p_value']:.2g}.",
+            f"The rule on the validation split (mean validation accuracy of the kept epoch): v2 {pct(choice['v2'])}, "
+            f"v2-lungs {pct(choice['v2-lungs'])}: **{block['choice']['picked']}**.", "",
+            f"Parents and their lungs-region translations: ![lungs-region synthesis]"
+            f"({link(first.lung_synthetic / 'report.png')}); realism in "
+            f"[its report]({link(first.lung_synthetic / 'report.md')}).", ""]
+    return out
 
 
 def _sweep(config, replicates, pairs) -> list[dict]:
@@ -220,6 +266,8 @@ def markdown(result: dict, replicates, out_dir: Path) -> str:
     out += _out_of_source_section(result)
     if "counterfactual" in result:
         out += _counterfactual_section(result)
+    if "lung_gan" in result:
+        out += _lung_gan_section(result, link, first)
     out += _gan_section(result, first, link)
     out += _audit_section(result, first, link)
     out += _progression_section(result, link)

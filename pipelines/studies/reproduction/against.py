@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from cxrdata.manifest import CLASSES
 
 from pipelines.experiment.analysis import delta_statistics, read_predictions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from classifier.evaluation.metrics import wilson_interval
+from runkit.intervals import wilson_interval
 from classifier.model.weights import describe_weights
 from cxrdata.manifest import CLASSES
 from runkit.machine import describe
