@@ -68,6 +68,18 @@ def test_every_figure_of_the_paper_gets_a_row_and_v2_is_paired(tmp_path):
     assert delta["mcnemar"]["only_b_right"] == 10 and delta["mcnemar"]["only_a_right"] == 0
 
 
+def test_v2_lungs_is_paired_with_v1_as_v2_is(tmp_path):
+    true = ["covid"] * 40 + ["normal"] * 60 + ["pneumonia"] * 60
+    v1 = _predictions(tmp_path / "v1", true, true)
+    v2 = _predictions(tmp_path / "v2", true, true)
+    lungs = _predictions(tmp_path / "v2-lungs", true, ["normal"] * 5 + true[5:])
+    against = against_paper(PROTOCOLS["zebin2020"], {"protocol": [v1], "v2": [v2], "v2-lungs": [lungs]})
+    delta = against["v2-lungs_minus_v1"]
+    assert delta["accuracy"]["estimate"] == pytest.approx(-5 / 160)
+    assert delta["mcnemar"]["only_a_right"] == 5 and delta["test_rows"] == 160
+    assert against["v2_minus_v1"]["accuracy"]["estimate"] == 0
+
+
 def test_the_deviations_come_from_the_profile_and_the_docs_list_them_all():
     zebin = PROTOCOLS["zebin2020"]
     settings = classifier_settings(zebin, "cpu", {})

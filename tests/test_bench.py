@@ -16,8 +16,8 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     path = run_bench(quick=True, backbones=("resnet18", "efficientnet_lite0"), out_dir=tmp_path, reference=reference,
                      log=lambda m: None)
     result = json.loads(path.read_text())
-    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_data", "classifier", "onnx",
-                "data", "epoch", "lungs"):
+    for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_region", "gan_data",
+                "classifier", "onnx", "data", "epoch", "lungs"):
         assert key in result, key
     assert [o["backbone"] for o in result["onnx"]] == ["resnet18", "efficientnet_lite0"]
     for o in result["onnx"]:
@@ -38,6 +38,8 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert [(b["arch"], b["omp_wait_policy"]) for b in result["gan_busy"]] == [
         ("cpu", "PASSIVE"), ("cpu", "(OpenMP default)"), ("paper", "PASSIVE"), ("paper", "(OpenMP default)")]
     assert all(b["slowdown"] > 0 for b in result["gan_busy"])
+    region = result["gan_region"]
+    assert region["size"] == 32 and region["ratio"] == region["lungs"]["median"] / region["full"]["median"] > 0
     assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "efficientnet_lite0"]
     for c in result["classifier"]:
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0

@@ -72,6 +72,8 @@ def test_bad_requests_are_one_line(tmp_path, monkeypatch):
         run_reproduction("zebin", out_dir=tmp_path)
     with pytest.raises(ReproductionError, match="--replicates 11: luiz has 1 to 10"):
         run_reproduction("luiz", replicates=11, out_dir=tmp_path)
+    with pytest.raises(ReproductionError, match="--lung-gan: makris2020's protocol has no v2"):
+        run_reproduction("makris2020", lung_gan=True, out_dir=tmp_path)
     monkeypatch.setenv("CXR_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(ReproductionDataError, match="no corpus at .*nowhere.*make fetch"):
         run_reproduction("makris2020", out_dir=tmp_path)

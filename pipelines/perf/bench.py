@@ -123,6 +123,18 @@ def step_gan_busy(plan: Plan, arch: str, size: int) -> dict:
             "idle": idle, "busy": busy, "slowdown": busy["median"] / idle["median"]}
 
 
+def step_gan_region(plan: Plan) -> dict:
+    """The cpu profile's training step at its own size on the whole image and in the lungs region."""
+    from cyclegan.bench import seconds_per_iteration
+    from cyclegan.config import from_profile
+
+    config = from_profile("cpu", precision="fp32")
+    size = min(config.image_size, plan.busy_size)
+    times = {region: seconds_per_iteration(config.replace(region=region), size, reps=max(plan.reps, 5),
+                                           warmup=plan.warmup) for region in ("full", "lungs")}
+    return {"size": size, **times, "ratio": times["lungs"]["median"] / times["full"]["median"]}
+
+
 def step_gan_data(plan: Plan) -> dict:
     """Seconds to draw one training batch from the CycleGAN's cached domains."""
     from cyclegan.config import from_profile
@@ -204,8 +216,8 @@ def step_epoch(plan: Plan) -> dict:
 
 
 STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy,
-         "gan_data": step_gan_data, "classifier": step_classifier, "onnx": step_onnx, "data": step_data,
-         "epoch": step_epoch, "lungs": step_lungs}
+         "gan_region": step_gan_region, "gan_data": step_gan_data, "classifier": step_classifier,
+         "onnx": step_onnx, "data": step_data, "epoch": step_epoch, "lungs": step_lungs}
 
 
 def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
@@ -291,6 +303,8 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
             row = run_step("gan_busy", quick, arch, plan.busy_size, env={"CXR_OMP_WAIT": wait})
             result["gan_busy"].append(row)
             log(f"gan {arch} {plan.busy_size}px beside a busy program ({wait}): {row['slowdown']:.2f}× slower")
+    result["gan_region"] = run_step("gan_region", quick)
+    log(f"gan cpu {result['gan_region']['size']}px lungs region / whole image: {result['gan_region']['ratio']:.2f}×")
     if reference is not None:
         result["reference"] = {"checkout": str(reference),
                                "rows": beside_reference(plan, reference, quick, precisions, log)}
@@ -352,6 +366,11 @@ def table(result: dict) -> str:
         label = f"CycleGAN {r['arch']} {r['size']}px b1: reference fp32 / ours {r['precision']}"
         pair = f"{statistics.mean(r['reference_fp32']):.3f}/{statistics.mean(r['ours']):.3f}"
         lines.append(f"{label:<46} {r['speedup']:>10.2f} {pair:>17} {'× (s/iter)':<10}")
+    if "gan_region" in result:
+        r = result["gan_region"]
+        pair = f"{r['lungs']['median']:.3f}/{r['full']['median']:.3f}"
+        lines.append(f"{'CycleGAN cpu ' + str(r['size']) + 'px b1 fp32: lungs region / whole':<46} {r['ratio']:>10.2f} "
+                     f"{pair:>17} {'× (s/iter)':<10} {r['peak_rss_mib']:>8.0f}")
     d = result["gan_data"]
     lines.append(f"{'CycleGAN batch draw from cache':<46} {1000 * d['seconds_per_batch']['median']:>10.2f} "
                  f"{'':>17} {'ms/batch':<10} {d['peak_rss_mib']:>8.0f}")

@@ -153,10 +153,13 @@ def choose_backbone_cmd(seeds, classifier_set, overwrite):
 @click.option("--gan-set", multiple=True, metavar="KEY=VALUE",
               help="zebin2020's v2: override a setting of its CycleGAN (the cpu profile), e.g. --gan-set "
                    "iterations=5000; repeatable.")
+@click.option("--lung-gan", is_flag=True,
+              help="zebin2020: also v2-lungs, v2 with covid images from a lungs-region CycleGAN (same settings, "
+                   "same training part) that changes only each normal parent's lungs.")
 @click.option("--name", default=None,
               help="Folder under runs/reproduce/ [default: the paper, or <paper>-<profile> for paper].")
 @overwrite_option()
-def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, overwrite):
+def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, lung_gan, name, overwrite):
     """Train each paper's model under its own protocol (data, per-image split, augmentation, frozen
     ImageNet body and new head, optimiser, epochs, model choice), then audit it: (a) patients grouped
     in the split, (b) the lung controls (first replicate: lungs removed, lungs only, outline only, and
@@ -164,6 +167,7 @@ def reproduce_cmd(paper, profile, replicates, classifier_set, gan_set, name, ove
     Writes runs/reproduce/<paper>/report.md and results.json (docs/reproduction.md)."""
     out = REPRODUCE_ROOT / name if name else None
     folder = run_reproduction(paper, profile, replicates=replicates, overrides=key_values(classifier_set, "--set"),
-                              gan_overrides=key_values(gan_set, "--gan-set"), out_dir=out, overwrite=overwrite,
+                              gan_overrides=key_values(gan_set, "--gan-set"), lung_gan=lung_gan, out_dir=out,
+                              overwrite=overwrite,
                               log=click.echo)
     click.echo(f"report: {folder / 'report.md'}")

@@ -99,7 +99,9 @@ def against_paper(protocol: Protocol, runs: dict[str, list]) -> dict:
                     rows.append(_row(f"{c} {metric}" + (", v2" if suffix else ""), value,
                                      figures["class_test_images"][c], ours[kind][metric][c]))
     out = {"rule": RULE, "rows": rows}
-    if "v2" in runs:
-        pairs = [(read_predictions(a), read_predictions(b)) for a, b in zip(runs["protocol"], runs["v2"])]
-        out["v2_minus_v1"] = {**delta_statistics(pairs), "test_rows": int(sum(len(a["true"]) for a, _ in pairs))}
+    for kind in ("v2", "v2-lungs"):
+        if kind in runs:
+            pairs = [(read_predictions(a), read_predictions(b)) for a, b in zip(runs["protocol"], runs[kind])]
+            out[f"{kind}_minus_v1"] = {**delta_statistics(pairs),
+                                       "test_rows": int(sum(len(a["true"]) for a, _ in pairs))}
     return out

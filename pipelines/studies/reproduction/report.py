@@ -18,6 +18,7 @@ from pipelines.studies.reproduction.protocols import Protocol
 from pipelines.studies.reproduction.splits import POOLS, corpus
 
 COLUMNS = {"protocol": "ours, the paper's protocol", "v2": "ours, v2 (+ synthetic covid)",
+           "v2-lungs": "ours, v2-lungs (+ lungs-region synthetic covid)",
            "grouped": "(a) patients grouped", "lungs-removed": "(b) lungs removed, replicate 0",
            "lungs-only": "(b) lungs only, replicate 0", "outline": "(b) outline only, replicate 0",
            "box": "(b) the box (central 70 % × 70 %), replicate 0"}
@@ -146,14 +147,15 @@ def against_table(against: dict) -> list[str]:
     lines = markdown_table(["figure, %", "the paper [95 % Wilson] (test images)",
                             "ours, replicates pooled [95 %, patients resampled]", "verdict"], rows)
     lines += ["", f"Verdicts: {against['rule']}."]
-    delta = against.get("v2_minus_v1")
-    if delta:
-        test = delta["mcnemar"]
-        lines += ["", f"**v2 − v1**, paired on the same test images ({delta['test_rows']} over the replicates): "
-                      f"accuracy {signed_interval(delta['accuracy'])} points, covid recall "
-                      f"{signed_interval(delta['covid_recall'])} points (bootstrap over patients); McNemar exact "
-                      f"p = {test['p_value']:.2g} ({test['only_a_right']} images only v1 got right, "
-                      f"{test['only_b_right']} only v2)."]
+    for kind in ("v2", "v2-lungs"):
+        delta = against.get(f"{kind}_minus_v1")
+        if delta:
+            test = delta["mcnemar"]
+            lines += ["", f"**{kind} − v1**, paired on the same test images ({delta['test_rows']} over the "
+                          f"replicates): accuracy {signed_interval(delta['accuracy'])} points, covid recall "
+                          f"{signed_interval(delta['covid_recall'])} points (bootstrap over patients); McNemar exact "
+                          f"p = {test['p_value']:.2g} ({test['only_a_right']} images only v1 got right, "
+                          f"{test['only_b_right']} only {kind})."]
     return lines
 
 
@@ -161,7 +163,7 @@ def write_report(out: Path, protocol: Protocol, profile: str, settings: dict, re
                  progression: dict | None, cost: dict) -> None:
     summary = summarise(replicates)
     against = against_paper(protocol, {kind: [r["runs"][kind] for r in replicates if kind in r["runs"]]
-                                       for kind in ("protocol", "v2") if kind in replicates[0]["runs"]})
+                                       for kind in ("protocol", "v2", "v2-lungs") if kind in replicates[0]["runs"]})
     minors, unseen = unseen_minors()
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [f"# Reproduction: {protocol.citation}", "",

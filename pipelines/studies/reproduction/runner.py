@@ -12,6 +12,7 @@ from classifier.model.backbones import build_model
 from classifier.training.train import train_classifier
 from cxrdata.manifest import Manifest
 from cyclegan.config import from_profile
+from cyclegan.synth import implausible_lungs
 from cyclegan.train import train as train_gan
 from runkit.rundir import is_finished, read_json, runs_root
 from runkit.timing import peak_rss_mib
@@ -49,12 +50,15 @@ def classifier_settings(protocol: Protocol, profile: str, overrides: dict) -> di
 
 
 def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None = None, overrides: dict | None = None,
-                     gan_overrides: dict | None = None, out_dir: Path | str | None = None, overwrite: bool = False,
-                     progress: bool = True, log=print) -> Path:
+                     gan_overrides: dict | None = None, lung_gan: bool = False, out_dir: Path | str | None = None,
+                     overwrite: bool = False, progress: bool = True, log=print) -> Path:
     """Reproduce ``paper`` under ``profile`` into ``out_dir`` (default ``runs/reproduce/<paper>``
     for cpu, ``<paper>-<profile>`` otherwise); returns the folder with report.md and results.json.
-    ``overrides`` change the protocol's classifier settings, ``gan_overrides`` v2's CycleGAN's."""
+    ``overrides`` change the protocol's classifier settings, ``gan_overrides`` v2's CycleGAN's;
+    ``lung_gan`` adds v2-lungs, v2 with a lungs-region CycleGAN's images (a paper with a v2 only)."""
     protocol = protocol_of(paper)
+    if lung_gan and not protocol.synthetic:
+        raise ReproductionError(f"--lung-gan: {paper}'s protocol has no v2 (no synthetic images) to set it beside")
     settings = classifier_settings(protocol, profile, overrides or {})
     config = make_config(**settings)  # a bad setting, or weights that cannot be had, fail before any work
     build_model(config.backbone, config.weights, head=config.head)
@@ -67,6 +71,8 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
     started = time.perf_counter()
     synthetic = (_synthesis(protocol, images, out, gan_overrides or {}, overwrite, progress, log)
                  if protocol.synthetic else None)
+    lung_synthetic = (_synthesis(protocol, images, out, gan_overrides or {}, overwrite, progress, log, region="lungs")
+                      if lung_gan else None)
     replicates_done = []
     for k in range(count):
         own = splits.protocol_split(protocol, images, k)
@@ -82,6 +88,12 @@ def run_reproduction(paper: str, profile: str = "cpu", *, replicates: int | None
             subset = _synthetic_for(own, synthetic, protocol.synthetic, out / "splits" / f"{own.name}-synthetic.csv")
             runs["v2"] = _train(out / "runs" / f"r{k}-v2", {**settings, "aug": "v2", "synth_manifest": subset},
                                 own_csv, k, overwrite, progress, log)
+        if lung_synthetic is not None:
+            subset = _synthetic_for(own, lung_synthetic, protocol.synthetic,
+                                    out / "splits" / f"{own.name}-synthetic-lungs.csv")
+            runs["v2-lungs"] = _train(out / "runs" / f"r{k}-v2-lungs", {**settings, "aug": "v2",
+                                                                          "synth_manifest": subset},
+                                      own_csv, k, overwrite, progress, log)
         if protocol.second_test:
             runs["second-test"] = _second_test(protocol, runs["protocol"], out, overwrite, progress)
         replicates_done.append({"replicate": k, "split": own_csv, "grouped_split": grouped_csv,
@@ -109,18 +121,21 @@ def _train(run_dir: Path, settings: dict, dataset: str, seed: int, overwrite: bo
 
 
 def _synthesis(protocol: Protocol, images: Manifest, out: Path, gan_overrides: dict, overwrite: bool, progress: bool,
-               log) -> Path:
-    """v2's CycleGAN (normal → covid) on the training part of the split, and one image per training normal."""
+               log, region: str = "full") -> Path:
+    """v2's CycleGAN (normal → covid) on the training part of the split, and one image per training
+    normal (in the lungs region: per training normal with plausible lungs)."""
     part = splits.holdout_split(protocol, images, 0)  # the split every fold is carved from
     gan_manifest = splits.write(part, out / "splits" / f"{protocol.paper}-gan.csv")
-    gan_config = from_profile("cpu", **{**gan_overrides, "dataset": gan_manifest})
-    gan_run, how = ensure(out / "gan", gan_config.to_dict(),
+    gan_config = from_profile("cpu", **{**gan_overrides, "dataset": gan_manifest, "region": region})
+    suffix = "" if region == "full" else f"-{region}"
+    gan_run, how = ensure(out / f"gan{suffix}", gan_config.to_dict(),
                           lambda folder, **kw: train_gan(gan_config, folder, progress=progress, **kw),
                           overwrite=overwrite)
     log(f"{gan_run}: {how}")
-    parents = sum(r.split == "train" and r.label == "normal" for r in part)
-    ensure_synthesis(gan_run, out / "synthetic", parents, 0, overwrite=overwrite, progress=progress)
-    return out / "synthetic" / "manifest.csv"
+    normals = Manifest([r for r in part if r.split == "train" and r.label == "normal"], name="training normals")
+    parents = len(normals) - (len(implausible_lungs(normals, progress)) if region == "lungs" else 0)
+    ensure_synthesis(gan_run, out / f"synthetic{suffix}", parents, 0, overwrite=overwrite, progress=progress)
+    return out / f"synthetic{suffix}" / "manifest.csv"
 
 
 def _synthetic_for(split: Manifest, synthetic_csv: Path, n: int, path: Path) -> str:
