@@ -283,6 +283,8 @@ def remeasure(folder: Path | str, network: Path | str = DEFAULT_NETWORK, progres
         blend = np.stack([np.asarray(Image.open(folder / r.extra["blend_mask"]), dtype=np.float32) / 255
                           for r in synthetic_rows])
     report["imagenet"] = imagenet_assessment(parents, synthetic_rows, target, images, blend, progress)
+    if not list(folder.glob("events.out.tfevents.*")):  # made before syntheses logged their grid
+        log_grid(folder, images["parents"], images["synthetic"], report.get("region", "full"))
     write_report(folder, report, folder.name)
     return report["metrics"]
 
