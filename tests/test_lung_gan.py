@@ -2,6 +2,8 @@
 outside the lungs, and the region carried from training to synthesis."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from cxrdata.images import fit_square, read_grayscale
 from cxrdata.lungs import default_segmenter
 from cxrdata.lungs.cache import fitted_masks
 from cxrdata.lungs.regions import dilated
+from cxrdata.manifest import sha256_of
 from cyclegan.config import from_profile
 from cyclegan.data import Domain
 from cyclegan.synth import composite, synthesize
@@ -83,3 +86,31 @@ def test_the_region_travels_from_training_to_synthesis(cxr3, tmp_path):
         assert blend.shape == synthetic.shape and (blend == 0).any() and (blend > 0).any()
         assert np.array_equal(synthetic[blend == 0], square[blend == 0])
     assert read_json(out / "report.json")["region"] == "lungs"
+
+
+def test_parents_without_plausible_lungs_are_passed_over_and_named(cxr3, tmp_path, capsys):
+    subset = few(cxr3, "train", 3)
+    first = subset.select(label="normal")[0]
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((128, 128), dtype=np.uint8)).save(blank)  # not a chest X-ray: no lungs
+    odd = dataclasses.replace(first, path=str(blank), file=blank, sha256=sha256_of(blank), patient_id="blank-1",
+                              extra={**first.extra, "image_id": "blank"})
+    csv = tmp_path / "with-blank.csv"
+    Manifest(subset.records + [odd], name="with-blank").write(csv, extra_columns=("image_id",))
+    config = from_profile("cpu", dataset=str(csv), region="lungs", image_size=32, ngf=8, n_blocks=2, ndf=8,
+                          iterations=1, log_every=1, sample_every=1, checkpoint_every=1, n_samples=2,
+                          realism_every=0)
+    run = train(config, tmp_path / "run", progress=False)
+    assert "1 image(s) left out, no plausible lungs" in capsys.readouterr().out  # training left it out, said so
+    normals = len(subset.select(label="normal"))
+    out = synthesize(run, normals, out=tmp_path / "synth", seed=0, progress=False)
+    said = capsys.readouterr().out
+    assert f"skipped, no plausible lungs: {blank}: no lungs found" in said
+    report = read_json(out / "report.json")
+    assert len(report["skipped_no_plausible_lungs"]) == 1
+    assert "Parents passed over for implausible lungs: 1" in (out / "report.md").read_text()
+    made = Manifest.read(out / "manifest.csv", root=out)
+    assert len(made) == normals and "blank" not in {r.extra["parent_image_id"] for r in made}
+    with pytest.raises(ValueError, match=rf"--n {normals + 1} exceeds the {normals} training images .*1 more have no "
+                                         "plausible lungs"):
+        synthesize(run, normals + 1, out=tmp_path / "too-many", progress=False)
