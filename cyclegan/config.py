@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from runkit.device import PRECISIONS
-from runkit.rundir import current_names, read_settings, register_renames, settings
+from runkit.rundir import current_names, read_settings, register_added, register_renames, settings
 
 from .domains import parse_filter
 from .networks import UPSAMPLES
@@ -15,6 +15,7 @@ REGIONS = ("full", "lungs")  # what of each image both generators and both discr
 REFERENCE_LOAD_RATIO = 286 / 256  # the reference loads 286 px and random-crops 256 px
 # The CycleGAN's settings took the classifier's words (2026-12-04): old run folders read as new ones.
 register_renames({"manifest": "dataset", "size": "image_size"})
+register_added("ngf", {"region": "full"})  # a run from before the lungs region (2026-12-07) saw whole images
 
 
 @dataclass(frozen=True)

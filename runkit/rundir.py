@@ -156,6 +156,23 @@ RUNTIME = "runtime"  # config.json's record of what the machine chose (precision
 # register them (:func:`register_renames`). A config is always read under today's names, so a run
 # written before a rename is still resumed and reused.
 RENAMED_SETTINGS: dict[str, str] = {}
+# Settings a package added since, with the value that says what a run written before them did,
+# filled into that package's configs (those holding its ``owner`` setting; :func:`register_added`):
+# such a run is still resumed and reused.
+ADDED_SETTINGS: dict[str, dict[str, object]] = {}
+
+
+def register_added(owner: str, added: dict[str, object]) -> None:
+    """Record settings added to the configs that hold ``owner`` (a setting only they have), each
+    with what a run written before it did."""
+    ADDED_SETTINGS.setdefault(owner, {}).update(added)
+
+
+def _with_added(config: dict) -> dict:
+    for owner, added in ADDED_SETTINGS.items():
+        if owner in config:
+            config = {**added, **config}
+    return config
 
 
 def register_renames(renamed: dict[str, str]) -> None:
@@ -178,9 +195,10 @@ def current_names(config: dict) -> dict:
 
 
 def settings(config: dict) -> dict:
-    """A config under today's names, without its :data:`RUNTIME` record: what must match for a
-    resume or a reuse."""
-    return {k: v for k, v in current_names(config).items() if k != RUNTIME}
+    """A config under today's names, with settings added since it was written at what it did
+    (:data:`ADDED_SETTINGS`), without its :data:`RUNTIME` record: what must match for a resume or a
+    reuse."""
+    return _with_added({k: v for k, v in current_names(config).items() if k != RUNTIME})
 
 
 def read_settings(path: Path | str) -> dict:

@@ -20,7 +20,7 @@ from cyclegan.config import from_profile
 from cyclegan.data import Domain
 from cyclegan.synth import composite, synthesize
 from cyclegan.train import train
-from runkit.rundir import read_json
+from runkit.rundir import read_json, settings
 
 SIZE = 64
 
@@ -114,3 +114,11 @@ def test_parents_without_plausible_lungs_are_passed_over_and_named(cxr3, tmp_pat
     with pytest.raises(ValueError, match=rf"--n {normals + 1} exceeds the {normals} training images .*1 more have no "
                                          "plausible lungs"):
         synthesize(run, normals + 1, out=tmp_path / "too-many", progress=False)
+
+
+def test_a_gan_run_from_before_the_region_reads_as_the_whole_image():
+    config = from_profile("cpu").to_dict()
+    older = {k: v for k, v in config.items() if k != "region"}
+    assert settings(older) == config  # reused and resumed as it was
+    assert settings({"epochs": 3}) == {"epochs": 3}  # other packages' configs are left alone
+    assert settings({**older, "region": "lungs"})["region"] == "lungs"
