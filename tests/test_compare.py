@@ -165,4 +165,8 @@ def test_lung_gan_arm_stands_beside_v1_and_v2_with_the_validation_rule(mixed_sou
     means = choice["mean_validation_accuracy"]
     assert choice["picked"] == ("v2-lungs" if means["v2-lungs"] >= means["v2"] else "v2")
     assert block["synthesis"]["region"] == "lungs"
-    assert "## Synthetic covid that keeps its hospital (v2-lungs)" in (out / "report.md").read_text()
+    assert (out / "figures" / "synthesis-both.png").is_file() and block["figure"].endswith("synthesis-both.png")
+    text = (out / "report.md").read_text()
+    assert "## Synthetic covid that keeps its hospital (v2-lungs)" in text
+    for link in [line.split("](")[1].split(")")[0] for line in text.splitlines() if "](" in line]:
+        assert (out / link).is_file(), f"report links a missing file: {link}"

@@ -215,11 +215,17 @@ def imagenet_lines(block: dict) -> list[str]:
 
 def save_pairs_figure(parents: np.ndarray, synthetic: np.ndarray, names: list[str], path: Path) -> None:
     """The first pairs as a two-row figure: parents on top, their synthetic images below."""
-    count = min(GRID_PAIRS, len(parents))
-    fig = Figure(figsize=(1.8 * count, 4.0))
-    axes = fig.subplots(2, count, squeeze=False)
+    save_columns_figure({"parent": parents, "synthetic": synthetic}, names, path)
+
+
+def save_columns_figure(rows: dict[str, np.ndarray], names: list[str], path: Path) -> None:
+    """The first :data:`GRID_PAIRS` images of each uint8 ``(N, S, S)`` array as one titled row per
+    entry of ``rows``, column by column the same parent (named on top)."""
+    count = min(GRID_PAIRS, *(len(images) for images in rows.values()))
+    fig = Figure(figsize=(1.8 * count, 2.0 * len(rows)))
+    axes = fig.subplots(len(rows), count, squeeze=False)
     for col in range(count):
-        for row, (images, title) in enumerate(((parents, "parent"), (synthetic, "synthetic"))):
+        for row, (title, images) in enumerate(rows.items()):
             ax = axes[row][col]
             ax.imshow(images[col], cmap="gray", vmin=0, vmax=255)
             ax.set_title(f"{title}\n{names[col][:18]}" if row == 0 else title, fontsize=6)

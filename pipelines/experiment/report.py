@@ -17,7 +17,9 @@ from runkit.formatting import markdown_table, mean_sd, pct, signed_interval, sig
 
 from classifier.evaluation.crosssource import source_caveat, source_mix
 from classifier.training.data import SYNTHETIC_SOURCE
-from cyclegan.realism.assessment import realism_lines
+from cxrdata.cache import decode
+from cxrdata.images import read_grayscale
+from cyclegan.realism.assessment import realism_lines, save_columns_figure
 
 from pipelines.experiment import analysis
 from pipelines.experiment.controls import LUNG_CONTROLS, V1, control_summary, controls_markdown
@@ -80,7 +82,8 @@ def write_report(config, replicates, out_dir: Path) -> Path:
         result["lung_gan"] = {"arms": {arm: _arm_against_v1(replicates, pairs, arm) for arm in ("v2", "v2-lungs")},
                               "v2-lungs minus v2": analysis.delta_statistics(with_lungs),
                               "choice": lung_gan_choice(replicates),
-                              "synthesis": read_json(first.lung_synthetic / "report.json")}
+                              "synthesis": read_json(first.lung_synthetic / "report.json"),
+                              "figure": str(both_syntheses_figure(first, out_dir / "figures" / "synthesis-both.png"))}
     result["sweep"] = _sweep(config, replicates, pairs)
     result["progression"] = _progression(first, out_dir)
     write_json(out_dir / "report.json", result)
@@ -141,6 +144,22 @@ def lung_gan_choice(replicates) -> dict:
     return {"mean_validation_accuracy": means, "picked": "v2-lungs" if means["v2-lungs"] >= means["v2"] else "v2"}
 
 
+def both_syntheses_figure(replicate, path: Path) -> Path:
+    """The same parents, their whole-image and their lungs-region translations, one row each."""
+    made = {name: Manifest.read(folder / "manifest.csv", root=folder) for name, folder in
+            (("whole image", replicate.synthetic), ("lungs region", replicate.lung_synthetic))}
+    by_parent = {name: {r.extra["parent_path"]: r for r in rows} for name, rows in made.items()}
+    common = [p for p in by_parent["lungs region"] if p in by_parent["whole image"]]
+    corpus = {r.path: r for r in Manifest.read(manifest_path(replicate.manifest))}
+    size = read_json(replicate.lung_synthetic / "report.json")["image_size"]
+    rows = {"parent": np.stack([decode(corpus[p], size) for p in common])}
+    rows.update({f"{name} CycleGAN": np.stack([read_grayscale(by_parent[name][p].file) for p in common])
+                 for name in made})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_columns_figure(rows, [by_parent["lungs region"][p].extra["parent_image_id"] for p in common], path)
+    return path
+
+
 def _lung_gan_section(result: dict, link, first) -> list[str]:
     block = result["lung_gan"]
     choice = block["choice"]["mean_validation_accuracy"]
@@ -154,9 +173,9 @@ def _lung_gan_section(result: dict, link, first) -> list[str]:
             f"{block['v2-lungs minus v2']['mcnemar']['p_value']:.2g}.",
             f"The rule on the validation split (mean validation accuracy of the kept epoch): v2 {pct(choice['v2'])}, "
             f"v2-lungs {pct(choice['v2-lungs'])}: **{block['choice']['picked']}**.", "",
-            f"Parents and their lungs-region translations: ![lungs-region synthesis]"
-            f"({link(first.lung_synthetic / 'report.png')}); realism in "
-            f"[its report]({link(first.lung_synthetic / 'report.md')}).", ""]
+            "The same parents translated by each CycleGAN:", "", f"![both syntheses]({link(block['figure'])})", "",
+            f"Realism of the lungs-region synthesis in [its report]({link(first.lung_synthetic / 'report.md')}), "
+            f"of the whole-image one in [its own]({link(first.synthetic / 'report.md')}).", ""]
     return out
 
 
