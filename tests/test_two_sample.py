@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from cxrdata import CXRDataset, Manifest
+from cxrdata.lungs import feathered
+from cyclegan.realism.assessment import seam_check
+from runkit.pretrained import lite0_imagenet
 from cyclegan.realism.two_sample import imagenet_features, imagenet_realism, two_sample_test
 
 
@@ -59,3 +63,18 @@ def test_imagenet_space_floor_is_below_a_shifted_set():
     fd = result["frechet_distance"]
     assert max(fd["real target, other half (floor)"], fd["parents (baseline)"]) * 2 < fd["synthetic"]
     assert "first 32 principal components" in result["feature_network"]
+
+
+@pytest.mark.integration
+def test_the_seam_check_catches_an_edge_and_not_the_lungs_inside(cxr3):
+    rows = Manifest(cxr3.records[:40], name="forty")
+    parents = CXRDataset(rows, 64, progress=False).images
+    lungs = torch.zeros(len(parents), 1, 64, 64)
+    lungs[:, :, 12:52, 10:54] = 1
+    blend = feathered(lungs).squeeze(1).numpy()
+    seamed = parents.copy()
+    seamed[(blend > 0) & (blend < 1)] = 255  # a bright line along the pasted edge, the lungs untouched
+    result = seam_check(parents, seamed, blend, [r.patient_id for r in rows],
+                        lite0_imagenet())
+    assert result["edge band"]["accuracy"] >= 0.9
+    assert 0.2 <= result["ring inside (control)"]["accuracy"] <= 0.8

@@ -8,9 +8,11 @@ from pathlib import Path
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cxrdata import Manifest
 from cxrdata.lungs import dilated, lungs_of, with_region
+from cxrdata.lungs.regions import MARGIN
 from cxrdata.lungs.cache import shown
 from cyclegan.realism.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
@@ -139,16 +141,25 @@ def imagenet_assessment(parents: Manifest, synthetic: Manifest, target: Manifest
 
 
 def seam_check(parents: np.ndarray, synthetic: np.ndarray, blend: np.ndarray, patients: list[str], net) -> dict:
-    """Whether the pasting edge is a cue: the two-sample test on the band around it alone (from the
-    blend's dilated edge outwards by the same margin to where the blend reaches 1, everything else
-    black), synthetic images against their own parents, patients kept within one fold."""
+    """Whether the pasting edge is a cue: the two-sample test, synthetic images against their own
+    parents (patients kept within one fold), on the band around the edge alone (the dilation margin
+    either side of where the blend starts, up to where it reaches 1; everything else black), and, as
+    the control, on a ring of the same width just inside, where the blend is 1: translated lungs
+    without an edge. An edge band caught more often than the ring is a seam."""
     weights = torch.from_numpy(blend).float().unsqueeze(1)
-    band = ((dilated((weights > 0).float()) > 0) & (weights < 1)).squeeze(1).numpy()
-    features = {name: imagenet_features(np.where(band, rows, 0).astype(np.uint8), net)
-                for name, rows in (("parents", parents), ("synthetic", synthetic))}
-    return {"band": "pixels within the dilation margin either side of the pasted region's edge",
-            "band_share_of_image": float(band.mean()),
-            **two_sample_test(features["parents"], features["synthetic"], patients, patients)}
+    width = 2 * round(MARGIN * blend.shape[-1])
+    inside = (weights >= 1).float()
+    deep = 1 - F.max_pool2d(1 - inside, 2 * width + 1, stride=1, padding=width)  # eroded by the band's width
+    regions = {"edge band": (dilated((weights > 0).float()) > 0) & (weights < 1),
+               "ring inside (control)": (inside > 0) & (deep == 0)}
+    out = {}
+    for name, region in regions.items():
+        region = region.squeeze(1).numpy()
+        features = {kind: imagenet_features(np.where(region, rows, 0).astype(np.uint8), net)
+                    for kind, rows in (("parents", parents), ("synthetic", synthetic))}
+        out[name] = {"share_of_image": float(region.mean()),
+                     **two_sample_test(features["parents"], features["synthetic"], patients, patients)}
+    return out
 
 
 def realism_lines(metrics: dict) -> list[str]:
@@ -206,10 +217,12 @@ def imagenet_lines(block: dict) -> list[str]:
                               "–" if "skipped" in pr else f"{pr[name]['recall']:.3g}"]
                              for name in ("synthetic", "parents (baseline)", "real target, other half (floor)")])
     if "seam" in block:
-        seam = block["seam"]
-        share = 100 * seam["band_share_of_image"]
-        lines += ["", f"**Seam check**: on the band around the pasted edge alone ({share:.0f} % of the image), "
-                  f"synthetic images against their own parents: {test(seam)} % (50 % = the edge is no cue)."]
+        edge, ring = block["seam"]["edge band"], block["seam"]["ring inside (control)"]
+        shares = [f"{100 * part['share_of_image']:.0f} % of the image" for part in (edge, ring)]
+        lines += ["", f"**Seam check**, synthetic images against their own parents: on the band around the pasted "
+                  f"edge alone ({shares[0]}) {test(edge)} %; on a ring of the same width just inside it, translated "
+                  f"lungs without an edge ({shares[1]}), {test(ring)} %. An edge caught more often than the ring "
+                  "is a seam."]
     return lines + [""]
 
 
