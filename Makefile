@@ -59,9 +59,9 @@ lint: $(INSTALLED)  ## Check the code with flake8 (120 columns) and the import c
 test-fast: $(INSTALLED)  ## Run the tests without the integration tests (those that train or fetch).
 	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ (http://localhost:6006).
-	mkdir -p runs
-	$(BIN)/tensorboard --logdir $(RUNS) --port 6006
+tensorboard: $(INSTALLED)  ## Serve TensorBoard over runs/ and data/synthetic/ (http://localhost:6006).
+	mkdir -p $(RUNS) data/synthetic
+	$(BIN)/tensorboard --logdir_spec runs:$(RUNS),synthetic:data/synthetic --port 6006
 
 demo: corpus  ## The main job: data check, GAN, synthesis, v1 vs v2 over 3 seeds, report (CPU).
 	$(CXR) data verify
