@@ -10,6 +10,7 @@ import torch
 from cxrdata import CXRDataset, Manifest, manifest_path
 from cxrdata.lungs import default_segmenter, lung_problem, lungs_view
 from cxrdata.lungs.cache import fitted_masks
+from cxrdata.lungs.regions import as_uint8
 
 from .domains import select_domains
 
@@ -67,7 +68,7 @@ class Domain:
         if region == "lungs":
             view, kept = lungs_view(torch.from_numpy(self.dataset.images).float().div(255).unsqueeze(1),
                                     torch.from_numpy(masks).float().unsqueeze(1))
-            self.dataset.images = view.squeeze(1).mul(255).round().to(torch.uint8).numpy()
+            self.dataset.images = as_uint8(view.squeeze(1))
             self.masks = kept.squeeze(1).to(torch.uint8).numpy()
 
     def __len__(self) -> int:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from cxrdata import CXRDataset, Manifest, Record, manifest_path
 from cxrdata.lungs import default_segmenter, feathered, from_lungs_view, lung_masks, lung_problem, lungs_view
 from cxrdata.lungs.cache import fitted_masks
+from cxrdata.lungs.regions import as_uint8
 from cxrdata.manifest import sha256_of
 from runkit.checkpoint import load
 from runkit.device import autocast, pick_device
@@ -125,19 +126,14 @@ def composite(generator: torch.nn.Module, parents: np.ndarray, masks: np.ndarray
     images = torch.from_numpy(parents).float().div(255).unsqueeze(1)
     lungs = torch.from_numpy(masks).float().unsqueeze(1)
     view, kept = lungs_view(images, lungs)
-    translated = torch.from_numpy(translate(generator, as_uint8(view), device, progress)).float().div(255)
+    translated = torch.from_numpy(translate(generator, as_uint8(view.squeeze(1)), device, progress)).float().div(255)
     # normalised back-warp: the black outside the view's lungs does not bleed into their edge
     back = from_lungs_view(translated.unsqueeze(1) * kept, lungs)
     cover = from_lungs_view(kept, lungs)
     back = torch.where(cover > 0, back / cover.clamp_min(1e-6), images)
     weights = feathered(lungs)
-    blended = as_uint8(images * (1 - weights) + back * weights)
+    blended = as_uint8((images * (1 - weights) + back * weights).squeeze(1))
     return np.where(weights.squeeze(1).numpy() == 0, parents, blended), weights.squeeze(1).numpy()
-
-
-def as_uint8(images: torch.Tensor) -> np.ndarray:
-    """``(N, 1, S, S)`` floats in [0, 1] → uint8 ``(N, S, S)``."""
-    return images.squeeze(1).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 @torch.no_grad()

@@ -141,7 +141,9 @@ def test_train_resume_synthesise_end_to_end(tiny_csv, tmp_path, monkeypatch):
     scalars = set(events.Tags()["scalars"])
     assert {f"loss/{n}" for n in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")} <= scalars
     assert {"lr", "iterations_per_s", "realism/checkerboard_fake_B", "realism/checkerboard_real_B"} <= scalars
-    assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
+    # each step once (the resumed run purged nothing it kept); the two event files' names, and so the
+    # order they are read in, depend on how many writers this process made before (a global counter)
+    assert sorted(e.step for e in events.Scalars("loss/G_A")) == [2, 4, 6, 8]
     assert len(events.Tags()["images"]) == 1
     assert "realism/skipped/text_summary" in events.Tags()["tensors"]  # 4 covid images: too few to measure
     assert is_finished(run)
