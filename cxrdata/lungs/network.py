@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runkit.pretrained import lite0_file, lite0_to_timm, read_state_dict
+from runkit.pretrained import LITE0_MEAN, LITE0_STD, lite0_file, lite0_to_timm, read_state_dict
 
 ENCODER = "tf_efficientnet_lite0"
 DEPTH = 4  # encoder stages used: strides 2, 4, 8, 16
 KEPT_BLOCKS = 5  # timm stages 0-4 reach stride 16 with 112 channels
 DECODER_CHANNELS = (64, 32, 16, 8)
-MEAN, STD = 0.5, 0.5
+MEAN, STD = LITE0_MEAN, LITE0_STD
 
 
 class LungUNet(nn.Module):

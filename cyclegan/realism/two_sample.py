@@ -24,12 +24,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from runkit.intervals import wilson_interval
-from runkit.pretrained import lite0_imagenet
+from runkit.pretrained import LITE0_MEAN, LITE0_STD, lite0_imagenet
 
 from .measures import distribution_realism
 
 INPUT_SIZES = (128, 224)  # images are fed at their own side within these bounds (224: Lite0's ImageNet size)
-LITE0_MEAN = LITE0_STD = 0.5  # the TensorFlow port's inputs: [-1, 1]
 COMPONENTS = 32
 FOLDS = 5
 BATCH = 32
