@@ -19,6 +19,7 @@ from classifier.training.augment import AugmentSettings
 from .config import (AUGS, CAM_CLASSES, DEFAULT_COUNTERFACTUAL, DEFAULT_SYNTH, PROFILES, SELECTIONS, from_run,
                      make_config)
 from classifier.model.backbones import HEADS
+from classifier.inference.probabilities import ENGINE_HELP, ENGINES
 from classifier.model.registry import backbone_names, BACKBONES
 
 
@@ -213,6 +214,10 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
     click.echo(f"exported: {folder} (model card: {folder / 'MODEL_CARD.md'})")
 
 
+def engine_option():
+    return click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help=ENGINE_HELP)
+
+
 @classify_cli.command("evaluate")
 @input_run(RUN_HELP, then="DATA")
 @click.option("--split", type=click.Choice(SPLITS), default=None,
@@ -228,13 +233,17 @@ def export_cmd(run_dir: Path, out: Path | None, formats: str, overwrite: bool):
               help="Exact output folder (overrides --name); never inside RUN.")
 @click.option("--cam-class", type=click.Choice(("predicted", "true") + CLASSES), default="predicted",
               show_default=True, help="Class each Grad-CAM overlay explains: predicted, true, or a class name.")
+@click.option("--cam", "every_overlay", is_flag=True,
+              help="A Grad-CAM overlay for every image in gradcam/overlays/ [default: for the grids' images only; "
+                   "the border and lung shares cover every image either way].")
 @click.option("--allow-unfinished", is_flag=True,
               help="Evaluate a run that has not finished (its best.pt may come from an early epoch).")
 @overwrite_option("Replace a finished evaluation of the same name.")
+@engine_option()
 @device_option()
 def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None, ignore_unknown: bool,
-                 name: str | None, out: Path | None, cam_class: str, allow_unfinished: bool, overwrite: bool,
-                 device: str):
+                 name: str | None, out: Path | None, cam_class: str, every_overlay: bool, allow_unfinished: bool,
+                 overwrite: bool, engine: str, device: str):
     """Evaluate RUN's best model on labelled DATA: a folder with one subfolder per class (normal,
     covid, pneumonia; any subset; PNG, JPEG or DICOM files at any depth) or a manifest CSV in the
     project's format (path,label,patient_id,source,sha256; split optional).
@@ -242,15 +251,15 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
     Writes runs/evaluate/<name>/: config.json, predictions.csv (probabilities and Grad-CAM border
     share per image), metrics.json and report.md (accuracy and per-class recall with Wilson
     intervals, precision, specificity, confusion matrix; absent classes marked absent), a Grad-CAM
-    grid per class. Unreadable files are skipped and named; images the model trained on are named
-    in a warning.
+    grid per class (an overlay per image with --cam). Unreadable files are skipped and named; images
+    the model trained on are named in a warning.
     """
     from classifier.evaluation.evaluate_external import RUNS_ROOT, evaluate_run
 
     target = out or (RUNS_ROOT / name if name else None)
     result = evaluate_run(run_dir, data, target, split=split, root=root, ignore_unknown=ignore_unknown,
                           allow_unfinished=allow_unfinished, overwrite=overwrite, cam_class=cam_class,
-                          device=device)
+                          every_overlay=every_overlay, engine=engine, device=device)
     for skipped in result.unreadable:
         click.echo(f"skipped {skipped['reason']}", err=True)
     if result.in_training:
@@ -270,17 +279,22 @@ def evaluate_cmd(run_dir: Path, data: Path, split: str | None, root: Path | None
               help="A finished run folder, e.g. runs/classify/cxr3-v1-efficientnet_lite0 (its best.pt is used), or "
                    "a folder made by `cxr classify export`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the CAM overlays [default: runs/predict/<run name>].")
+              help="Folder for the Grad-CAM overlays (with --cam) [default: runs/predict/<run name>].")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write one row per file (file, predicted, probabilities, border share, overlay).")
-@click.option("--cam-class", type=click.Choice(("predicted",) + CLASSES), default="predicted",
-              show_default=True, help="Class each overlay explains.")
+              help="Also write one row per file (file, predicted, probabilities, input check; with --cam the "
+                   "explained class, border share and overlay).")
+@click.option("--cam", is_flag=True, help="Also explain each answer: a Grad-CAM overlay per file (PyTorch, "
+                                          "slower than the probabilities alone).")
+@click.option("--cam-class", type=click.Choice(("predicted",) + CLASSES), default=None,
+              help="Class each overlay explains; implies --cam [default: predicted].")
 @click.option("--allow-unfinished", is_flag=True,
               help="Use a run that has not finished (its best.pt may come from an early epoch).")
+@engine_option()
 @device_option()
-def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_file: Path | None,
-                cam_class: str, allow_unfinished: bool, device: str):
-    """Classify PNG/JPEG/DICOM files: probabilities, predicted class and a Grad-CAM overlay each.
+def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_file: Path | None, cam: bool,
+                cam_class: str | None, allow_unfinished: bool, engine: str, device: str):
+    """Classify PNG/JPEG/DICOM files: probabilities, predicted class and the input check's verdict
+    each, and with --cam a Grad-CAM overlay.
 
     Unreadable files are reported by name and skipped; the exit status is 1 if any failed.
     """
@@ -289,15 +303,17 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
     from classifier.inference.predict import predict_files, write_csv
 
     failed, rows = 0, []
-    for result in predict_files(list(images), run_dir, out, cam_class, device, allow_unfinished):
+    explained = cam_class or ("predicted" if cam else None)
+    for result in predict_files(list(images), run_dir, out, explained, device, allow_unfinished, engine):
         if isinstance(result, ImageReadError):
             failed += 1
             click.echo(f"skipped {result}", err=True)
             continue
         rows.append(result)
         probabilities = "  ".join(f"{c} {p:.3f}" for c, p in result.probabilities.items())
-        click.echo(f"{result.file}: {result.predicted}  ({probabilities}); CAM for "
-                   f"{result.cam_class}, border share {result.border_share:.2f} → {result.overlay}")
+        cam_note = (f"; CAM for {result.cam_class}, border share {result.border_share:.2f} → {result.overlay}"
+                    if result.overlay else "")
+        click.echo(f"{result.file}: {result.predicted}  ({probabilities}){cam_note}")
         if not result.quality.ok:
             click.echo(f"  unreliable: {result.quality.sentence()}")
     if csv_file:
@@ -320,9 +336,10 @@ def predict_cmd(images: tuple[Path, ...], run_dir: Path, out: Path | None, csv_f
               help="Most files per request; more get 413.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Serve a run that has not finished (its best.pt may come from an early epoch).")
+@engine_option()
 @device_option()
 def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_files: int, allow_unfinished: bool,
-              device: str):
+              engine: str, device: str):
     """Serve a web page (and a JSON API, POST /api/predict) where uploaded PNG/JPEG/DICOM files
     are classified by RUN's best model: probabilities, Grad-CAM per class, border share and the
     input quality gate's verdict. A research tool, not a diagnostic device."""
@@ -330,7 +347,7 @@ def serve_cmd(run_dir: Path, host: str, port: int, max_upload_mb: float, max_fil
 
     from classifier.inference.serve import create_app
 
-    app = create_app(run_dir, device, allow_unfinished, max_upload_mb, max_files)
+    app = create_app(run_dir, device, allow_unfinished, max_upload_mb, max_files, engine)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}: anyone who can reach this machine can upload images "
                    "and read the answers (no authentication, no encryption)", err=True)

@@ -62,10 +62,19 @@ def pytest_report_header(config) -> list[str]:
     return [f"cpu: {describe()}", data]
 
 
+@pytest.fixture(scope="session")
+def onnx_graphs(tmp_path_factory) -> Path:
+    """One folder of cached ONNX graphs for the session (named by what made them, so safe to share):
+    exporting an architecture's graph takes seconds."""
+    return tmp_path_factory.mktemp("onnx-graphs")
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test writes its decoded-image cache to a fresh temporary folder."""
-    monkeypatch.setenv("CXR_CACHE", str(tmp_path_factory.mktemp("cache")))
+def isolated_cache(tmp_path_factory, monkeypatch, onnx_graphs):
+    """Every test writes its decoded-image cache to a fresh temporary folder (the ONNX graphs shared)."""
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "onnx").symlink_to(onnx_graphs, target_is_directory=True)
+    monkeypatch.setenv("CXR_CACHE", str(cache))
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +123,7 @@ def makris() -> Manifest:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(cxr3, small_corpus, tmp_path_factory) -> tuple[Path, Manifest]:
+def tiny_run(cxr3, small_corpus, tmp_path_factory, onnx_graphs) -> tuple[Path, Manifest]:
     """A finished classifier run on 4/2/3 real images per class at 32 px, and its manifest."""
     from classifier.config import make_config
     from classifier.training.train import train_classifier
@@ -123,6 +132,8 @@ def tiny_run(cxr3, small_corpus, tmp_path_factory) -> tuple[Path, Manifest]:
     manifest = few(cxr3, "train", 4) + few(cxr3, "val", 2) + few(cxr3, "test", 3)
     manifest.write(folder / "tiny.csv", ["image_id"])
     config = make_config(dataset=str(folder / "tiny.csv"), image_size=32, batch_size=4, epochs=1, seed=3)
+    (folder / "cache").mkdir()
+    (folder / "cache" / "onnx").symlink_to(onnx_graphs, target_is_directory=True)
     with single_thread(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(crosssource, "corpus_manifest", lambda root=None: small_corpus)
         patch.setenv("CXR_CACHE", str(folder / "cache"))

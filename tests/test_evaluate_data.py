@@ -120,7 +120,7 @@ def test_predict_writes_outside_the_run_keeps_same_named_files_apart_and_writes_
         (tmp_path / folder).mkdir()
         shutil.copy(small_corpus[0].file, tmp_path / folder / "x.png")
     monkeypatch.chdir(tmp_path)
-    results = list(predict_files([tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"], run_dir))
+    results = list(predict_files([tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"], run_dir, cam_class="predicted"))
     assert results[0].overlay != results[1].overlay and all(r.overlay.is_file() for r in results)
     assert all(r.overlay.resolve().parent == tmp_path / "runs" / "predict" / run_dir.name for r in results)
     cli = CliRunner().invoke(classify_cli, ["predict", str(tmp_path / "a" / "x.png"), "--run", str(run_dir),

@@ -4,7 +4,7 @@ The images go through exactly the training preprocessing (the same decoding, squ
 resize, and the model's own input path), so evaluating a run on its own test split reproduces
 its ``predictions.csv``. Results go to ``runs/evaluate/<name>/``, never into the model's run:
 ``config.json``, ``predictions.csv`` (with each image's Grad-CAM border share),
-``metrics.json``, ``report.md``, ``confusion.png`` and ``gradcam/`` (an overlay per image, a
+``metrics.json``, ``report.md``, ``confusion.png`` and ``gradcam/`` (a grid per class with an overlay per
 grid per class).
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from classifier.evaluation.labelled import LabelledDataError, read_labelled
 from classifier.evaluation.metrics import classification_metrics
 from classifier.inference.runs import load_run_model, model_summary, run_config
 from classifier.inference.input_gate import checker_for_run
+from classifier.inference.probabilities import ProbabilityEngine, check_engine
 
 RUNS_ROOT = runs_root("evaluate")
 SHOWN = 10  # file names listed in the report and warnings before "and N more"
@@ -63,10 +64,13 @@ def default_name(run_dir: Path, data: Manifest) -> str:
 def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | None = None, *,
                  split: str | None = None, root: Path | str | None = None, ignore_unknown: bool = False,
                  allow_unfinished: bool = False, overwrite: bool = False, cam_class: str = "predicted",
-                 device: str = "auto", progress: bool = True) -> Evaluation:
-    """Evaluate the best model of ``run_dir`` on ``data`` (class folders or a manifest CSV)."""
+                 every_overlay: bool = False, engine: str = "auto", device: str = "auto",
+                 progress: bool = True) -> Evaluation:
+    """Evaluate the best model of ``run_dir`` on ``data`` (class folders or a manifest CSV); Grad-CAM
+    overlays for the grids' images, or for every image with ``every_overlay``."""
     run_dir = Path(run_dir)
     torch_device = devices.pick_device(device)
+    check_engine(engine)
     config = run_config(run_dir, allow_unfinished)
     manifest, ignored = read_labelled(data, split=split, ignore_unknown=ignore_unknown, root=root)
     out_dir = Path(out_dir) if out_dir is not None else RUNS_ROOT / default_name(run_dir, manifest)
@@ -85,15 +89,16 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
                                 "default the data root)")
     settings = {"run": str(run_dir.resolve()), "data": str(Path(data).resolve()), "split": split,
                 "root": str(root) if root else None, "ignore_unknown": ignore_unknown, "cam_class": cam_class,
-                "device": device, "image_size": size}
+                "every_overlay": every_overlay, "engine": engine, "device": device, "image_size": size}
     with rundir.RunLock(out_dir), memory_guard(f"evaluating {run_dir}", config["batch_size"], size, torch_device,
                                                "evaluate on a machine with more memory, or with --device cpu"):
         rundir.open_run(out_dir, settings, overwrite=(out_dir / rundir.CONFIG).is_file())  # unfinished or asked
 
         dataset = CXRDataset(readable, size, images=images, region=config.get("region", "full"))
-        maps, targets, probabilities = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device,
-                                                    progress)
-        cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class)
+        scorer = ProbabilityEngine(model, size, torch_device, engine)
+        probabilities = scorer.dataset(dataset, config["batch_size"], progress, f"scoring ({scorer.backend})")
+        maps, targets = dataset_cams(model, dataset, cam_class, config["batch_size"], torch_device, progress)
+        cams = write_cams(out_dir / "gradcam", dataset, maps, targets, probabilities, cam_class, every_overlay)
         masks = lung_masks(readable, default_segmenter(), progress)  # the dataset's own, from the cache
         verdicts = [check(read_grayscale(r.file), lungs) for r, lungs in
                     tqdm(zip(readable, masks), total=len(readable), desc="quality gate", unit="image", leave=False,
@@ -105,7 +110,7 @@ def evaluate_run(run_dir: Path | str, data: Path | str, out_dir: Path | str | No
             "quality_ok": [str(int(v.ok)) for v in verdicts], "quality": [v.sentence() for v in verdicts]})
         true, predicted, sources = crosssource.named(readable, probabilities)
         metrics = {"model": model_summary(run_dir, config), "data": settings["data"], "split": split,
-                   "images": len(manifest), "evaluated": len(readable),
+                   "images": len(manifest), "evaluated": len(readable), "engine": scorer.backend,
                    "test": classification_metrics(dataset.labels.numpy(), probabilities),
                    "covid_false_positive": crosssource.covid_false_positive(true, predicted),
                    "per_source": crosssource.per_source(true, predicted, sources),
@@ -180,6 +185,6 @@ def markdown(out_dir: Path, m: dict) -> str:
     cam = m["gradcam"]
     out += ["## Grad-CAM", "", f"Mean border share {decimal(cam['mean_border_share'])} (an even map gives "
             f"{cam['border_area']:.2f}; well above it, the model looks at edges, markers and text). Per image: "
-            "`predictions.csv`; overlays: `gradcam/overlays/`.", ""]
+            f"`predictions.csv`; overlays for {cam.get('overlays', 'every image')}: `gradcam/overlays/`.", ""]
     out += [f"- {c}: ![{c}](gradcam/grid_{c}.png)" for c in test["classes_present"]]
     return "\n".join(out) + "\n"

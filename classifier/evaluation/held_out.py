@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from cxrdata import CLASSES, CXRDataset
 from cxrdata.lungs.cache import seen_masks
-from runkit import device as devices, rundir
+from runkit import rundir
 
 import classifier.evaluation.crosssource as crosssource
 
@@ -20,18 +20,7 @@ from classifier.training.data import SYNTHETIC_SOURCE, Splits
 from classifier.evaluation.gradcam import BORDER_BAND, GradCAM, border_area, border_share, mass_share
 from classifier.evaluation.metrics import classification_metrics
 from classifier.model.backbones import CXRClassifier
-
-
-@torch.no_grad()
-def predict_probabilities(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
-                          device: torch.device) -> np.ndarray:
-    """Softmax probabilities ``(N, 3)`` for every image of ``dataset``, in order."""
-    model.eval()
-    out = []
-    for images, _ in DataLoader(dataset, batch_size=batch_size):
-        with devices.autocast(device):
-            out.append(model(images.to(device)).float().softmax(1).cpu())
-    return torch.cat(out).numpy()
+from classifier.inference.probabilities import ProbabilityEngine
 
 
 def cam_targets(cam_class: str, labels: torch.Tensor) -> torch.Tensor | None:
@@ -44,28 +33,27 @@ def cam_targets(cam_class: str, labels: torch.Tensor) -> torch.Tensor | None:
 
 
 def dataset_cams(model: CXRClassifier, dataset: CXRDataset, cam_class: str, batch_size: int,
-                 device: torch.device, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grad-CAM maps ``(N, S, S)``, explained classes ``(N,)`` and softmax probabilities ``(N, 3)``."""
-    maps, targets, probabilities = [], [], []
+                 device: torch.device, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM maps ``(N, S, S)`` and the class each explains ``(N,)``."""
+    maps, targets = [], []
     with GradCAM(model) as cam:
         for images, labels in tqdm(DataLoader(dataset, batch_size=batch_size), desc="grad-cam",
                                    unit="batch", leave=False, disable=not progress):
             wanted = cam_targets(cam_class, labels)
             batch_maps, logits = cam(images.to(device), None if wanted is None else wanted.to(device))
             maps.append(batch_maps.cpu())
-            probabilities.append(logits.float().softmax(1).cpu())
             targets.append(logits.argmax(1).cpu() if wanted is None else wanted)
-    return torch.cat(maps).numpy(), torch.cat(targets).numpy(), torch.cat(probabilities).numpy()
+    return torch.cat(maps).numpy(), torch.cat(targets).numpy()
 
 
-def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierConfig, run_dir: Path,
-                       device: torch.device, progress: bool = True) -> dict | str:
+def write_cross_source(engine: ProbabilityEngine, splits: Splits, config: ClassifierConfig, run_dir: Path,
+                       progress: bool = True) -> dict | str:
     """Predict the out-of-source corpus images into ``cross_source.csv``; return the cross-source
     block (see :mod:`classifier.evaluation.crosssource`), or why it was not measured."""
     if not config.cross_source:
         return "switched off (--no-cross-source)"
     result = crosssource.evaluate_out_of_source(
-        lambda images: predict_probabilities(model, images, config.batch_size, device),
+        lambda images: engine.dataset(images, config.batch_size, progress, "out-of-source"),
         splits.train + splits.val + splits.test, splits.train, config.image_size, progress, config.region)
     if isinstance(result, str):
         return result
@@ -74,15 +62,16 @@ def write_cross_source(model: CXRClassifier, splits: Splits, config: ClassifierC
     return crosssource.predicted_distribution(*crosssource.named(images, probabilities))
 
 
-def write_evaluation(model: CXRClassifier, test_set: CXRDataset, splits: Splits, config: ClassifierConfig,
-                     run_dir: Path, device: torch.device, training: dict, cross_source: dict | str,
-                     progress: bool = True) -> dict:
-    """Write predictions.csv, metrics.json, gradcam.json, report.md, confusion.png and gradcam/.
+def write_evaluation(engine: ProbabilityEngine, test_set: CXRDataset, splits: Splits, config: ClassifierConfig,
+                     run_dir: Path, training: dict, cross_source: dict | str, progress: bool = True) -> dict:
+    """Write predictions.csv, metrics.json, gradcam.json, report.md, confusion.png and gradcam/
+    (the grids; an overlay for each of their images).
 
     Returns the test metrics.
     """
-    maps, targets, probabilities = dataset_cams(model, test_set, config.cam_class, config.batch_size,
-                                                device, progress)
+    model = engine.model
+    probabilities = engine.dataset(test_set, config.batch_size, progress, "test split")
+    maps, targets = dataset_cams(model, test_set, config.cam_class, config.batch_size, engine.device, progress)
     report.write_predictions(run_dir / "predictions.csv", test_set.manifest, probabilities)
     test = classification_metrics(test_set.labels.numpy(), probabilities)
     by_source = crosssource.per_source(*crosssource.named(test_set.manifest, probabilities))
@@ -111,8 +100,9 @@ def _short(name: str, width: int = 26) -> str:
 
 
 def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np.ndarray,
-               probabilities: np.ndarray, cam_class: str) -> dict:
-    """Overlays for every image, one grid per true class, and the summaries of where the maps lie:
+               probabilities: np.ndarray, cam_class: str, every_overlay: bool = False) -> dict:
+    """One grid per true class (and an overlay for each of its images, or for every image with
+    ``every_overlay``), and the summaries of where the maps of all images lie:
     the share of CAM mass in the border band, and inside the lungs (the segmenter's masks, in the
     frame the model sees) beside the lungs' share of the image."""
     shares = border_share(torch.from_numpy(maps)).numpy()
@@ -121,16 +111,18 @@ def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np
     predicted = probabilities.argmax(1)
     images, grids = [], {c: ([], []) for c in CLASSES}
     for i, record in enumerate(test_set.manifest):
-        gray = test_set.uint8(i)[0].numpy()
         name = report.image_id(record)
-        report.save_overlay(folder / "overlays" / f"{name}.png", gray, maps[i])
+        tiles, captions = grids[record.label]
+        gridded = len(tiles) < report.GRID_SIZE
         images.append({"image_id": name, "path": record.path, "true": record.label,
                        "predicted": CLASSES[predicted[i]], "cam_class": CLASSES[targets[i]],
                        "border_share": None if np.isnan(shares[i]) else float(shares[i]),
                        "lung_share": None if np.isnan(lung_shares[i]) else float(lung_shares[i]),
                        "lung_area": float(lungs[i].mean())})
-        tiles, captions = grids[record.label]
-        if len(tiles) < report.GRID_SIZE:
+        if gridded or every_overlay:
+            gray = test_set.uint8(i)[0].numpy()
+            report.save_overlay(folder / "overlays" / f"{name}.png", gray, maps[i])
+        if gridded:
             tiles.append(report.overlay(gray, maps[i]))
             captions.append(f"{_short(name)}\npred {CLASSES[predicted[i]]} {probabilities[i].max():.2f}")
     for label, (tiles, captions) in grids.items():
@@ -146,6 +138,7 @@ def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np
         return {c: mean_of([r for r in images if r["true"] == c], key) for c in CLASSES}
 
     return {"cam_class": cam_class, "band": BORDER_BAND, "border_area": border_area(),
+            "overlays": "every image" if every_overlay else f"the grids' images (first {report.GRID_SIZE} per class)",
             "mean_border_share": mean_of(images), "mean_border_share_by_true_class": by_class("border_share"),
             "region": test_set.region, "mean_lung_share": mean_of(images, "lung_share"),
             "mean_lung_area": mean_of(images, "lung_area"), "mean_lung_share_by_true_class": by_class("lung_share"),

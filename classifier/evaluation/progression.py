@@ -40,7 +40,7 @@ def render(manifest: Manifest, patient_id: str, run_dir: Path, out: Path, device
     """Write the figure to ``out`` (PNG) and return what it shows."""
     records = timeline(manifest, patient_id)
     overlays = out.parent / f"{out.stem}-overlays"
-    results = list(predict_files([r.file for r in records], run_dir, overlays, device=device))
+    results = list(predict_files([r.file for r in records], run_dir, overlays, "predicted", device=device))
     failed = [r for r in results if isinstance(r, ImageReadError)]
     if failed:
         raise failed[0]

@@ -146,6 +146,6 @@ def report_markdown(summary: dict) -> str:
         [[name, decimal(value), decimal(cam.get("mean_lung_share_by_true_class", {}).get(name)),
           decimal(cam.get("mean_lung_area_by_true_class", {}).get(name))]
          for name, value in cam["mean_border_share_by_true_class"].items()])
-    lines += ["", "Overlays for every test image: `gradcam/overlays/`; grids per true class: "
-              "`gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
+    lines += ["", f"Overlays for {cam.get('overlays', 'every image')} of the test split: `gradcam/overlays/`; "
+              "grids per true class: `gradcam/grid_<class>.png`; per-image values: `gradcam.json`.", ""]
     return "\n".join(lines + ["## Caveat", "", source_caveat(summary["train_sources"]), ""])

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from cxrdata import CXRDataset, Manifest, manifest_path
 from cxrdata.lungs.cache import fitted_masks
@@ -29,13 +28,10 @@ from runkit.resources import writing
 
 from classifier.evaluation.model_card import write_model_card
 from classifier.model.backbones import CXRClassifier
+from classifier.inference.probabilities import OPSET, TOLERANCE, Probabilities
 from classifier.inference.runs import known_patients, load_run_model, run_config, trained_classes
 
 FORMATS = ("onnx", "safetensors")
-OPSET = 18
-# ONNX Runtime and PyTorch sum in other orders: probabilities may differ by accumulated rounding.
-# 2**-13 is 1024 float32 ulps of 1.0, far below any real difference (a wrong export differs by > 1e-2).
-TOLERANCE = 2.0 ** -13
 EXPORT_ROOT = rundir.runs_root("export")
 CHECKED_IMAGES = 64  # test images compared between ONNX Runtime and PyTorch
 LUNG_FOLDS = "lung_folds.json"
@@ -43,17 +39,6 @@ LUNG_FOLDS = "lung_folds.json"
 
 class ExportError(ValueError):
     """An export cannot be made or does not reproduce the model; the message says why."""
-
-
-class Probabilities(nn.Module):
-    """The model followed by softmax: what an exported graph computes."""
-
-    def __init__(self, model: CXRClassifier):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image).softmax(1)
 
 
 class RegionProbabilities(Probabilities):

@@ -57,8 +57,9 @@ def png_data_url(rgb: np.ndarray) -> str:
 class Service:
     """The loaded model and gate; :meth:`analyse` answers for one uploaded file's bytes."""
 
-    def __init__(self, run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False):
-        self.predictor = Predictor(run_dir, device, allow_unfinished)
+    def __init__(self, run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False,
+                 engine: str = "auto"):
+        self.predictor = Predictor(run_dir, device, allow_unfinished, engine)
         self.summary = model_summary(run_dir, self.predictor.config)
         self.check = checker_for_run(self.predictor.config)
         self._lock = threading.Lock()
@@ -87,9 +88,10 @@ class Service:
 
 
 def create_app(run_dir: Path | str, device: str = "auto", allow_unfinished: bool = False,
-               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, max_files: int = DEFAULT_MAX_FILES):
+               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, max_files: int = DEFAULT_MAX_FILES,
+               engine: str = "auto"):
     """The FastAPI application serving the page and the API for one run."""
-    service = Service(run_dir, device, allow_unfinished)
+    service = Service(run_dir, device, allow_unfinished, engine)
     limit = int(max_upload_mb * 2**20)
     page = resources.files("classifier").joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(title="cxr classify serve", description=DISCLAIMER, docs_url=None, redoc_url=None)

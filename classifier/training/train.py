@@ -28,7 +28,8 @@ from classifier.model.backbones import build_model, CXRClassifier
 from classifier.model.checkpoints import checkpoint_payload, load_weights
 from classifier.model.freezing import freeze_backbone, set_training_mode, unfreeze_top
 from classifier.evaluation.model_card import write_model_card
-from classifier.evaluation.held_out import predict_probabilities, write_cross_source, write_evaluation
+from classifier.evaluation.held_out import write_cross_source, write_evaluation
+from classifier.inference.probabilities import ProbabilityEngine
 from classifier.model.weights import describe_weights
 from classifier.training.shortcuts import restyle, source_balanced_weights
 
@@ -105,8 +106,9 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
         return run_dir
     best = checkpoint.load(run_dir / "best.pt", map_location=device)
     load_weights(model, best, run_dir / "best.pt")
-    cross_source = write_cross_source(model, splits, config, run_dir, device, progress)
-    summary = write_evaluation(model, datasets["test"], splits, config, run_dir, device,
+    engine = ProbabilityEngine(model, config.image_size, device)
+    cross_source = write_cross_source(engine, splits, config, run_dir, progress)
+    summary = write_evaluation(engine, datasets["test"], splits, config, run_dir,
                                training={**history, "best_epoch": best["epoch"]}, cross_source=cross_source,
                                progress=progress)
     rundir.mark_finished(run_dir, {"test_accuracy": summary["accuracy"], "best_epoch": best["epoch"]})
@@ -360,7 +362,8 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
 def evaluate_loss(model: CXRClassifier, dataset: CXRDataset, batch_size: int,
                   device: torch.device) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on ``dataset``."""
-    probabilities = torch.from_numpy(predict_probabilities(model, dataset, batch_size, device))
+    engine = ProbabilityEngine(model, dataset.size, device, "pytorch")  # new weights every epoch: no graph
+    probabilities = torch.from_numpy(engine.dataset(dataset, batch_size))
     loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), dataset.labels).item()
     return loss, (probabilities.argmax(1) == dataset.labels).float().mean().item()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,9 +41,8 @@ def _identity(record: Record) -> str:
     return record.sha256 or sha256_of(record.file)
 
 
-def _cached_path(segmenter: Segmenter, record: Record) -> Path:
-    identity = _identity(record)
-    return mask_cache_dir(segmenter) / f"{identity}-f{segmenter.fold_for(record.patient_id, identity)}.png"
+def _cached_path(segmenter: Segmenter, identity: str, patient_id: str | None) -> Path:
+    return mask_cache_dir(segmenter) / f"{identity}-f{segmenter.fold_for(patient_id, identity)}.png"
 
 
 def _read_png(path: Path) -> np.ndarray | None:
@@ -62,23 +62,30 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
 
 def lung_masks(manifest: Manifest, segmenter: Segmenter, progress: bool = True) -> list[np.ndarray]:
     """Boolean lung masks of every image of ``manifest`` at the image's own size (cross-fitted)."""
+    return cached_masks([(_identity(r), r.patient_id) for r in manifest], lambda i: decode_native(manifest[i]),
+                        segmenter, progress, manifest.name)
+
+
+def cached_masks(images: list[tuple[str, str | None]], decode: Callable[[int], np.ndarray], segmenter: Segmenter,
+                 progress: bool = True, name: str = "images") -> list[np.ndarray]:
+    """Boolean lung masks of images known by ``(sha256, patient id or None)``, from the cache, or
+    predicted in batches by their fold models (``decode(i)``: image ``i`` at its own size) and cached."""
     masks: list[np.ndarray | None] = []
-    for record in manifest:
-        cached = _cached_path(segmenter, record)
-        mask = _read_png(cached) if cached.is_file() else None
-        masks.append(mask)
-    missing = [i for i, m in enumerate(masks) if m is None]
+    for identity, patient in images:
+        cached = _cached_path(segmenter, identity, patient)
+        masks.append(_read_png(cached) if cached.is_file() else None)
     by_fold: dict[int, list[int]] = {}
-    for i in missing:
-        by_fold.setdefault(segmenter.fold_for(manifest[i].patient_id, _identity(manifest[i])), []).append(i)
-    with tqdm(total=len(missing), desc=f"segmenting lungs of {manifest.name}", unit="img",
+    for i, mask in enumerate(masks):
+        if mask is None:
+            by_fold.setdefault(segmenter.fold_for(images[i][1], images[i][0]), []).append(i)
+    missing = sum(map(len, by_fold.values()))
+    with tqdm(total=missing, desc=f"segmenting lungs of {name}", unit="img",
               disable=not progress or not missing) as bar:
         for fold, indices in by_fold.items():
             for start in range(0, len(indices), BATCH):
                 chosen = indices[start:start + BATCH]
-                grays = [decode_native(manifest[i]) for i in chosen]
-                for i, mask in zip(chosen, segmenter.masks(grays, fold)):
-                    save_mask(_cached_path(segmenter, manifest[i]), mask)
+                for i, mask in zip(chosen, segmenter.masks([decode(i) for i in chosen], fold)):
+                    save_mask(_cached_path(segmenter, *images[i]), mask)
                     masks[i] = mask
                 bar.update(len(chosen))
     return masks  # type: ignore[return-value]

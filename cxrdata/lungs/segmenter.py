@@ -88,15 +88,22 @@ class Segmenter:
         self.info: dict = json.loads(metadata["info"])
         self.image_size = int(self.info["settings"]["image_size"])
         self.device = torch.device(device)
-        self.models = []
+        self._tensors = tensors
+
+    @functools.cached_property
+    def models(self) -> list[torch.nn.Module]:
+        """The fold models, built on first use (a run whose masks are all cached never needs them)."""
+        models = []
         for i in range(self.folds):
             with torch.random.fork_rng(devices=[]):  # a model's random init must not move the caller's RNG
                 network = build_network(imagenet=False)
             prefix = f"fold{i}."
             state = {k[len(prefix):]: v.float() if v.is_floating_point() else v
-                     for k, v in tensors.items() if k.startswith(prefix)}
+                     for k, v in self._tensors.items() if k.startswith(prefix)}
             network.load_state_dict(state, strict=True)
-            self.models.append(network.eval().to(self.device, memory_format=torch.channels_last))
+            models.append(network.eval().to(self.device, memory_format=torch.channels_last))
+        del self._tensors
+        return models
 
     def fold_for(self, patient_id: str | None, image_sha256: str) -> int:
         """The fold whose model segments this image (see the module's docstring)."""
