@@ -17,7 +17,7 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
                      log=lambda m: None)
     result = json.loads(path.read_text())
     for key in ("device", "torch", "threads", "cpu", "matmul", "gan", "gan_busy", "gan_region", "gan_data",
-                "classifier", "onnx", "data", "epoch", "lungs"):
+                "classifier", "onnx", "data", "epoch", "lungs", "layout", "gan_layout", "predict", "evaluation"):
         assert key in result, key
     assert [o["backbone"] for o in result["onnx"]] == ["resnet18", "efficientnet_lite0"]
     for o in result["onnx"]:
@@ -43,6 +43,18 @@ def test_quick_bench_runs_every_step_and_records_every_field(tmp_path):
     assert [c["backbone"] for c in result["classifier"]] == ["resnet18", "efficientnet_lite0"]
     for c in result["classifier"]:
         assert c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 and c["gradcam_ms_per_image"] > 0
+    assert [c["backbone"] for c in result["layout"]] == ["resnet18", "efficientnet_lite0"]
+    assert all(c["train_images_per_s"] > 0 and c["inference_images_per_s"] > 0 for c in result["layout"])
+    layout = result["gan_layout"]
+    assert layout["ratio"] == layout["channels_last"]["median"] / layout["contiguous"]["median"] > 0
+    predict = result["predict"]
+    assert predict["files"] == 12 and set(predict["engines"]) == {"onnxruntime", "onnxruntime +cam", "pytorch",
+                                                                   "pytorch +cam"}
+    assert all(r["images_per_s"] > 0 and r["first_call_seconds"] > 0 for r in predict["engines"].values())
+    assert set(result["evaluation"]["engines"]) == {"onnxruntime", "pytorch"}
+    assert all(r["seconds"]["median"] > 0 for r in result["evaluation"]["engines"].values())
+    for row in ("channels-last / contig.", "predict 12 files 32px, onnxruntime +cam", "run evaluation"):
+        assert row in table(result), row
     assert result["data"]["cold"]["images"] == 12 and result["data"]["warm"]["images_per_s"] > 0
     assert result["epoch"]["cached"]["median"] > 0 and result["epoch"]["decoding"]["median"] > 0
     lungs = result["lungs"]

@@ -52,14 +52,16 @@ class Plan:
     busy_size: int  # the CycleGAN step timed beside a busy program
     reference_sizes: tuple[int, ...]  # --reference: ours and the reference's train.py, A B A B
     lungs_size: int  # the lung segmenter's input side
+    predict_images: int  # corpus files predict is timed on (NIH first)
+    predict_size: int  # the stand-in run's image side for predict and evaluation
 
 
 FULL = Plan(gan_sizes=(64, 128, 256), gan_archs=("cpu", "paper"), classifier_size=224, data_size=224,
             data_images=0, epoch_images=512, matmul_n=4096, reps=3, warmup=1, busy_size=128,
-            reference_sizes=(64, 128), lungs_size=256)
+            reference_sizes=(64, 128), lungs_size=256, predict_images=300, predict_size=96)
 QUICK = Plan(gan_sizes=(32,), gan_archs=("cpu", "paper"), classifier_size=32, data_size=32,
              data_images=12, epoch_images=12, matmul_n=128, reps=2, warmup=1, busy_size=32,
-             reference_sizes=(32,), lungs_size=32)
+             reference_sizes=(32,), lungs_size=32, predict_images=12, predict_size=32)
 
 
 # ---- the steps (each runs in its own process) ----------------------------------------------------
@@ -162,6 +164,55 @@ def step_onnx(plan: Plan, backbone: str) -> dict:
             "batches": bench_onnx(backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup)}
 
 
+def step_layout(plan: Plan, backbone: str) -> dict:
+    """The classifier's training and inference in the channels-last memory layout (the contiguous
+    layout's row is the ``classifier`` step's)."""
+    from classifier.bench import bench_backbone
+
+    return {"backbone": backbone, "size": plan.classifier_size, **bench_backbone(
+        backbone, size=plan.classifier_size, reps=plan.reps, warmup=plan.warmup, channels_last=True)}
+
+
+def step_gan_layout(plan: Plan) -> dict:
+    """The cpu profile's CycleGAN step with both memory layouts."""
+    from cyclegan.bench import seconds_per_iteration
+    from cyclegan.config import from_profile
+
+    config = from_profile("cpu", precision="fp32")
+    size = min(config.image_size, plan.busy_size)
+    times = {("channels_last" if last else "contiguous"): seconds_per_iteration(
+        config.replace(channels_last=last), size, reps=plan.reps, warmup=plan.warmup) for last in (False, True)}
+    return {"size": size, **times, "ratio": times["channels_last"]["median"] / times["contiguous"]["median"]}
+
+
+def step_predict(plan: Plan) -> dict:
+    """``cxr classify predict`` on corpus files (NIH first) with a stand-in run of the cpu profile's
+    model, from an empty cache: its first call makes the graph and the lung masks."""
+    import tempfile
+
+    from classifier.bench import bench_predict, stand_in_run
+    from classifier.evaluation.crosssource import corpus_manifest
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["CXR_CACHE"] = str(Path(folder) / "cache")
+        files = [r.file for r in sorted(corpus_manifest(), key=lambda r: r.source != "nih")][:plan.predict_images]
+        run = stand_in_run(Path(folder) / "run", plan.predict_size)
+        return {"size": plan.predict_size, "files": len(files),
+                "engines": bench_predict(run, files, Path(folder) / "out", plan.reps)}
+
+
+def step_evaluation(plan: Plan) -> dict:
+    """A run's evaluation after training (out-of-source block and test split) with a stand-in run."""
+    import tempfile
+
+    from classifier.bench import bench_evaluation, stand_in_run
+
+    with tempfile.TemporaryDirectory() as folder:
+        run = stand_in_run(Path(folder) / "run", plan.predict_size)
+        return {"size": plan.predict_size,
+                "engines": bench_evaluation(run, Path(folder) / "out", plan.reps, plan.warmup)}
+
+
 def step_lungs(plan: Plan) -> dict:
     from cxrdata.lungs.bench import bench_segmenter
 
@@ -217,7 +268,8 @@ def step_epoch(plan: Plan) -> dict:
 
 STEPS = {"matmul": step_matmul, "gan": step_gan, "gan_step": step_gan_step, "gan_busy": step_gan_busy,
          "gan_region": step_gan_region, "gan_data": step_gan_data, "classifier": step_classifier,
-         "onnx": step_onnx, "data": step_data, "epoch": step_epoch, "lungs": step_lungs}
+         "onnx": step_onnx, "data": step_data, "epoch": step_epoch, "lungs": step_lungs, "layout": step_layout,
+         "gan_layout": step_gan_layout, "predict": step_predict, "evaluation": step_evaluation}
 
 
 def run_step(name: str, quick: bool, *args, env: dict | None = None) -> dict:
@@ -308,16 +360,23 @@ def run_bench(quick: bool = False, backbones: tuple[str, ...] = BACKBONES, out_d
     if reference is not None:
         result["reference"] = {"checkout": str(reference),
                                "rows": beside_reference(plan, reference, quick, precisions, log)}
+    result["gan_layout"] = run_step("gan_layout", quick)
+    log(f"gan cpu {result['gan_layout']['size']}px channels-last / contiguous: {result['gan_layout']['ratio']:.2f}×")
     result["gan_data"] = run_step("gan_data", quick)
     result["classifier"] = []
     for backbone in backbones:
         result["classifier"].append(run_step("classifier", quick, backbone))
         log(f"classifier {backbone}: done")
+    result["layout"] = [run_step("layout", quick, backbone) for backbone in backbones]
     result["onnx"] = []
     if not torch.cuda.is_available():  # CPU inference: ONNX Runtime's CPU provider beside PyTorch
         for backbone in backbones:
             result["onnx"].append(run_step("onnx", quick, backbone))
             log(f"onnx {backbone}: done")
+        result["predict"] = run_step("predict", quick)
+        log("predict: done")
+        result["evaluation"] = run_step("evaluation", quick)
+        log("evaluation: done")
     result["data"] = run_step("data", quick)
     result["epoch"] = run_step("epoch", quick)
     result["lungs"] = run_step("lungs", quick)
@@ -371,6 +430,11 @@ def table(result: dict) -> str:
         pair = f"{r['lungs']['median']:.3f}/{r['full']['median']:.3f}"
         lines.append(f"{'CycleGAN cpu ' + str(r['size']) + 'px b1 fp32: lungs region / whole':<46} {r['ratio']:>10.2f} "
                      f"{pair:>17} {'× (s/iter)':<10} {r['peak_rss_mib']:>8.0f}")
+    if "gan_layout" in result:
+        r = result["gan_layout"]
+        pair = f"{r['channels_last']['median']:.3f}/{r['contiguous']['median']:.3f}"
+        lines.append(f"{'CycleGAN cpu ' + str(r['size']) + 'px b1 fp32: channels-last / contig.':<46} "
+                     f"{r['ratio']:>10.2f} {pair:>17} {'× (s/iter)':<10} {r['peak_rss_mib']:>8.0f}")
     d = result["gan_data"]
     lines.append(f"{'CycleGAN batch draw from cache':<46} {1000 * d['seconds_per_batch']['median']:>10.2f} "
                  f"{'':>17} {'ms/batch':<10} {d['peak_rss_mib']:>8.0f}")
@@ -379,12 +443,32 @@ def table(result: dict) -> str:
                           ("gradcam_ms_per_image", "ms/img")):
             label = f"{c['backbone']} {c['size']}px {key.replace('_per_s', '').replace('_per_image', '')}"
             lines.append(f"{label:<46} {c[key]:>10.1f} {'':>17} {unit:<10} {c['peak_rss_mib']:>8.0f}")
+    contiguous = {c["backbone"]: c for c in result["classifier"]}
+    for c in result.get("layout", []):
+        for key in ("train_images_per_s", "inference_images_per_s"):
+            label = f"{c['backbone']} {c['size']}px {key.replace('_images_per_s', '')} channels-last / contig."
+            pair = f"{c[key]:.1f}/{contiguous[c['backbone']][key]:.1f}"
+            lines.append(f"{label:<46} {c[key] / contiguous[c['backbone']][key]:>10.2f} {pair:>17} "
+                         f"{'× (img/s)':<10} {c['peak_rss_mib']:>8.0f}")
     for o in result.get("onnx", []):
         for batch, rates in o["batches"].items():
             label = f"{o['backbone']} {o['size']}px b{batch} onnxruntime / pytorch"
             pair = f"{rates['onnxruntime_images_per_s']:.1f}/{rates['pytorch_images_per_s']:.1f}"
             lines.append(f"{label:<46} {rates['onnxruntime_images_per_s'] / rates['pytorch_images_per_s']:>10.2f} "
                          f"{pair:>17} {'× (img/s)':<10} {o['peak_rss_mib']:>8.0f}")
+    if "predict" in result:
+        p = result["predict"]
+        for name, row in p["engines"].items():
+            label = f"predict {p['files']} files {p['size']}px, {name}"
+            first = f"first {row['first_call_seconds']:.1f} s"
+            lines.append(f"{label:<46} {row['images_per_s']:>10.1f} {first:>17} {'img/s':<10} "
+                         f"{p['peak_rss_mib']:>8.0f}")
+    if "evaluation" in result:
+        e = result["evaluation"]
+        for name, row in e["engines"].items():
+            label = f"run evaluation ({row['test_images']} test + out-of-source), {name}"
+            lines.append(f"{label:<46} {row['seconds']['median']:>10.2f} {_range(row['seconds']):>17} {'s':<10} "
+                         f"{e['peak_rss_mib']:>8.0f}")
     for name in ("cold", "warm"):
         row = result["data"][name]
         lines.append(f"{'cxr3 train read ' + name + ' @ ' + str(result['plan']['data_size']) + 'px':<46} "
