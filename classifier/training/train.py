@@ -78,7 +78,7 @@ def _train(config: ClassifierConfig, splits: Splits, run_dir: Path, world: distr
     devices.tune_for(device)
     seeds.seed_everything(config.seed)
     model = build_model(config.backbone, config.weights, config.hide_lungs, config.equalize, config.head,
-                        config.region).to(device)
+                        config.region).placed(device)
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all ranks
     if world.rank:

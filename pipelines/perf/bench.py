@@ -255,7 +255,7 @@ def step_epoch(plan: Plan) -> dict:
     train = Manifest.read(manifest_path("cxr3")).select(split="train")
     cached = CXRDataset(Manifest(train.records[:plan.epoch_images], name="bench"), config.image_size,
                         progress=False)
-    model = build_model(config.backbone, config.weights).to(device)
+    model = build_model(config.backbone, config.weights).placed(device)
     optimizer = configure_stage(model, config, "end-to-end")
     scaler = grad_scaler(device)
     result = {"images": len(cached), "size": config.image_size, "backbone": config.backbone}
