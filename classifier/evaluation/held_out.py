@@ -106,7 +106,7 @@ def write_cams(folder: Path, test_set: CXRDataset, maps: np.ndarray, targets: np
     the share of CAM mass in the border band, and inside the lungs (the segmenter's masks, in the
     frame the model sees) beside the lungs' share of the image."""
     shares = border_share(torch.from_numpy(maps)).numpy()
-    lungs = seen_masks(test_set.manifest, test_set.size, test_set.region, progress=False)
+    lungs = seen_masks(test_set.manifest, test_set.size, test_set.region, progress=False, fitted=test_set.masks)
     lung_shares = mass_share(torch.from_numpy(maps), torch.from_numpy(lungs)).numpy()
     predicted = probabilities.argmax(1)
     images, grids = [], {c: ([], []) for c in CLASSES}

@@ -116,10 +116,10 @@ def shown(images: np.ndarray, masks: np.ndarray, region: str) -> np.ndarray:
 
 
 def seen_masks(manifest: Manifest, size: int, region: str, segmenter: Segmenter | None = None,
-               progress: bool = True) -> np.ndarray:
+               progress: bool = True, fitted: np.ndarray | None = None) -> np.ndarray:
     """``(N, size, size)`` bool lung masks in the frame a model of ``region`` sees (cropped as the
-    images are for ``lungs-only``; in place otherwise)."""
-    masks = fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
+    images are for ``lungs-only``; in place otherwise), from ``fitted`` (:func:`fitted_masks`) when given."""
+    masks = fitted if fitted is not None else fitted_masks(manifest, size, segmenter or default_segmenter(), progress)
     if region != "lungs-only" or not len(masks):
         return masks
     return shown(masks.astype(np.uint8) * 255, masks, region) >= 128
