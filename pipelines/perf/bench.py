@@ -447,28 +447,22 @@ def table(result: dict) -> str:
     for c in result.get("layout", []):
         for key in ("train_images_per_s", "inference_images_per_s"):
             label = f"{c['backbone']} {c['size']}px {key.replace('_images_per_s', '')} channels-last / contig."
-            pair = f"{c[key]:.1f}/{contiguous[c['backbone']][key]:.1f}"
-            lines.append(f"{label:<46} {c[key] / contiguous[c['backbone']][key]:>10.2f} {pair:>17} "
-                         f"{'× (img/s)':<10} {c['peak_rss_mib']:>8.0f}")
+            lines.append(_row(label, f"{c[key] / contiguous[c['backbone']][key]:.2f}",
+                              f"{c[key]:.1f}/{contiguous[c['backbone']][key]:.1f}", "× (img/s)", c["peak_rss_mib"]))
     for o in result.get("onnx", []):
         for batch, rates in o["batches"].items():
             label = f"{o['backbone']} {o['size']}px b{batch} onnxruntime / pytorch"
             pair = f"{rates['onnxruntime_images_per_s']:.1f}/{rates['pytorch_images_per_s']:.1f}"
             lines.append(f"{label:<46} {rates['onnxruntime_images_per_s'] / rates['pytorch_images_per_s']:>10.2f} "
                          f"{pair:>17} {'× (img/s)':<10} {o['peak_rss_mib']:>8.0f}")
-    if "predict" in result:
-        p = result["predict"]
-        for name, row in p["engines"].items():
-            label = f"predict {p['files']} files {p['size']}px, {name}"
-            first = f"first {row['first_call_seconds']:.1f} s"
-            lines.append(f"{label:<46} {row['images_per_s']:>10.1f} {first:>17} {'img/s':<10} "
-                         f"{p['peak_rss_mib']:>8.0f}")
-    if "evaluation" in result:
-        e = result["evaluation"]
-        for name, row in e["engines"].items():
-            label = f"run evaluation ({row['test_images']} test + out-of-source), {name}"
-            lines.append(f"{label:<46} {row['seconds']['median']:>10.2f} {_range(row['seconds']):>17} {'s':<10} "
-                         f"{e['peak_rss_mib']:>8.0f}")
+    p = result.get("predict", {"engines": {}})
+    lines += [_row(f"predict {p['files']} files {p['size']}px, {name}", f"{row['images_per_s']:.1f}",
+                   f"first {row['first_call_seconds']:.1f} s", "img/s", p["peak_rss_mib"])
+              for name, row in p["engines"].items()]
+    e = result.get("evaluation", {"engines": {}})
+    lines += [_row(f"run evaluation ({row['test_images']} test + out-of-source), {name}",
+                   f"{row['seconds']['median']:.2f}", _range(row["seconds"]), "s", e["peak_rss_mib"])
+              for name, row in e["engines"].items()]
     for name in ("cold", "warm"):
         row = result["data"][name]
         lines.append(f"{'cxr3 train read ' + name + ' @ ' + str(result['plan']['data_size']) + 'px':<46} "
@@ -489,6 +483,11 @@ def table(result: dict) -> str:
         lines.append(f"{'  the 1,754-image corpus, one fold model each':<46} {g['corpus_minutes']:>10.2f} "
                      f"{'':>17} {'min':<10}")
     return "\n".join(lines)
+
+
+def _row(label: str, value: str, spread: str, unit: str, peak_mib: float) -> str:
+    """One line of the table: what, its value, its spread (or a pair), the unit and the step's peak memory."""
+    return f"{label:<46} {value:>10} {spread:>17} {unit:<10} {peak_mib:>8.0f}"
 
 
 def _percent(rate: float, matmul: float) -> str:
