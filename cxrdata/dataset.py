@@ -34,16 +34,10 @@ class CXRDataset(Dataset):
         self.images: np.ndarray = (images if images is not None
                                    else cached_images(manifest, size, progress=progress, use_cache=use_cache))
         self.region = region
-        self.masks: np.ndarray | None = None  # (N, size, size) bool: the lungs its region used, in the image frame
-        if region != "full":
-            from .lungs.cache import fitted_masks, shown
-            from .lungs.regions import check_region
-            from .lungs.segmenter import default_segmenter
+        from .lungs.cache import region_view
 
-            check_region(region)
-            if len(manifest):
-                self.masks = fitted_masks(manifest, size, default_segmenter(), progress)
-                self.images = shown(self.images, self.masks, region)
+        # masks: (N, size, size) bool, the lungs its region used in the image frame (None for the whole image)
+        self.images, self.masks = region_view(manifest, self.images, region, progress=progress)
         self.labels = torch.tensor(manifest.labels, dtype=torch.long)
 
     def __len__(self) -> int:

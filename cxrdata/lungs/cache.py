@@ -103,9 +103,17 @@ def with_region(manifest: Manifest, images: np.ndarray, region: str, segmenter: 
                 progress: bool = True) -> np.ndarray:
     """``(N, size, size)`` uint8 ``images`` of ``manifest`` as a model of ``region`` sees them
     (:func:`cxrdata.lungs.regions.apply_region`, with each image's cross-fitted lung mask)."""
+    return region_view(manifest, images, region, segmenter, progress)[0]
+
+
+def region_view(manifest: Manifest, images: np.ndarray, region: str, segmenter: Segmenter | None = None,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`with_region`'s images and the ``(N, size, size)`` bool masks it fitted to them (None
+    for ``full`` or no images)."""
     if check_region(region) == "full" or not len(images):
-        return images
-    return shown(images, fitted_masks(manifest, images.shape[-1], segmenter or default_segmenter(), progress), region)
+        return images, None
+    masks = fitted_masks(manifest, images.shape[-1], segmenter or default_segmenter(), progress)
+    return shown(images, masks, region), masks
 
 
 def shown(images: np.ndarray, masks: np.ndarray, region: str) -> np.ndarray:
